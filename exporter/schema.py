@@ -1,0 +1,95 @@
+"""Typed config building blocks shared by every section.
+
+Each component declares its own section as a subclass of `Section` next to its
+code; config.py assembles them. Durations accept Prometheus-style strings
+("500ms", "15s", "5m") or plain seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+METRIC_NAME = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors (typos must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _parse_duration(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if not _DURATION.match(text):
+            raise ValueError(f"invalid duration {value!r}: use a number of seconds or e.g. 500ms, 15s, 5m, 1h")
+        return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    return value
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(_parse_duration),
+    AfterValidator(_positive),
+    WithJsonSchema({"anyOf": [{"type": "number", "exclusiveMinimum": 0},
+                              {"type": "string", "pattern": _DURATION.pattern}]}),
+]
+
+
+def _check_address(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"invalid address {value!r}: expected host:port")
+    return value
+
+
+Address = Annotated[str, AfterValidator(_check_address), Field(examples=["127.0.0.1:8125"])]
+
+
+def _check_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as err:
+        raise ValueError(f"invalid regular expression {value!r}: {err}") from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_check_regex)]
+LabelName = Annotated[str, Field(pattern=LABEL_NAME)]
+MetricName = Annotated[str, Field(pattern=METRIC_NAME)]
+# A target's name becomes a label value; keep it readable and non-empty.
+TargetName = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class CollectorConfig(Section):
+    """Base of a collector's section: every collector can be switched off and has a timeout."""
+
+    enabled: bool = True
+    timeout: Duration = 5.0
+
+
+class Target(Section):
+    """Base of one probe target: its name is the label that identifies it."""
+
+    name: TargetName
+    timeout: Duration = 5.0
+    # Run at most once per interval; scrapes in between reuse the last result.
+    interval: Duration | None = None

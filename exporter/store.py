@@ -1,0 +1,208 @@
+"""Pushed series: what StatsD and the exporter's own counters write, read at scrape time.
+
+The store is written by one thread (the ingest path) and read by the scraper, so
+the writers stay lock-free: a series is a small mutable object and creating one
+(rare) takes the lock that `collect()` takes. Limits, type conflicts and TTL
+expiry are decided here, once per new series, never per sample.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable
+from enum import Enum
+from itertools import accumulate
+from typing import NamedTuple
+
+from exporter.model import Family, FamilySpec, HistogramValue, MetricType, Sample, SummaryValue
+
+
+class Refusal(str, Enum):
+    """Why a new series was not created; the value is the `reason` label of the drop counter."""
+
+    TYPE_CONFLICT = "type_conflict"
+    LABEL_CONFLICT = "label_conflict"
+    FAMILY_LIMIT = "family_limit"
+    GLOBAL_LIMIT = "global_limit"
+
+
+class Counter:
+    __slots__ = ("value", "seen")
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self.seen = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+    def sample(self) -> float:
+        return self.value
+
+
+class Gauge:
+    __slots__ = ("value", "seen")
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self.seen = 0.0
+
+    def set(self, value: float) -> None:
+        self.value = value
+
+    def add(self, amount: float) -> None:
+        self.value += amount
+
+    def sample(self) -> float:
+        return self.value
+
+
+class Histogram:
+    """Per-bucket (not cumulative) counts so an observation touches one slot."""
+
+    __slots__ = ("bounds", "buckets", "sum", "seen")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.buckets = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+        self.seen = 0.0
+
+    def observe(self, value: float, count: int = 1) -> None:
+        # bisect_left: a value equal to a bound belongs to that bucket (le is inclusive).
+        self.buckets[bisect_left(self.bounds, value)] += count
+        self.sum += value * count
+
+    def sample(self) -> HistogramValue:
+        cumulative = list(accumulate(self.buckets))
+        return HistogramValue(cumulative[:-1], cumulative[-1], self.sum)
+
+
+class Summary:
+    """Quantiles over a bounded window of recent observations, for rules that ask for them."""
+
+    __slots__ = ("quantiles", "window", "size", "count", "sum", "seen", "_next")
+
+    def __init__(self, quantiles: tuple[float, ...], size: int = 1024) -> None:
+        self.quantiles = quantiles
+        self.window: list[float] = []
+        self.size = size
+        self.count = 0
+        self.sum = 0.0
+        self.seen = 0.0
+        self._next = 0
+
+    def observe(self, value: float, count: int = 1) -> None:
+        for _ in range(count):
+            if len(self.window) < self.size:
+                self.window.append(value)
+            else:
+                self.window[self._next] = value
+                self._next = (self._next + 1) % self.size
+        self.count += count
+        self.sum += value * count
+
+    def sample(self) -> SummaryValue:
+        ordered = sorted(self.window)
+        if not ordered:
+            return SummaryValue([(q, math.nan) for q in self.quantiles], self.count, self.sum)
+        last = len(ordered) - 1
+        return SummaryValue([(q, ordered[round(q * last)]) for q in self.quantiles], self.count, self.sum)
+
+
+Series = Counter | Gauge | Histogram | Summary
+
+
+class Limits(NamedTuple):
+    max_series: int = 100_000
+    max_series_per_family: int = 10_000
+
+
+class _Family:
+    __slots__ = ("spec", "series", "ttl")
+
+    def __init__(self, spec: FamilySpec, ttl: float) -> None:
+        self.spec = spec
+        self.series: dict[tuple[str, ...], Series] = {}
+        self.ttl = ttl
+
+
+def _new_series(spec: FamilySpec) -> Series:
+    if spec.type is MetricType.COUNTER:
+        return Counter()
+    if spec.type is MetricType.GAUGE:
+        return Gauge()
+    if spec.type is MetricType.HISTOGRAM:
+        return Histogram(spec.buckets)
+    return Summary(spec.buckets)  # a summary spec carries its quantiles in `buckets`
+
+
+class Store:
+    """Families of pushed series by full name; the only state StatsD writes."""
+
+    def __init__(self, limits: Limits = Limits(), clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._families: dict[str, _Family] = {}
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def series(self, spec: FamilySpec, labels: tuple[str, ...], ttl: float = 0.0) -> Series | Refusal:
+        """The series for these label values, created if new; a Refusal if it may not exist.
+
+        A family keeps the type and label names it was first created with; a later
+        spec that disagrees is refused without touching the existing series.
+        """
+        family = self._families.get(spec.name)
+        if family is not None:
+            found = family.series.get(labels)
+            if found is not None and family.spec == spec:
+                return found
+            if family.spec.type is not spec.type:
+                return Refusal.TYPE_CONFLICT
+            if family.spec.labels != spec.labels or family.spec.buckets != spec.buckets:
+                return Refusal.LABEL_CONFLICT
+        with self._lock:
+            family = self._families.get(spec.name)
+            if family is None:
+                family = self._families[spec.name] = _Family(spec, ttl)
+            found = family.series.get(labels)
+            if found is not None:
+                return found
+            if self._count >= self.limits.max_series:
+                return Refusal.GLOBAL_LIMIT
+            if len(family.series) >= self.limits.max_series_per_family:
+                return Refusal.FAMILY_LIMIT
+            created = family.series[labels] = _new_series(spec)
+            created.seen = self._clock()
+            self._count += 1
+            return created
+
+    def expire(self, now: float | None = None) -> int:
+        """Drop series not updated within their family's TTL; returns how many went."""
+        now = self._clock() if now is None else now
+        expired = 0
+        with self._lock:
+            for family in self._families.values():
+                if family.ttl <= 0:
+                    continue
+                stale = [k for k, s in family.series.items() if now - s.seen > family.ttl]
+                for key in stale:
+                    del family.series[key]
+                expired += len(stale)
+            self._count -= expired
+        return expired
+
+    def collect(self) -> list[Family]:
+        with self._lock:
+            return [
+                Family(f.spec, [Sample(labels, s.sample()) for labels, s in list(f.series.items())])
+                for f in self._families.values()
+                if f.series
+            ]
