@@ -56,8 +56,150 @@ BATCH_ITEMS = FamilySpec(
     "batch_items_total", C, "Items processed in batches, by outcome.", ("queue", "outcome"))
 
 # --- host (collectors/host.py) ------------------------------------------------
+# Names follow node_exporter's where one exists, so its alert rules port with a prefix change.
+_DEV, _FS = ("device",), ("device", "mountpoint", "fstype")
+HOST_CPU_SECONDS = FamilySpec(
+    "host_cpu_seconds_total", C, "CPU time spent in each mode, summed over all CPUs.", ("mode",), unit="seconds")
+HOST_CPUS = FamilySpec("host_cpus", G, "Logical CPUs online.")
+HOST_LOAD1 = FamilySpec("host_load1", G, "Load average over 1 minute.")
+HOST_LOAD5 = FamilySpec("host_load5", G, "Load average over 5 minutes.")
+HOST_LOAD15 = FamilySpec("host_load15", G, "Load average over 15 minutes.")
+HOST_MEMORY_TOTAL = FamilySpec("host_memory_total_bytes", G, "Usable physical memory.", unit="bytes")
+HOST_MEMORY_AVAILABLE = FamilySpec(
+    "host_memory_available_bytes", G, "Memory available for new work without swapping (MemAvailable).",
+    unit="bytes")
+HOST_MEMORY_USED = FamilySpec(
+    "host_memory_used_bytes", G, "Memory in use: total minus available (as psutil and free(1) count it).",
+    unit="bytes")
+HOST_MEMORY_FREE = FamilySpec("host_memory_free_bytes", G, "Memory not used for anything (MemFree).", unit="bytes")
+HOST_MEMORY_CACHED = FamilySpec(
+    "host_memory_cached_bytes", G, "Page cache plus reclaimable slab.", unit="bytes")
+HOST_MEMORY_BUFFERS = FamilySpec(
+    "host_memory_buffers_bytes", G, "Memory in block device buffers.", unit="bytes")
+HOST_SWAP_TOTAL = FamilySpec("host_swap_total_bytes", G, "Swap space configured.", unit="bytes")
+HOST_SWAP_USED = FamilySpec("host_swap_used_bytes", G, "Swap space in use.", unit="bytes")
+HOST_SWAP_IN = FamilySpec("host_swap_in_bytes_total", C, "Bytes swapped in from disk.", unit="bytes")
+HOST_SWAP_OUT = FamilySpec("host_swap_out_bytes_total", C, "Bytes swapped out to disk.", unit="bytes")
+HOST_FS_SIZE = FamilySpec("host_filesystem_size_bytes", G, "Filesystem size.", _FS, unit="bytes")
+HOST_FS_FREE = FamilySpec(
+    "host_filesystem_free_bytes", G, "Free filesystem space, including blocks reserved for root.", _FS,
+    unit="bytes")
+HOST_FS_AVAIL = FamilySpec(
+    "host_filesystem_avail_bytes", G, "Filesystem space available to non-root users.", _FS, unit="bytes")
+HOST_FS_USED = FamilySpec(
+    "host_filesystem_used_bytes", G, "Filesystem space in use (size minus free).", _FS, unit="bytes")
+HOST_FS_FILES = FamilySpec("host_filesystem_files", G, "Inodes on the filesystem.", _FS)
+HOST_FS_FILES_FREE = FamilySpec("host_filesystem_files_free", G, "Free inodes on the filesystem.", _FS)
+HOST_FS_ERROR = FamilySpec(
+    "host_filesystem_device_error", G,
+    "1 if the filesystem could not be measured (statfs failed or is still hanging from an earlier scrape).",
+    _FS)
+HOST_DISK_READ_BYTES = FamilySpec(
+    "host_disk_read_bytes_total", C, "Bytes read from the block device.", _DEV, unit="bytes")
+HOST_DISK_WRITTEN_BYTES = FamilySpec(
+    "host_disk_written_bytes_total", C, "Bytes written to the block device.", _DEV, unit="bytes")
+HOST_DISK_READS = FamilySpec("host_disk_reads_completed_total", C, "Reads completed by the block device.", _DEV)
+HOST_DISK_WRITES = FamilySpec(
+    "host_disk_writes_completed_total", C, "Writes completed by the block device.", _DEV)
+HOST_DISK_READ_TIME = FamilySpec(
+    "host_disk_read_time_seconds_total", C, "Time spent on reads (divide by reads for mean latency).", _DEV,
+    unit="seconds")
+HOST_DISK_WRITE_TIME = FamilySpec(
+    "host_disk_write_time_seconds_total", C, "Time spent on writes (divide by writes for mean latency).", _DEV,
+    unit="seconds")
+HOST_DISK_IO_TIME = FamilySpec(
+    "host_disk_io_time_seconds_total", C, "Time the device had I/O in flight (its utilisation).", _DEV,
+    unit="seconds")
+HOST_NET_RX_BYTES = FamilySpec(
+    "host_network_receive_bytes_total", C, "Bytes received by the interface.", _DEV, unit="bytes")
+HOST_NET_TX_BYTES = FamilySpec(
+    "host_network_transmit_bytes_total", C, "Bytes sent by the interface.", _DEV, unit="bytes")
+HOST_NET_RX_PACKETS = FamilySpec(
+    "host_network_receive_packets_total", C, "Packets received by the interface.", _DEV)
+HOST_NET_TX_PACKETS = FamilySpec(
+    "host_network_transmit_packets_total", C, "Packets sent by the interface.", _DEV)
+HOST_NET_RX_ERRORS = FamilySpec(
+    "host_network_receive_errors_total", C, "Receive errors on the interface.", _DEV)
+HOST_NET_TX_ERRORS = FamilySpec(
+    "host_network_transmit_errors_total", C, "Transmit errors on the interface.", _DEV)
+HOST_NET_RX_DROPS = FamilySpec(
+    "host_network_receive_drops_total", C, "Received packets dropped by the interface.", _DEV)
+HOST_NET_TX_DROPS = FamilySpec(
+    "host_network_transmit_drops_total", C, "Outgoing packets dropped by the interface.", _DEV)
+HOST_FILEFD_ALLOCATED = FamilySpec(
+    "host_filefd_allocated", G, "File descriptors allocated system-wide (first field of /proc/sys/fs/file-nr).")
+HOST_FILEFD_MAXIMUM = FamilySpec(
+    "host_filefd_maximum", G, "Most file descriptors the kernel allocates (fs.file-max).")
+HOST_BOOT_TIME = FamilySpec("host_boot_time_seconds", G, "Unix time the host booted.", unit="seconds")
+HOST_CONTEXT_SWITCHES = FamilySpec("host_context_switches_total", C, "Context switches since boot.")
+HOST_INTERRUPTS = FamilySpec("host_interrupts_total", C, "Interrupts serviced since boot.")
+HOST_FORKS = FamilySpec("host_forks_total", C, "Processes and threads created since boot.")
+HOST_PROCS_RUNNING = FamilySpec("host_procs_running", G, "Threads runnable or running now.")
+HOST_PROCS_BLOCKED = FamilySpec("host_procs_blocked", G, "Threads blocked waiting for I/O now.")
+
 # --- process groups (collectors/process.py) -----------------------------------
+# Counters include processes of the group that have exited since the exporter started,
+# so a restarting worker does not make rate() see a reset.
+_GROUP = ("group",)
+PROCESS_GROUP_CPU = FamilySpec(
+    "process_cpu_seconds_total", C, "CPU time used by the group's processes, by mode (user or system).",
+    ("group", "mode"), unit="seconds")
+PROCESS_GROUP_RSS = FamilySpec(
+    "process_resident_memory_bytes", G, "Resident memory of the group's processes, summed.", _GROUP,
+    unit="bytes")
+PROCESS_GROUP_VMS = FamilySpec(
+    "process_virtual_memory_bytes", G, "Virtual memory of the group's processes, summed.", _GROUP, unit="bytes")
+PROCESS_GROUP_THREADS = FamilySpec("process_threads", G, "Threads in the group's processes.", _GROUP)
+PROCESS_GROUP_FDS = FamilySpec(
+    "process_open_fds", G, "Open file descriptors of the group's processes (those the exporter may read).",
+    _GROUP)
+PROCESS_GROUP_PROCESSES = FamilySpec("process_processes", G, "Processes in the group now.", _GROUP)
+PROCESS_GROUP_READ = FamilySpec(
+    "process_read_bytes_total", C, "Bytes the group's processes caused to be read from storage.", _GROUP,
+    unit="bytes")
+PROCESS_GROUP_WRITTEN = FamilySpec(
+    "process_written_bytes_total", C, "Bytes the group's processes caused to be written to storage.", _GROUP,
+    unit="bytes")
+PROCESS_GROUP_OLDEST_START = FamilySpec(
+    "process_oldest_start_time_seconds", G, "Unix start time of the group's oldest process.", _GROUP,
+    unit="seconds")
+
 # --- container (collectors/container.py) --------------------------------------
+# Names follow cAdvisor's where one exists. Limits are omitted when the cgroup has none.
+CONTAINER_MEMORY_USAGE = FamilySpec(
+    "container_memory_usage_bytes", G, "Memory charged to the cgroup, page cache included.", unit="bytes")
+CONTAINER_MEMORY_WORKING_SET = FamilySpec(
+    "container_memory_working_set_bytes", G,
+    "Usage minus inactive page cache: what the kernel cannot reclaim easily (what the OOM killer and kubelet watch).",
+    unit="bytes")
+CONTAINER_MEMORY_RSS = FamilySpec(
+    "container_memory_rss_bytes", G, "Anonymous memory (heap, stacks) of the cgroup.", unit="bytes")
+CONTAINER_MEMORY_CACHE = FamilySpec(
+    "container_memory_cache_bytes", G, "Page cache charged to the cgroup.", unit="bytes")
+CONTAINER_MEMORY_LIMIT = FamilySpec(
+    "container_memory_limit_bytes", G, "Memory limit of the cgroup (absent when unlimited).", unit="bytes")
+CONTAINER_MEMORY_EVENTS = FamilySpec(
+    "container_memory_events_total", C,
+    "Memory events of the cgroup: low, high, max (limit hit), oom, oom_kill.", ("event",))
+CONTAINER_CPU_USAGE = FamilySpec(
+    "container_cpu_usage_seconds_total", C, "CPU time used by the cgroup.", unit="seconds")
+CONTAINER_CPU_USER = FamilySpec(
+    "container_cpu_user_seconds_total", C, "CPU time used by the cgroup in user mode.", unit="seconds")
+CONTAINER_CPU_SYSTEM = FamilySpec(
+    "container_cpu_system_seconds_total", C, "CPU time used by the cgroup in kernel mode.", unit="seconds")
+CONTAINER_CPU_PERIODS = FamilySpec(
+    "container_cpu_cfs_periods_total", C, "CFS enforcement periods that elapsed with the cgroup runnable.")
+CONTAINER_CPU_THROTTLED_PERIODS = FamilySpec(
+    "container_cpu_cfs_throttled_periods_total", C, "CFS periods in which the cgroup was throttled.")
+CONTAINER_CPU_THROTTLED_SECONDS = FamilySpec(
+    "container_cpu_cfs_throttled_seconds_total", C, "Time the cgroup's threads spent throttled.",
+    unit="seconds")
+CONTAINER_CPU_LIMIT = FamilySpec(
+    "container_cpu_limit_cores", G, "CPU limit of the cgroup in cores: quota / period (absent when unlimited).")
+CONTAINER_PIDS = FamilySpec("container_pids", G, "Tasks (processes and threads) in the cgroup.")
+CONTAINER_PIDS_LIMIT = FamilySpec(
+    "container_pids_limit", G, "Most tasks the cgroup may hold (absent when unlimited).")
+
 # --- probes (collectors/redis.py, memcached.py, pgbouncer.py, postgres.py, sql.py, http.py)
 
 # --- the exporter itself --------------------------------------------------------

@@ -1,0 +1,177 @@
+"""Load the YAML config into typed, frozen sections; report every problem as path:line.
+
+The collectors' and probes' sections are assembled from collectors.REGISTRY, so a
+new collector's options are validated, documented in the JSON Schema and
+reloadable without touching this file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, create_model, field_validator
+
+from exporter.collectors import REGISTRY
+from exporter.schema import Address, Section
+from exporter.statsd.config import StatsdConfig
+
+DEFAULT_LISTEN_ADDRESS = ":9725"
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+Location = tuple[str | int, ...]
+
+
+class ConfigError(Exception):
+    """Every problem found in a config file, each as 'file:line: path: message'."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source}: {len(problems)} problem(s) in the configuration")
+        self.source = source
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+
+class WebSection(Section):
+    # ":9725" listens on every interface, as other exporters do.
+    listen_address: Address = DEFAULT_LISTEN_ADDRESS
+    telemetry_path: str = Field("/metrics", pattern=r"^/[^?#\s]*$")
+    # Scrapes served at once; more wait, so a flood of clients cannot pile up work.
+    max_concurrent_scrapes: int = Field(4, ge=1, le=256)
+
+
+def _collector_sections() -> tuple[type[Section], type[Section]]:
+    plain = {name: (e.config, e.config()) for name, e in REGISTRY.items() if not e.targets}
+    probes = {name: (list[e.config], []) for name, e in REGISTRY.items() if e.targets}  # type: ignore[valid-type]
+    validators = {"_unique_names": field_validator(*probes, check_fields=False)(_unique_names)} if probes else {}
+    collectors = create_model("Collectors", __base__=Section, **plain)  # type: ignore[call-overload]
+    targets = create_model("Probes", __base__=Section, __validators__=validators, **probes)  # type: ignore[call-overload]
+    return collectors, targets
+
+
+def _unique_names(cls: Any, targets: list[Any]) -> list[Any]:
+    names = [t.name for t in targets]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"target names must be unique, repeated: {', '.join(duplicates)}")
+    return targets
+
+
+Collectors, Probes = _collector_sections()
+
+
+class Config(Section):
+    # Prefix of every built-in family; dashboards and rules assume the default.
+    namespace: str = Field("apm", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    web: WebSection = WebSection()
+    collectors: Collectors = Collectors()  # type: ignore[valid-type]
+    probes: Probes = Probes()  # type: ignore[valid-type]
+    statsd: StatsdConfig = StatsdConfig()
+
+
+def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(source, [f"{source}: cannot read: {err}"]) from None
+    return parse(text, source, os.environ if env is None else env)
+
+
+def parse(text: str, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if env is None else env
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError(source, [f"{where}: invalid YAML: {getattr(err, 'problem', err)}"]) from None
+    lines: dict[Location, int] = {}
+    problems: list[str] = []
+    data = _build(node, (), lines, problems, env, source) if node is not None else {}
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        problems.append(f"{source}:1: the top level must be a mapping of sections")
+        data = {}
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as err:
+        for e in err.errors(include_url=False):
+            loc = tuple(e["loc"])
+            problems.append(f"{source}:{_line(lines, loc)}: {_dotted(loc) or '(top)'}: {_message(e)}")
+        config = None
+    if problems:
+        raise ConfigError(source, problems)
+    assert config is not None
+    return config
+
+
+def json_schema() -> str:
+    schema = Config.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "apm-exporter configuration"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def _build(node: yaml.Node, path: Location, lines: dict[Location, int], problems: list[str],
+           env: Mapping[str, str], source: str) -> Any:
+    """Construct plain Python values from YAML nodes, remembering each path's line."""
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in out:
+                problems.append(f"{source}:{key_node.start_mark.line + 1}: {_dotted(path + (key,))}: duplicate key")
+            out[key] = _build(value_node, path + (key,), lines, problems, env, source)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, path + (i,), lines, problems, env, source) for i, item in enumerate(node.value)]
+    value = yaml.SafeLoader("").construct_object(node)  # resolved scalar (int, bool, str, …)
+    if isinstance(value, str) and "${" in value:
+        value = _interpolate(value, path, lines[path], problems, env, source)
+    return value
+
+
+def _interpolate(text: str, path: Location, line: int, problems: list[str],
+                 env: Mapping[str, str], source: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        problems.append(f"{source}:{line}: {_dotted(path)}: environment variable {name} is not set")
+        return ""
+
+    return _ENV.sub(replace, text)
+
+
+def _line(lines: Mapping[Location, int], loc: Location) -> int:
+    while loc and loc not in lines:
+        loc = loc[:-1]
+    return lines.get(loc, 1)
+
+
+def _dotted(loc: Location) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    msg = str(error["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if error["type"] == "extra_forbidden":
+        msg = "unknown key (check the spelling; see docs/configuration.md)"
+    return msg

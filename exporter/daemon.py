@@ -1,0 +1,156 @@
+"""Build everything from a Config, run it, reload it, stop it.
+
+Reload builds the new collectors and StatsD mapping off to the side and swaps
+them in only when all of them were built; otherwise the running config stays
+and the reload gauges say so. The pushed-series store and the web server
+survive reloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass
+
+from exporter import config as config_module
+from exporter import families
+from exporter.collectors import REGISTRY
+from exporter.collectors.exporter import ExporterCollector
+from exporter.config import Config, ConfigError
+from exporter.model import Family
+from exporter.schema import split_address
+from exporter.scrape import Job, Scraper
+from exporter.statsd import StatsD
+from exporter.store import Gauge, Limits, Store
+from exporter.web import Options, Server
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line flags that take precedence over the file (exporter conventions)."""
+
+    listen_address: str | None = None
+    telemetry_path: str | None = None
+    web_config_file: str | None = None
+    enable_lifecycle: bool = True
+
+
+def apply(config: Config, overrides: Overrides) -> Config:
+    web = config.web.model_copy(update={
+        k: v for k, v in (("listen_address", overrides.listen_address),
+                          ("telemetry_path", overrides.telemetry_path)) if v is not None})
+    return config.model_copy(update={"web": web})
+
+
+def build_jobs(config: Config) -> list[Job]:
+    """One job per enabled collector and per probe target; raises if any cannot be built."""
+    jobs = [Job(ExporterCollector(), "exporter")]
+    for name, entry in REGISTRY.items():
+        if entry.targets:
+            for target in getattr(config.probes, name):
+                jobs.append(Job(entry.factory(target), name, target.name, target.timeout,
+                                target.interval, is_probe=True))
+        else:
+            section = getattr(config.collectors, name)
+            if section.enabled:
+                jobs.append(Job(entry.factory(section), name, timeout=section.timeout))
+    return jobs
+
+
+class Daemon:
+    def __init__(self, config_path: str, config: Config, overrides: Overrides = Overrides()) -> None:
+        self.config_path = config_path
+        self.overrides = overrides
+        self.config = apply(config, overrides)
+        self.namespace = self.config.namespace
+        self.ready = False
+        self.stats = Store(Limits(max_series=1_000_000, max_series_per_family=1_000_000))
+        self.store = Store(_limits(self.config))
+        self.scraper = Scraper(build_jobs(self.config))
+        self.statsd = StatsD(self.config.statsd, self.store, self.stats)
+        self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._reload_ok = self._gauge(families.CONFIG_LAST_RELOAD_SUCCESSFUL)
+        self._reload_time = self._gauge(families.CONFIG_LAST_RELOAD_SUCCESS_TIME)
+        self._reload_ok.set(1.0)
+        self._reload_time.set(time.time())
+        self._scrapes = self.stats.series(families.SCRAPES, ())
+        self.server: Server | None = None
+
+    def _gauge(self, spec: families.FamilySpec) -> Gauge:
+        series = self.stats.series(spec, ())
+        assert isinstance(series, Gauge)
+        return series
+
+    async def collect(self) -> list[Family]:
+        self._scrapes.inc()  # type: ignore[union-attr]
+        out = await self.scraper.collect()
+        out += self.store.collect()
+        out += self.stats.collect()
+        return out
+
+    async def reload(self) -> str | None:
+        async with self._reload_lock:
+            try:
+                config = apply(config_module.load(self.config_path), self.overrides)
+                jobs = build_jobs(config)
+            except ConfigError as err:
+                return self._reload_failed(err.problems)
+            except Exception as err:  # a collector that cannot be built from a valid file
+                return self._reload_failed([f"{type(err).__name__}: {err}"])
+            try:
+                await self.statsd.reload(config.statsd)
+            except Exception as err:
+                for job in jobs:
+                    await job.collector.close()
+                return self._reload_failed([f"statsd: {type(err).__name__}: {err}"])
+            old, self.scraper = self.scraper, Scraper(jobs)
+            await old.close()
+            if config.web != self.config.web or config.namespace != self.config.namespace:
+                log.warning("web and namespace settings change only on restart")
+            self.config = config
+            self._reload_ok.set(1.0)
+            self._reload_time.set(time.time())
+            self.stats.series(families.CONFIG_RELOADS, ("success",)).inc()  # type: ignore[union-attr]
+            log.info("configuration reloaded", extra={"file": self.config_path, "collectors": len(jobs)})
+            return None
+
+    def _reload_failed(self, problems: list[str]) -> str:
+        for problem in problems:
+            log.error("configuration reload failed, keeping the running one", extra={"problem": problem})
+        self._reload_ok.set(0.0)
+        self.stats.series(families.CONFIG_RELOADS, ("failure",)).inc()  # type: ignore[union-attr]
+        return "; ".join(problems)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, web_options: Options) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        self.server = Server(self, web_options)
+        host, port = split_address(self.config.web.listen_address)
+        try:
+            await self.statsd.start()
+            await self.server.start(host, port)
+            self.ready = True
+            log.info("listening", extra={"address": self.config.web.listen_address,
+                                         "path": web_options.telemetry_path})
+            await self._stop.wait()
+        finally:
+            self.ready = False
+            log.info("stopping")
+            await self.server.stop()
+            await self.statsd.stop()
+            await self.scraper.close()
+
+
+def _limits(config: Config) -> Limits:
+    limits = config.statsd.limits
+    return Limits(limits.max_series, limits.max_series_per_family)

@@ -1,0 +1,249 @@
+"""The HTTP side: /metrics, lifecycle endpoints and a landing page, on asyncio + h11.
+
+A small server we control end to end, because the exporter's promises live
+here: a slow or hostile client is cut off (header and idle timeouts, header
+size limit, bounded body), scrapes run at most `max_concurrent_scrapes` at a
+time, and TLS and basic auth (webconfig.py) cover every endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import html
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import h11
+
+from exporter import __version__
+from exporter.exposition import negotiate, render
+from exporter.model import Family
+
+log = logging.getLogger(__name__)
+
+MAX_HEADER_BYTES = 16 * 1024
+MAX_BODY_BYTES = 64 * 1024
+HEADER_TIMEOUT = 10.0  # to receive a whole request head (slowloris)
+IDLE_TIMEOUT = 60.0  # between requests on a kept-alive connection
+SCRAPE_QUEUE_TIMEOUT = 30.0  # a scrape that waits longer for its turn gets 503
+MAX_CONNECTIONS = 256
+
+
+class Authenticator(Protocol):
+    def check(self, authorization: str | None) -> bool: ...
+
+
+class App(Protocol):
+    """What the server needs from the daemon; nothing else crosses this line."""
+
+    namespace: str
+    ready: bool
+
+    async def collect(self) -> Iterable[Family]: ...
+
+    async def reload(self) -> str | None:
+        """Reload the config; the error text on failure, None on success."""
+        ...
+
+
+@dataclass
+class Options:
+    telemetry_path: str = "/metrics"
+    enable_reload: bool = True
+    max_concurrent_scrapes: int = 4
+    ssl_context: ssl.SSLContext | None = None
+    authenticator: Authenticator | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    # Extra GET routes (e.g. profiling) given by the daemon: path -> handler(query) -> (type, body).
+    routes: dict[str, Callable[[str], Awaitable[tuple[str, bytes]]]] = field(default_factory=dict)
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Server:
+    def __init__(self, app: App, options: Options) -> None:
+        self.app = app
+        self.options = options
+        self._scrapes = asyncio.Semaphore(options.max_concurrent_scrapes)
+        self._connections: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        self._server = await asyncio.start_server(
+            self._accept, host or None, port, ssl=self.options.ssl_context,
+            ssl_handshake_timeout=HEADER_TIMEOUT if self.options.ssl_context else None,
+            reuse_address=True)
+
+    @property
+    def ports(self) -> list[int]:
+        assert self._server is not None
+        return [sock.getsockname()[1] for sock in self._server.sockets]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if len(self._connections) >= MAX_CONNECTIONS:
+            writer.close()
+            return
+        self._connections.add(task)
+        try:
+            await self._serve(reader, writer)
+        except (ConnectionError, asyncio.TimeoutError, ssl.SSLError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._connections.discard(task)
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        while True:
+            try:
+                request = await self._read_request(conn, reader)
+            except h11.RemoteProtocolError as err:
+                if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                    status = err.error_status_hint if err.error_status_hint >= 400 else 400
+                    await self._send(conn, writer, Response(status, b"bad request\n"), head=False,
+                                     gzip_ok=False, close=True)
+                return
+            if request is None:
+                return
+            method, target, headers, body = request
+            response = await self._dispatch(method, target, headers, body)
+            accept_encoding = headers.get(b"accept-encoding", b"").decode("latin-1")
+            await self._send(conn, writer, response, head=method == "HEAD",
+                             gzip_ok="gzip" in accept_encoding, close=False)
+            if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                return
+            try:
+                conn.start_next_cycle()
+            except h11.LocalProtocolError:
+                return
+
+    async def _read_request(self, conn: h11.Connection, reader: asyncio.StreamReader
+                            ) -> tuple[str, str, dict[bytes, bytes], bytes] | None:
+        request: h11.Request | None = None
+        body = bytearray()
+        started = False
+        async with asyncio.timeout(IDLE_TIMEOUT) as deadline:
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    data = await reader.read(65536)
+                    conn.receive_data(data)
+                    if data and not started:
+                        # Once a request has begun, all of it must arrive promptly (slowloris).
+                        started = True
+                        deadline.reschedule(asyncio.get_running_loop().time() + HEADER_TIMEOUT)
+                    continue
+                if isinstance(event, h11.ConnectionClosed):
+                    return None
+                if isinstance(event, h11.Request):
+                    request = event
+                elif isinstance(event, h11.Data):
+                    body += event.data
+                    if len(body) > MAX_BODY_BYTES:
+                        raise h11.RemoteProtocolError("body too large", error_status_hint=413)
+                elif isinstance(event, h11.EndOfMessage):
+                    assert request is not None
+                    headers = {k.lower(): v for k, v in request.headers}
+                    return request.method.decode("ascii", "replace"), request.target.decode("latin-1"), headers, bytes(body)
+
+    async def _dispatch(self, method: str, target: str, headers: dict[bytes, bytes], body: bytes) -> Response:
+        path, _, query = target.partition("?")
+        auth = self.options.authenticator
+        if auth is not None and not auth.check(_header(headers, b"authorization")):
+            return Response(401, b"Unauthorized\n", headers=[("WWW-Authenticate", 'Basic realm="apm-exporter"')])
+        if path == self.options.telemetry_path:
+            if method not in ("GET", "HEAD"):
+                return _not_allowed("GET, HEAD")
+            return await self._metrics(_header(headers, b"accept"))
+        if path == "/-/healthy":
+            return Response(200, b"Healthy.\n")
+        if path == "/-/ready":
+            return Response(200, b"Ready.\n") if self.app.ready else Response(503, b"Not ready.\n")
+        if path == "/-/reload":
+            if not self.options.enable_reload:
+                return Response(403, b"Reload is disabled (--no-web.enable-lifecycle).\n")
+            if method not in ("POST", "PUT"):
+                return _not_allowed("POST, PUT")
+            error = await self.app.reload()
+            if error is not None:
+                return Response(500, f"failed to reload config: {error}\n".encode())
+            return Response(200, b"Reloaded.\n")
+        if path in self.options.routes:
+            content_type, payload = await self.options.routes[path](query)
+            return Response(200, payload, content_type)
+        if path == "/":
+            return Response(200, self._landing(), "text/html; charset=utf-8")
+        return Response(404, b"Not found.\n")
+
+    async def _metrics(self, accept: str | None) -> Response:
+        fmt = negotiate(accept)
+        try:
+            async with asyncio.timeout(SCRAPE_QUEUE_TIMEOUT):
+                await self._scrapes.acquire()
+        except TimeoutError:
+            return Response(503, b"Too many concurrent scrapes.\n")
+        try:
+            families = await self.app.collect()
+            body = render(families, fmt, self.app.namespace)
+        finally:
+            self._scrapes.release()
+        return Response(200, body, fmt.value)
+
+    def _landing(self) -> bytes:
+        links = [(self.options.telemetry_path, "Metrics"), ("/-/healthy", "Health"), ("/-/ready", "Readiness")]
+        links += [(p, p) for p in sorted(self.options.routes)]
+        items = "".join(f'<li><a href="{html.escape(p)}">{html.escape(t)}</a></li>' for p, t in links)
+        reload = ("<p><code>POST /-/reload</code> reloads the configuration.</p>"
+                  if self.options.enable_reload else "")
+        return (
+            "<!doctype html><html><head><meta charset='utf-8'><title>apm-exporter</title></head>"
+            f"<body><h1>apm-exporter</h1><p>Version {html.escape(__version__)}</p><ul>{items}</ul>{reload}"
+            "</body></html>\n"
+        ).encode()
+
+    async def _send(self, conn: h11.Connection, writer: asyncio.StreamWriter, response: Response,
+                    head: bool, gzip_ok: bool, close: bool) -> None:
+        body = response.body
+        headers = [("Content-Type", response.content_type), *response.headers,
+                   *self.options.headers.items()]
+        if gzip_ok and len(body) > 1024:
+            body = gzip.compress(body, compresslevel=1)  # level 1: most of the saving, a fraction of the CPU
+            headers.append(("Content-Encoding", "gzip"))
+        headers.append(("Content-Length", str(len(body))))
+        if close:
+            headers.append(("Connection", "close"))
+        data = conn.send(h11.Response(status_code=response.status, headers=headers)) or b""
+        if not head and body:
+            data += conn.send(h11.Data(data=body)) or b""
+        data += conn.send(h11.EndOfMessage()) or b""
+        writer.write(data)
+        await writer.drain()
+
+
+def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
+    value = headers.get(name)
+    return value.decode("latin-1") if value is not None else None
+
+
+def _not_allowed(allow: str) -> Response:
+    return Response(405, b"Method not allowed.\n", headers=[("Allow", allow)])
+
