@@ -1,0 +1,77 @@
+"""Small helpers the host, process and container collectors share for reading /proc and /sys.
+
+These pseudo-files are read with raw os calls: open() plus a buffered reader costs
+several times more than the read itself, and a scrape reads dozens of them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+_CHUNK = 65536
+
+
+def read_bytes(path: str) -> bytes:
+    """The whole file; procfs hands out at most a page or so per read(), so loop."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, _CHUNK)
+        if len(data) < 4096:
+            return data
+        parts = [data]
+        while chunk := os.read(fd, _CHUNK):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+def read_text(path: str) -> str:
+    return read_bytes(path).decode("utf-8", "replace")
+
+
+def read_optional(path: str) -> str | None:
+    """The file's text, or None when it does not exist or may not be read (a normal state, not an error)."""
+    try:
+        return read_text(path)
+    except (FileNotFoundError, NotADirectoryError, PermissionError, ProcessLookupError):
+        return None
+
+
+def key_values(text: str) -> dict[str, int]:
+    """Parse `key value` lines (cgroup memory.stat, cpu.stat, memory.events); skips malformed lines."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                out[parts[0]] = int(parts[1])
+            except ValueError:
+                continue
+    return out
+
+
+def compile_filter(include: str | None, exclude: str | None) -> "NameFilter":
+    return NameFilter(re.compile(include) if include else None, re.compile(exclude) if exclude else None)
+
+
+class NameFilter:
+    """include/exclude regexes as node_exporter applies them: unanchored search, exclude wins."""
+
+    __slots__ = ("include", "exclude", "_cache")
+
+    def __init__(self, include: re.Pattern[str] | None, exclude: re.Pattern[str] | None) -> None:
+        self.include = include
+        self.exclude = exclude
+        # Device and mount names repeat every scrape; decide each once.
+        self._cache: dict[str, bool] = {}
+
+    def __call__(self, name: str) -> bool:
+        keep = self._cache.get(name)
+        if keep is None:
+            keep = (self.include is None or self.include.search(name) is not None) and (
+                self.exclude is None or self.exclude.search(name) is None)
+            if len(self._cache) < 4096:
+                self._cache[name] = keep
+        return keep

@@ -1,0 +1,369 @@
+"""Host metrics (CPU, load, memory, swap, filesystems, disks, network, fds) from /proc.
+
+The files are parsed here rather than through psutil: one read of /proc/stat gives
+CPU, context switches, interrupts, forks and boot time (psutil reads it three times),
+/proc/diskstats counts 512-byte sectors whatever the device's sector size (psutil
+scales by the hardware sector size), and `proc_root`/`rootfs` let a container watch
+its host through bind mounts, as node_exporter's --path.procfs/--path.rootfs do.
+Every section is independent: one unreadable file costs its own families, logged once
+per change of state, never the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import NamedTuple
+
+from exporter import families as F
+from exporter.collectors._procfs import compile_filter, read_text
+from exporter.model import Family
+from exporter.schema import CollectorConfig, Regex, Section
+
+log = logging.getLogger(__name__)
+
+# node_exporter 1.5's defaults, so the same filesystems and disks show up in both.
+DEFAULT_MOUNTPOINT_EXCLUDE = r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
+DEFAULT_FSTYPE_EXCLUDE = (
+    r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs"
+    r"|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$")
+# Partitions, RAM disks and loop devices: whole disks only, as node_exporter.
+DEFAULT_DISK_EXCLUDE = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$"
+
+CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice")
+SECTOR_BYTES = 512  # /proc/diskstats always counts 512-byte sectors
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+class Filesystems(Section):
+    """Which mounts to measure; patterns are unanchored regexes (anchor with ^ and $), exclude wins."""
+
+    mountpoint_include: Regex | None = None
+    mountpoint_exclude: Regex | None = DEFAULT_MOUNTPOINT_EXCLUDE
+    fstype_include: Regex | None = None
+    fstype_exclude: Regex | None = DEFAULT_FSTYPE_EXCLUDE
+
+
+class Disks(Section):
+    device_include: Regex | None = None
+    device_exclude: Regex | None = DEFAULT_DISK_EXCLUDE
+
+
+class Network(Section):
+    # Like node_exporter, every interface (lo included) by default.
+    device_include: Regex | None = None
+    device_exclude: Regex | None = None
+
+
+class Config(CollectorConfig):
+    # Where the host's /proc and / are seen: /host/proc and /host/root in a container with bind mounts.
+    proc_root: str = "/proc"
+    rootfs: str = "/"
+    filesystems: Filesystems = Filesystems()
+    disks: Disks = Disks()
+    network: Network = Network()
+
+
+# --- pure parsers (unit-tested on literal text) ---------------------------------------------
+
+
+class Stat(NamedTuple):
+    cpu_ticks: dict[str, int]
+    cpus: int
+    context_switches: int | None
+    interrupts: int | None
+    boot_time: int | None
+    forks: int | None
+    procs_running: int | None
+    procs_blocked: int | None
+
+
+def parse_stat(text: str) -> Stat:
+    """/proc/stat: the aggregate `cpu` line (in clock ticks), online CPUs and the kernel counters."""
+    ticks: dict[str, int] = {}
+    cpus = 0
+    single: dict[str, int] = {}
+    for line in text.splitlines():
+        if line.startswith("cpu"):
+            head, _, rest = line.partition(" ")
+            if head == "cpu":
+                ticks = dict(zip(CPU_MODES, map(int, rest.split())))
+            else:
+                cpus += 1
+        else:
+            # The intr line lists every IRQ after the total: only the first number is wanted.
+            parts = line.split(" ", 2)
+            if len(parts) >= 2 and parts[1].isdigit():
+                single[parts[0]] = int(parts[1])
+    return Stat(ticks, cpus, single.get("ctxt"), single.get("intr"), single.get("btime"),
+                single.get("processes"), single.get("procs_running"), single.get("procs_blocked"))
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    """/proc/meminfo in bytes, keyed without the colon."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts and parts[0].isdigit():
+            out[name] = int(parts[0]) * (1024 if len(parts) > 1 and parts[1] == "kB" else 1)
+    return out
+
+
+class Memory(NamedTuple):
+    total: int
+    available: int
+    used: int
+    free: int
+    cached: int
+    buffers: int
+    swap_total: int
+    swap_used: int
+
+
+def memory(meminfo: dict[str, int]) -> Memory:
+    """psutil's and free(1)'s definitions: used = total - available, cached includes reclaimable slab."""
+    total = meminfo["MemTotal"]
+    free = meminfo.get("MemFree", 0)
+    available = meminfo.get("MemAvailable")
+    if available is None:  # kernels before 3.14
+        available = free + meminfo.get("Buffers", 0) + meminfo.get("Cached", 0)
+    available = min(max(available, 0), total)
+    swap_total = meminfo.get("SwapTotal", 0)
+    return Memory(total, available, total - available, free,
+                  meminfo.get("Cached", 0) + meminfo.get("SReclaimable", 0), meminfo.get("Buffers", 0),
+                  swap_total, swap_total - meminfo.get("SwapFree", 0))
+
+
+def parse_swap_pages(vmstat: str) -> tuple[int, int]:
+    """(pages swapped in, pages swapped out) from /proc/vmstat."""
+    sin = sout = 0
+    for line in vmstat.splitlines():
+        if line.startswith("pswpin "):
+            sin = int(line[7:])
+        elif line.startswith("pswpout "):
+            sout = int(line[8:])
+    return sin, sout
+
+
+def _unescape_mount(field: str) -> str:
+    # /proc/*/mounts writes space, tab, newline and backslash as octal escapes.
+    if "\\" not in field:
+        return field
+    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+class Mount(NamedTuple):
+    device: str
+    mountpoint: str
+    fstype: str
+
+
+def parse_mounts(text: str) -> list[Mount]:
+    """/proc/*/mounts; a mountpoint mounted over is reported once, for the mount on top."""
+    by_point: dict[str, Mount] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 3:
+            mount = Mount(_unescape_mount(parts[0]), _unescape_mount(parts[1]), parts[2])
+            by_point.pop(mount.mountpoint, None)
+            by_point[mount.mountpoint] = mount
+    return list(by_point.values())
+
+
+class DiskStats(NamedTuple):
+    device: str
+    reads: int
+    read_sectors: int
+    read_ms: int
+    writes: int
+    write_sectors: int
+    write_ms: int
+    io_ms: int
+
+
+def parse_diskstats(text: str) -> list[DiskStats]:
+    out = []
+    for line in text.splitlines():
+        p = line.split()
+        if len(p) >= 14:
+            out.append(DiskStats(p[2], int(p[3]), int(p[5]), int(p[6]), int(p[7]), int(p[9]), int(p[10]),
+                                 int(p[12])))
+    return out
+
+
+class NetDev(NamedTuple):
+    device: str
+    rx_bytes: int
+    rx_packets: int
+    rx_errors: int
+    rx_drops: int
+    tx_bytes: int
+    tx_packets: int
+    tx_errors: int
+    tx_drops: int
+
+
+def parse_netdev(text: str) -> list[NetDev]:
+    """/proc/net/dev: two header lines, then `name: 8 receive fields 8 transmit fields`."""
+    out = []
+    for line in text.splitlines()[2:]:
+        name, sep, rest = line.partition(":")
+        v = rest.split()
+        if sep and len(v) >= 16:
+            out.append(NetDev(name.strip(), int(v[0]), int(v[1]), int(v[2]), int(v[3]),
+                              int(v[8]), int(v[9]), int(v[10]), int(v[11])))
+    return out
+
+
+def parse_file_nr(text: str) -> tuple[int, int]:
+    """/proc/sys/fs/file-nr: allocated, unused (always 0 since 2.6), maximum."""
+    allocated, _unused, maximum = text.split()[:3]
+    return int(allocated), int(maximum)
+
+
+def parse_loadavg(text: str) -> tuple[float, float, float]:
+    one, five, fifteen = text.split()[:3]
+    return float(one), float(five), float(fifteen)
+
+
+# --- the collector ----------------------------------------------------------------------------
+
+
+class HostCollector:
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._proc = config.proc_root.rstrip("/") or "/"
+        self._rootfs = config.rootfs
+        fs = config.filesystems
+        self._mountpoints = compile_filter(fs.mountpoint_include, fs.mountpoint_exclude)
+        self._fstypes = compile_filter(fs.fstype_include, fs.fstype_exclude)
+        self._disks = compile_filter(config.disks.device_include, config.disks.device_exclude)
+        self._netdevs = compile_filter(config.network.device_include, config.network.device_exclude)
+        # Mountpoints whose statfs has not returned yet (a dead NFS server): skipped until it does,
+        # so one hung mount costs one stuck thread, not one per scrape.
+        self._stuck: set[str] = set()
+        self._stuck_lock = threading.Lock()
+        self._failing: set[str] = set()
+        self._sections: tuple[tuple[str, Callable[[list[Family]], None]], ...] = (
+            ("stat", self._stat), ("loadavg", self._loadavg), ("memory", self._memory),
+            ("filesystems", self._filesystems), ("disks", self._diskstats), ("network", self._network),
+            ("filefd", self._filefd))
+
+    async def collect(self) -> list[Family]:
+        return await asyncio.to_thread(self._collect)
+
+    async def close(self) -> None:
+        return None
+
+    def _collect(self) -> list[Family]:
+        out: list[Family] = []
+        for name, section in self._sections:
+            try:
+                section(out)
+            except (OSError, ValueError, KeyError, IndexError) as err:
+                if name not in self._failing:
+                    self._failing.add(name)
+                    log.warning("host section unreadable", extra={"section": name, "err": repr(err)})
+                continue
+            if name in self._failing:
+                self._failing.discard(name)
+                log.info("host section readable again", extra={"section": name})
+        return out
+
+    def _path(self, rel: str) -> str:
+        return f"{self._proc}/{rel}"
+
+    def _stat(self, out: list[Family]) -> None:
+        stat = parse_stat(read_text(self._path("stat")))
+        out.append(F.HOST_CPU_SECONDS.family(((m,), t / _CLK_TCK) for m, t in stat.cpu_ticks.items()))
+        out.append(F.HOST_CPUS.one(stat.cpus))
+        for spec, value in ((F.HOST_CONTEXT_SWITCHES, stat.context_switches), (F.HOST_INTERRUPTS, stat.interrupts),
+                            (F.HOST_BOOT_TIME, stat.boot_time), (F.HOST_FORKS, stat.forks),
+                            (F.HOST_PROCS_RUNNING, stat.procs_running), (F.HOST_PROCS_BLOCKED, stat.procs_blocked)):
+            if value is not None:
+                out.append(spec.one(value))
+
+    def _loadavg(self, out: list[Family]) -> None:
+        one, five, fifteen = parse_loadavg(read_text(self._path("loadavg")))
+        out += [F.HOST_LOAD1.one(one), F.HOST_LOAD5.one(five), F.HOST_LOAD15.one(fifteen)]
+
+    def _memory(self, out: list[Family]) -> None:
+        mem = memory(parse_meminfo(read_text(self._path("meminfo"))))
+        out += [F.HOST_MEMORY_TOTAL.one(mem.total), F.HOST_MEMORY_AVAILABLE.one(mem.available),
+                F.HOST_MEMORY_USED.one(mem.used), F.HOST_MEMORY_FREE.one(mem.free),
+                F.HOST_MEMORY_CACHED.one(mem.cached), F.HOST_MEMORY_BUFFERS.one(mem.buffers),
+                F.HOST_SWAP_TOTAL.one(mem.swap_total), F.HOST_SWAP_USED.one(mem.swap_used)]
+        sin, sout = parse_swap_pages(read_text(self._path("vmstat")))
+        out += [F.HOST_SWAP_IN.one(sin * _PAGE_SIZE), F.HOST_SWAP_OUT.one(sout * _PAGE_SIZE)]
+
+    def _read_mounts(self) -> str:
+        # The host's mount table is pid 1's; a process in its own mount namespace sees its own.
+        try:
+            return read_text(self._path("1/mounts"))
+        except OSError:
+            return read_text(self._path("self/mounts"))
+
+    def _filesystems(self, out: list[Family]) -> None:
+        size, free, avail, used, files, files_free, errors = [], [], [], [], [], [], []
+        for mount in parse_mounts(self._read_mounts()):
+            if not (self._mountpoints(mount.mountpoint) and self._fstypes(mount.fstype)):
+                continue
+            labels = (mount.device, mount.mountpoint, mount.fstype)
+            with self._stuck_lock:
+                stuck = mount.mountpoint in self._stuck
+                if not stuck:
+                    self._stuck.add(mount.mountpoint)
+            if stuck:
+                errors.append((labels, 1.0))
+                continue
+            try:
+                st = os.statvfs(self._on_rootfs(mount.mountpoint))
+            except OSError:
+                errors.append((labels, 1.0))
+                continue
+            finally:
+                with self._stuck_lock:
+                    self._stuck.discard(mount.mountpoint)
+            errors.append((labels, 0.0))
+            size.append((labels, st.f_blocks * st.f_frsize))
+            free.append((labels, st.f_bfree * st.f_frsize))
+            avail.append((labels, st.f_bavail * st.f_frsize))
+            used.append((labels, (st.f_blocks - st.f_bfree) * st.f_frsize))
+            files.append((labels, st.f_files))
+            files_free.append((labels, st.f_ffree))
+        out += [F.HOST_FS_SIZE.family(size), F.HOST_FS_FREE.family(free), F.HOST_FS_AVAIL.family(avail),
+                F.HOST_FS_USED.family(used), F.HOST_FS_FILES.family(files),
+                F.HOST_FS_FILES_FREE.family(files_free), F.HOST_FS_ERROR.family(errors)]
+
+    def _on_rootfs(self, mountpoint: str) -> str:
+        if self._rootfs in ("", "/"):
+            return mountpoint
+        return os.path.join(self._rootfs, mountpoint.lstrip("/"))
+
+    def _diskstats(self, out: list[Family]) -> None:
+        disks = [d for d in parse_diskstats(read_text(self._path("diskstats"))) if self._disks(d.device)]
+        out += [
+            F.HOST_DISK_READ_BYTES.family(((d.device,), d.read_sectors * SECTOR_BYTES) for d in disks),
+            F.HOST_DISK_WRITTEN_BYTES.family(((d.device,), d.write_sectors * SECTOR_BYTES) for d in disks),
+            F.HOST_DISK_READS.family(((d.device,), d.reads) for d in disks),
+            F.HOST_DISK_WRITES.family(((d.device,), d.writes) for d in disks),
+            F.HOST_DISK_READ_TIME.family(((d.device,), d.read_ms / 1000) for d in disks),
+            F.HOST_DISK_WRITE_TIME.family(((d.device,), d.write_ms / 1000) for d in disks),
+            F.HOST_DISK_IO_TIME.family(((d.device,), d.io_ms / 1000) for d in disks),
+        ]
+
+    def _network(self, out: list[Family]) -> None:
+        devs = [d for d in parse_netdev(read_text(self._path("net/dev"))) if self._netdevs(d.device)]
+        for spec, field in ((F.HOST_NET_RX_BYTES, 1), (F.HOST_NET_RX_PACKETS, 2), (F.HOST_NET_RX_ERRORS, 3),
+                            (F.HOST_NET_RX_DROPS, 4), (F.HOST_NET_TX_BYTES, 5), (F.HOST_NET_TX_PACKETS, 6),
+                            (F.HOST_NET_TX_ERRORS, 7), (F.HOST_NET_TX_DROPS, 8)):
+            out.append(spec.family(((d.device,), d[field]) for d in devs))
+
+    def _filefd(self, out: list[Family]) -> None:
+        allocated, maximum = parse_file_nr(read_text(self._path("sys/fs/file-nr")))
+        out += [F.HOST_FILEFD_ALLOCATED.one(allocated), F.HOST_FILEFD_MAXIMUM.one(maximum)]
