@@ -1,0 +1,148 @@
+"""What every probe of a remote target shares: backoff, redaction, operation timing.
+
+Probes (redis.py, memcached.py, pgbouncer.py, postgres.py, sql.py, http.py) keep
+one connection per target, drop it on any failure and reconnect later. "Later"
+is the backoff: after a failure the probe does not touch the target again for
+an increasing delay and raises `BackoffError` at once instead, which the
+scraper shows as `up 0` without a connect attempt per scrape against a dead
+server.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+from exporter.model import Family, FamilySpec
+from exporter.store import Histogram
+
+BACKOFF_INITIAL = 1.0
+BACKOFF_MAX = 60.0
+
+
+class ProbeError(Exception):
+    """A target answered in a way the probe cannot use (already redacted)."""
+
+
+class BackoffError(ProbeError):
+    """Raised instead of contacting a target that failed a moment ago."""
+
+
+class Backoff:
+    """Exponential delay between attempts on a failing target: 1s, 2s, 4s … up to a minute.
+
+    Success resets it, so a target that comes back is read on the first attempt
+    after the current delay.
+    """
+
+    def __init__(self, initial: float = BACKOFF_INITIAL, maximum: float = BACKOFF_MAX,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self._clock = clock
+        self._delay = 0.0
+        self._until = 0.0
+        self._reason = ""
+
+    def check(self) -> None:
+        """Raise BackoffError while the delay after the last failure has not passed."""
+        left = self._until - self._clock()
+        if left > 0:
+            raise BackoffError(f"backoff: next attempt in {left:.1f}s after: {self._reason}")
+
+    def failed(self, reason: str) -> None:
+        self._delay = self.initial if self._delay == 0 else min(self._delay * 2, self.maximum)
+        self._until = self._clock() + self._delay
+        self._reason = reason
+
+    def succeeded(self) -> None:
+        self._delay = 0.0
+        self._until = 0.0
+        self._reason = ""
+
+    @property
+    def delay(self) -> float:
+        """The delay applied after the last failure (0 when the last attempt succeeded)."""
+        return self._delay
+
+
+# key=value DSNs ("host=db password=secret") and URL userinfo ("postgresql://u:secret@db").
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """The URL or DSN with any password replaced by `***`, fit for a log line or label."""
+    text = _KV_PASSWORD.sub(r"\1***", url)
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return text
+    if parts.password is None:
+        return text
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        port = ""
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def describe(err: BaseException, secrets: Iterable[str | None] = ()) -> str:
+    """`Type: message` with every secret removed: drivers like to echo DSNs in errors."""
+    text = str(err) or type(err).__name__
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = _KV_PASSWORD.sub(r"\1***", text)
+    return f"{type(err).__name__}: {text}"
+
+
+def url_password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+class Operations:
+    """Cumulative latency histograms per (operation, outcome) for one probe instance.
+
+    The collector lives across scrapes, so its histogram keeps counting like the
+    StatsD path's: a probe's rate() in PromQL works the same way.
+    """
+
+    def __init__(self, spec: FamilySpec) -> None:
+        self.spec = spec
+        self._series: dict[tuple[str, ...], Histogram] = {}
+
+    def observe(self, seconds: float, *labels: str) -> None:
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = Histogram(self.spec.buckets)
+        series.observe(seconds)
+
+    def family(self) -> Family:
+        return self.spec.family((labels, h.sample()) for labels, h in self._series.items())
+
+
+class Counters:
+    """Cumulative counters per label set, kept by the collector across scrapes."""
+
+    def __init__(self, spec: FamilySpec) -> None:
+        self.spec = spec
+        self._values: dict[tuple[str, ...], float] = {}
+
+    def declare(self, *labels: str) -> None:
+        """Export 0 before the first increment, so rate() sees the series start."""
+        self._values.setdefault(labels, 0.0)
+
+    def inc(self, *labels: str, amount: float = 1.0) -> None:
+        self._values[labels] = self._values.get(labels, 0.0) + amount
+
+    def family(self) -> Family:
+        return self.spec.family(self._values.items())

@@ -1,0 +1,492 @@
+"""Real Redis, memcached, PostgreSQL and PgBouncer servers for tests, on free loopback ports.
+
+Each server is an object with `.port`, `.start()`, `.stop()` (a real stop: the
+process exits and the port refuses connections) and a way to talk to it
+(`.client()`, `.dsn()`, `.command()`). Fixtures hand them out session-scoped;
+fault tests stop and start the shared server and the fixtures put it back up
+and reset its statistics before each test that asks for it.
+
+A missing server binary skips the test locally and fails it under CI=true: CI
+must never pass by not testing. Install them with
+`apt-get install -y --no-install-recommends redis-server memcached postgresql pgbouncer`.
+
+Use from a test module (or from tests/conftest.py with
+`pytest_plugins = ["tests.support.servers"]`):
+
+    from tests.support.servers import redis_server  # noqa: F401  (a fixture)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.binaries import require
+from tests.support.net import free_port
+
+START_TIMEOUT = 30.0
+# Debian keeps initdb and postgres off PATH; the newest major version wins.
+_PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+
+
+# --- helpers --------------------------------------------------------------------
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None,
+                  timeout: float = START_TIMEOUT, log: Path | None = None) -> None:
+    """Return once 127.0.0.1:port accepts a connection; raise with the server's log if it died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {_tail(log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:g}s: {_tail(log)}")
+
+
+def _tail(log: Path | None) -> str:
+    if log is None or not log.exists():
+        return "(no log)"
+    return log.read_text(errors="replace")[-2000:]
+
+
+def _service_user() -> pwd.struct_passwd | None:
+    """PostgreSQL and PgBouncer refuse root: run them as `postgres` when we are root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.fail("running as root and there is no 'postgres' user to run PostgreSQL as")
+        raise
+
+
+def _own(path: Path, user: pwd.struct_passwd | None) -> None:
+    if user is None:
+        return
+    for root, dirs, files in os.walk(path):
+        for name in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
+            os.chown(name, user.pw_uid, user.pw_gid)
+
+
+def _popen(args: list[str], log: Path, user: pwd.struct_passwd | None = None,
+           cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    # Dropping privileges in the child (not through runuser) keeps the server itself
+    # as our direct child, so stop() signals the real process and can wait for it.
+    kwargs: dict[str, Any] = {}
+    if user is not None:
+        kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+    with open(log, "ab") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=cwd, start_new_session=True, **kwargs)
+
+
+class Server:
+    """A server process on 127.0.0.1:port that a test can stop and start again."""
+
+    name = "server"
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.log = workdir / f"{self.name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._stop_signal = signal.SIGTERM
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def command_line(self) -> list[str]:
+        raise NotImplementedError
+
+    def user(self) -> pwd.struct_passwd | None:
+        return None
+
+    def start(self) -> None:
+        """Start (again, on the same port) and return once it accepts connections."""
+        if self.running:
+            return
+        self.proc = _popen(self.command_line(), self.log, self.user(), cwd=self.workdir)
+        wait_for_port(self.port, self.proc, log=self.log)
+        self.ready()
+
+    def ready(self) -> None:
+        """Hook: wait until the server answers requests, not only accepts connections."""
+
+    def stop(self) -> None:
+        """Stop the process and wait until it has exited (its port then refuses connections)."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(self._stop_signal)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> Server:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --- Redis ------------------------------------------------------------------------
+
+class RedisServer(Server):
+    name = "redis"
+
+    def command_line(self) -> list[str]:
+        return [require("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
+                # DEBUG SLEEP pauses the server: the slow-target tests use it.
+                "--enable-debug-command", "local"]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self, **kwargs: Any) -> Any:
+        """A synchronous redis-py client (decode_responses=True) for the test to act with."""
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, **kwargs)
+
+    def ready(self) -> None:
+        with contextlib.closing(self.client()) as client:
+            client.ping()
+
+    def reset(self) -> None:
+        """Empty every database and zero INFO stats (hits, misses, evictions …)."""
+        with contextlib.closing(self.client()) as client:
+            client.flushall()
+            client.config_resetstat()
+            client.config_set("maxmemory", 0)
+
+
+# --- memcached ----------------------------------------------------------------------
+
+class MemcachedServer(Server):
+    name = "memcached"
+
+    def __init__(self, workdir: Path, port: int | None = None, memory_mb: int = 64) -> None:
+        super().__init__(workdir, port)
+        self.memory_mb = memory_mb
+
+    def command_line(self) -> list[str]:
+        args = [require("memcached"), "-l", "127.0.0.1", "-p", str(self.port), "-U", "0",
+                "-m", str(self.memory_mb)]
+        if os.geteuid() == 0:
+            args += ["-u", "nobody"]
+        return args
+
+    def command(self, line: str, terminators: tuple[bytes, ...] = (b"END\r\n", b"OK\r\n", b"STORED\r\n",
+                                                                     b"RESET\r\n", b"DELETED\r\n",
+                                                                     b"NOT_FOUND\r\n", b"ERROR\r\n")) -> str:
+        """Send one text-protocol command (with its data block if any) and return the reply."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(line.encode() + (b"" if line.endswith("\r\n") else b"\r\n"))
+            data = b""
+            while not data.endswith(terminators):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return data.decode()
+
+    def set(self, key: str, value: str) -> None:
+        reply = self.command(f"set {key} 0 0 {len(value.encode())}\r\n{value}\r\n")
+        assert reply == "STORED\r\n", reply
+
+    def get(self, key: str) -> str | None:
+        reply = self.command(f"get {key}")
+        if reply == "END\r\n":
+            return None
+        return reply.split("\r\n")[1]
+
+    def stats(self) -> dict[str, str]:
+        lines = self.command("stats").split("\r\n")
+        return {p[1]: p[2] for p in (line.split(" ", 2) for line in lines) if len(p) == 3 and p[0] == "STAT"}
+
+    def reset(self) -> None:
+        self.command("flush_all")
+        self.command("stats reset")
+
+
+# --- PostgreSQL -----------------------------------------------------------------------
+
+class PostgresServer(Server):
+    """PostgreSQL 15 with pg_stat_statements loaded and created in database `postgres`.
+
+    Trust authentication for the `postgres` role on 127.0.0.1; `password` is set on
+    the role too, for tests that need a DSN with a password in it.
+    """
+
+    name = "postgres"
+    password = "s3cret-pw"
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        super().__init__(workdir, port)
+        self.data = workdir / "data"
+        self._stop_signal = signal.SIGINT  # "fast" shutdown: disconnect clients, exit promptly
+        self._initdb()
+
+    def user(self) -> pwd.struct_passwd | None:
+        return _service_user()
+
+    def _bin(self, name: str) -> str:
+        return require(name, *_PG_BIN)
+
+    def _initdb(self) -> None:
+        user = self.user()
+        _own(self.workdir, user)
+        kwargs: dict[str, Any] = {}
+        if user is not None:
+            kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+        subprocess.run([self._bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                        "--no-sync", "-E", "UTF8", "--locale=C"],
+                       check=True, capture_output=True, cwd=self.workdir, **kwargs)
+
+    def command_line(self) -> list[str]:
+        return [self._bin("postgres"), "-D", str(self.data), "-p", str(self.port),
+                "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.workdir}",
+                "-c", "shared_preload_libraries=pg_stat_statements", "-c", "pg_stat_statements.track=all",
+                "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                "-c", "max_connections=50"]
+
+    def dsn(self, dbname: str = "postgres", user: str = "postgres", password: str | None = None) -> str:
+        secret = f":{password}" if password else ""
+        return f"postgresql://{user}{secret}@127.0.0.1:{self.port}/{dbname}"
+
+    def connect(self, dbname: str = "postgres", **kwargs: Any) -> Any:
+        """A synchronous psycopg connection in autocommit mode."""
+        import psycopg
+
+        return psycopg.connect(self.dsn(dbname), autocommit=True, connect_timeout=5, **kwargs)
+
+    def ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                with self.connect() as conn:
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                    conn.execute(f"ALTER ROLE postgres PASSWORD '{self.password}'")
+                return
+            except Exception:
+                # "the database system is starting up" until recovery is done
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+
+# --- PgBouncer -----------------------------------------------------------------------
+
+class PgBouncerServer(Server):
+    """PgBouncer in front of a PostgresServer: database `app` → postgres, admin console `pgbouncer`."""
+
+    name = "pgbouncer"
+
+    def __init__(self, workdir: Path, postgres: PostgresServer, pool_size: int = 2,
+                 pool_mode: str = "session", port: int | None = None) -> None:
+        super().__init__(workdir, port)
+        self.postgres = postgres
+        self.pool_size = pool_size
+        self.pool_mode = pool_mode
+        self._stop_signal = signal.SIGINT  # immediate shutdown (SIGTERM waits for clients)
+        self._write_config()
+
+    def user(self) -> pwd.struct_passwd | None:
+        return _service_user()
+
+    def _write_config(self) -> None:
+        (self.workdir / "users.txt").write_text('"postgres" ""\n')
+        (self.workdir / "pgbouncer.ini").write_text(f"""\
+[databases]
+app = host=127.0.0.1 port={self.postgres.port} dbname=postgres
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {self.port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {self.workdir / "users.txt"}
+admin_users = postgres
+stats_users = postgres
+pool_mode = {self.pool_mode}
+default_pool_size = {self.pool_size}
+max_client_conn = 200
+logfile = {self.workdir / "pgbouncer-file.log"}
+""")
+        _own(self.workdir, self.user())
+
+    def command_line(self) -> list[str]:
+        return [require("pgbouncer", "/usr/sbin"), str(self.workdir / "pgbouncer.ini")]
+
+    def dsn(self, dbname: str = "app", user: str = "postgres") -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{dbname}"
+
+    def connect(self, dbname: str = "app", **kwargs: Any) -> Any:
+        """A synchronous psycopg connection through the pooler (autocommit)."""
+        import psycopg
+
+        if dbname == "pgbouncer":
+            kwargs.setdefault("cursor_factory", psycopg.ClientCursor)  # admin console: simple protocol
+        return psycopg.connect(self.dsn(dbname), autocommit=True, connect_timeout=5, **kwargs)
+
+    def show(self, what: str) -> list[dict[str, Any]]:
+        """Rows of `SHOW <what>` on the admin console, as dicts."""
+        from psycopg.rows import dict_row
+
+        with self.connect("pgbouncer", row_factory=dict_row) as conn:
+            return list(conn.execute(f"SHOW {what}").fetchall())
+
+
+# --- a socket that accepts and never answers ----------------------------------------------
+
+class BlackHole:
+    """A listening socket that accepts connections and never sends a byte: the slow target."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self.port = int(self._sock.getsockname()[1])
+        self._accepted: list[socket.socket] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="blackhole", daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def connections(self) -> int:
+        return len(self._accepted)
+
+    def _accept(self) -> None:
+        self._sock.settimeout(0.1)
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self._accepted.append(conn)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join()
+        for conn in self._accepted:
+            conn.close()
+        self._sock.close()
+
+
+# --- fixtures ---------------------------------------------------------------------------
+
+def _workdir(prefix: str) -> Path:
+    # Not pytest's tmp_path: PostgreSQL (as user postgres) must traverse every parent.
+    path = Path(tempfile.mkdtemp(prefix=f"apm-{prefix}-"))
+    path.chmod(0o755)
+    return path
+
+
+@contextlib.contextmanager
+def running(server: Server) -> Iterator[Server]:
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def _redis_session() -> Iterator[RedisServer]:
+    require("redis-server")
+    with running(RedisServer(_workdir("redis"))) as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def redis_server(_redis_session: RedisServer) -> RedisServer:
+    """The session's Redis, running, empty, with zeroed stats."""
+    _redis_session.start()
+    _redis_session.reset()
+    return _redis_session
+
+
+@pytest.fixture(scope="session")
+def _memcached_session() -> Iterator[MemcachedServer]:
+    require("memcached")
+    with running(MemcachedServer(_workdir("memcached"))) as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def memcached_server(_memcached_session: MemcachedServer) -> MemcachedServer:
+    """The session's memcached, running, empty, with zeroed stats."""
+    _memcached_session.start()
+    _memcached_session.reset()
+    return _memcached_session
+
+
+@pytest.fixture(scope="session")
+def _postgres_session() -> Iterator[PostgresServer]:
+    require("postgres", *_PG_BIN)
+    with running(PostgresServer(_workdir("postgres"))) as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def postgres_server(_postgres_session: PostgresServer) -> PostgresServer:
+    """The session's PostgreSQL (15, pg_stat_statements created in `postgres`), running."""
+    _postgres_session.start()
+    return _postgres_session
+
+
+@pytest.fixture(scope="session")
+def _pgbouncer_session(_postgres_session: PostgresServer) -> Iterator[PgBouncerServer]:
+    require("pgbouncer", "/usr/sbin")
+    with running(PgBouncerServer(_workdir("pgbouncer"), _postgres_session, pool_size=2)) as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def pgbouncer_server(_pgbouncer_session: PgBouncerServer) -> PgBouncerServer:
+    """The session's PgBouncer (session pooling, default_pool_size 2, database `app`), running."""
+    _pgbouncer_session.postgres.start()
+    _pgbouncer_session.start()
+    return _pgbouncer_session
+
+
+@pytest.fixture
+def black_hole() -> Iterator[BlackHole]:
+    """A port that accepts connections and never answers."""
+    hole = BlackHole()
+    yield hole
+    hole.close()
