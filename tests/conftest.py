@@ -1,0 +1,45 @@
+"""Fixtures shared by the whole suite: a daemon factory and promtool."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from tests.support.binaries import require
+from tests.support.daemon import Daemon
+
+MINIMAL = {"statsd": {"listeners": []}}
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    """Start daemons on free ports; each is stopped at the end of the test."""
+    started: list[Daemon] = []
+
+    def start(config: dict[str, Any] | str | None = None, *flags: str, wait: bool = True,
+              env: dict[str, str] | None = None) -> Daemon:
+        workdir = tmp_path / f"daemon{len(started)}"
+        workdir.mkdir()
+        d = Daemon(workdir, MINIMAL if config is None else config, *flags, env=env)
+        started.append(d)
+        return d.start(wait=wait)
+
+    yield start
+    for d in started:
+        d.stop()
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Callable[[str], str]:
+    """Run `promtool check metrics` on an exposition; returns its findings ('' when clean)."""
+    binary = require("promtool")
+
+    def check(text: str) -> str:
+        result = subprocess.run([binary, "check", "metrics"], input=text.encode(), capture_output=True)
+        return (result.stdout + result.stderr).decode().strip()
+
+    return check
