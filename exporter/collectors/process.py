@@ -1,0 +1,335 @@
+"""Process groups: what a sidecar reports about the app next to it.
+
+Each group matches processes by name regex, command-line regex or pidfile and
+reports their summed CPU, memory, threads, fds and I/O. The costly part of any
+process collector is looking at every pid; here a pid's match is decided when it
+first appears (and once more on the next scrape, in case it was caught between
+fork and exec), then cached until the pid goes, with a full re-match every
+minute. Matched processes cost three small reads each per scrape: /proc/<pid>/stat
+(CPU, threads, memory, start time in one line), io and the fd directory.
+
+/proc is read directly rather than through psutil.Process: one stat read gives
+what psutil fetches from stat, statm and status, and its start time tells a reused
+pid from the process that had it, which psutil's cached Process objects do not check.
+
+Counters (CPU, I/O) include the last values of the group's processes that have
+exited, so a worker that restarts does not make the group's counter go backwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import threading
+import time
+from typing import NamedTuple
+
+from pydantic import Field, field_validator, model_validator
+
+from exporter import families as F
+from exporter.collectors._procfs import read_bytes, read_optional, read_text
+from exporter.model import Family
+from exporter.schema import CollectorConfig, Regex, Section
+
+log = logging.getLogger(__name__)
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_COMM_MAX = 15  # the kernel truncates a process name to 15 bytes
+# Backstop for a pid that was reused, or exec'd into a match, between two scrapes.
+RESCAN_SECONDS = 60.0
+_GONE = (FileNotFoundError, ProcessLookupError, NotADirectoryError)
+
+
+class Group(Section):
+    """One group: a label value and exactly one way to find its processes."""
+
+    name: str = Field(min_length=1, max_length=128)
+    # Unanchored regexes (anchor with ^ and $): the process name (comm, completed from argv[0]
+    # when the kernel truncated it), or the command line with arguments joined by spaces.
+    name_regex: Regex | None = None
+    cmdline_regex: Regex | None = None
+    # A file holding the pid (as written by most daemons); missing or stale means 0 processes.
+    pidfile: str | None = None
+
+    @model_validator(mode="after")
+    def _one_matcher(self) -> Group:
+        given = [k for k in ("name_regex", "cmdline_regex", "pidfile") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"group {self.name!r}: set exactly one of name_regex, cmdline_regex, pidfile"
+                             f" (got {', '.join(given) or 'none'})")
+        return self
+
+
+class Config(CollectorConfig):
+    proc_root: str = "/proc"
+    groups: list[Group] = []
+
+    @field_validator("groups")
+    @classmethod
+    def _unique_names(cls, groups: list[Group]) -> list[Group]:
+        names = [g.name for g in groups]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"group names must be unique: {', '.join(dupes)} repeated")
+        return groups
+
+
+# --- pure parsers ---------------------------------------------------------------------------
+
+
+class PidStat(NamedTuple):
+    comm: str
+    user_ticks: int
+    system_ticks: int
+    threads: int
+    start_ticks: int  # since boot
+    vms_bytes: int
+    rss_pages: int
+
+
+def parse_pid_stat(text: str) -> PidStat:
+    """/proc/<pid>/stat. The name may hold spaces and parentheses, so split at the last ')'."""
+    head, _, tail = text.rpartition(")")
+    comm = head.partition("(")[2]
+    f = tail.split()  # f[0] is field 3 (state): field n is f[n - 3]
+    return PidStat(comm, int(f[11]), int(f[12]), int(f[17]), int(f[19]), int(f[20]), int(f[21]))
+
+
+def parse_pid_io(text: str) -> tuple[int, int]:
+    """(read_bytes, write_bytes) from /proc/<pid>/io: bytes that reached storage, not rchar/wchar."""
+    values = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+    return int(values["read_bytes"]), int(values["write_bytes"])
+
+
+def parse_pidfile(text: str) -> int | None:
+    token = text.strip().split("\n", 1)[0].strip()
+    return int(token) if token.isdigit() and int(token) > 0 else None
+
+
+def parse_cmdline(raw: bytes) -> str:
+    return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+
+
+def process_name(comm: str, cmdline: str | None) -> str:
+    """comm, or argv[0]'s basename when comm was truncated and argv[0] extends it (psutil does the same)."""
+    if len(comm) >= _COMM_MAX and cmdline:
+        base = os.path.basename(cmdline.split(" ", 1)[0])
+        if base.startswith(comm):
+            return base
+    return comm
+
+
+# --- the collector ----------------------------------------------------------------------------
+
+
+class _Known:
+    """What is decided about a pid: the regex groups it belongs to, and when it started."""
+
+    __slots__ = ("groups", "start", "looks")
+
+    def __init__(self, groups: tuple[int, ...], looks: int) -> None:
+        self.groups = groups
+        self.start: int | None = None
+        self.looks = looks
+
+
+class _Sample(NamedTuple):
+    user: float
+    system: float
+    rss: int
+    vms: int
+    threads: int
+    start: int
+    fds: int | None
+    read: int | None
+    written: int | None
+
+
+class ProcessCollector:
+    def __init__(self, config: Config) -> None:
+        self._proc = config.proc_root.rstrip("/") or "/"
+        self._groups = config.groups
+        self._name_res = [(i, re.compile(g.name_regex)) for i, g in enumerate(config.groups) if g.name_regex]
+        self._cmd_res = [(i, re.compile(g.cmdline_regex)) for i, g in enumerate(config.groups) if g.cmdline_regex]
+        self._pidfiles = [(i, g.pidfile) for i, g in enumerate(config.groups) if g.pidfile]
+        self._known: dict[int, _Known] = {}
+        self._next_rescan = 0.0
+        # Last counters per (group, pid, start) and the sums left by processes that exited.
+        self._last: dict[tuple[int, int, int], tuple[float, float, int, int]] = {}
+        self._gone = [[0.0, 0.0, 0, 0] for _ in config.groups]
+        self._boot_time = self._read_boot_time()
+        self._bad_pidfiles: set[int] = set()
+        # A read of /proc/<pid>/cmdline can block while that process's memory map is locked;
+        # a scrape that finds the previous one still stuck fails fast instead of queueing behind it.
+        self._lock = threading.Lock()
+
+    async def collect(self) -> list[Family]:
+        if not self._groups:
+            return []
+        return await asyncio.to_thread(self._collect)
+
+    async def close(self) -> None:
+        return None
+
+    def _read_boot_time(self) -> float:
+        try:
+            for line in read_text(f"{self._proc}/stat").splitlines():
+                if line.startswith("btime "):
+                    return float(line[6:])
+        except OSError:
+            pass
+        return time.time() - time.monotonic()
+
+    def _collect(self) -> list[Family]:
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError("the previous process scan has not finished (a process's /proc entry is hanging)")
+        try:
+            return self._collect_locked()
+        finally:
+            self._lock.release()
+
+    def _collect_locked(self) -> list[Family]:
+        members: list[list[int]] = [[] for _ in self._groups]
+        samples: dict[int, _Sample | None] = {}
+        if self._name_res or self._cmd_res:
+            self._scan()
+            for pid, known in list(self._known.items()):
+                if not known.groups:
+                    continue
+                sample = samples[pid] = self._sample(pid)
+                if sample is None:
+                    continue
+                if known.start is None:
+                    known.start = sample.start
+                elif known.start != sample.start:  # the pid now belongs to another process
+                    known = self._known[pid] = _Known(self._match(pid) or (), 1)
+                    known.start = sample.start
+                for g in known.groups:
+                    members[g].append(pid)
+        for g, path in self._pidfiles:
+            pid = self._pid_from_file(g, path)
+            if pid is not None:
+                if pid not in samples:
+                    samples[pid] = self._sample(pid)
+                if samples[pid] is not None:
+                    members[g].append(pid)
+        return self._families(members, samples)
+
+    def _scan(self) -> None:
+        now = time.monotonic()
+        rescan = now >= self._next_rescan
+        if rescan:
+            self._next_rescan = now + RESCAN_SECONDS
+        known = self._known
+        current: dict[int, _Known] = {}
+        for entry in os.listdir(self._proc):
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            k = known.get(pid)
+            if k is None or rescan or k.looks < 2:
+                groups = self._match(pid)
+                if groups is None:  # exited while we looked
+                    continue
+                if k is None or (rescan and groups != k.groups):
+                    k = _Known(groups, 1)
+                else:
+                    k.groups = groups
+                    k.looks += 1
+            current[pid] = k
+        self._known = current
+
+    def _match(self, pid: int) -> tuple[int, ...] | None:
+        """The regex groups this pid belongs to; None if it has gone."""
+        base = f"{self._proc}/{pid}"
+        cmdline: str | None = None
+        matched: list[int] = []
+        try:
+            if self._cmd_res:
+                cmdline = parse_cmdline(read_bytes(f"{base}/cmdline"))
+                matched += [g for g, rx in self._cmd_res if rx.search(cmdline)]
+            if self._name_res:
+                comm = parse_pid_stat(read_text(f"{base}/stat")).comm
+                if len(comm) >= _COMM_MAX and cmdline is None:
+                    cmdline = parse_cmdline(read_bytes(f"{base}/cmdline"))
+                name = process_name(comm, cmdline)
+                matched += [g for g, rx in self._name_res if rx.search(name)]
+        except _GONE:
+            return None
+        except (PermissionError, ValueError, IndexError):
+            return ()
+        return tuple(sorted(matched))
+
+    def _sample(self, pid: int) -> _Sample | None:
+        base = f"{self._proc}/{pid}"
+        try:
+            st = parse_pid_stat(read_text(f"{base}/stat"))
+        except _GONE:
+            return None
+        except (PermissionError, ValueError, IndexError):
+            return None
+        try:
+            fds: int | None = len(os.listdir(f"{base}/fd"))
+        except OSError:  # not ours to read (or gone): counted as unknown, not as zero
+            fds = None
+        io = read_optional(f"{base}/io")
+        read = written = None
+        if io:
+            try:
+                read, written = parse_pid_io(io)
+            except (KeyError, ValueError):
+                pass
+        return _Sample(st.user_ticks / _CLK_TCK, st.system_ticks / _CLK_TCK, st.rss_pages * _PAGE_SIZE,
+                       st.vms_bytes, st.threads, st.start_ticks, fds, read, written)
+
+    def _pid_from_file(self, group: int, path: str) -> int | None:
+        text = read_optional(path)
+        if text is None:
+            return None
+        pid = parse_pidfile(text)
+        if pid is None:
+            if group not in self._bad_pidfiles:
+                self._bad_pidfiles.add(group)
+                log.warning("pidfile does not hold a pid", extra={"group": self._groups[group].name, "path": path})
+        elif group in self._bad_pidfiles:
+            self._bad_pidfiles.discard(group)
+        return pid
+
+    def _families(self, members: list[list[int]], samples: dict[int, _Sample | None]) -> list[Family]:
+        last: dict[tuple[int, int, int], tuple[float, float, int, int]] = {}
+        for g, pids in enumerate(members):
+            for pid in pids:
+                s = samples[pid]
+                assert s is not None
+                last[(g, pid, s.start)] = (s.user, s.system, s.read or 0, s.written or 0)
+        # Fold in processes that left since the last scrape before summing, so no counter dips.
+        for key, values in self._last.items():
+            if key not in last:
+                gone = self._gone[key[0]]
+                for i, v in enumerate(values):
+                    gone[i] += v
+        self._last = last
+        cpu, rss, vms, threads, fds, procs, read, written, oldest = [], [], [], [], [], [], [], [], []
+        for g, pids in enumerate(members):
+            group = self._groups[g].name
+            label = (group,)
+            live = [s for s in (samples[pid] for pid in pids) if s is not None]
+            gone = self._gone[g]
+            cpu += [((group, "user"), gone[0] + sum(s.user for s in live)),
+                    ((group, "system"), gone[1] + sum(s.system for s in live))]
+            read.append((label, gone[2] + sum(s.read or 0 for s in live)))
+            written.append((label, gone[3] + sum(s.written or 0 for s in live)))
+            rss.append((label, sum(s.rss for s in live)))
+            vms.append((label, sum(s.vms for s in live)))
+            threads.append((label, sum(s.threads for s in live)))
+            fds.append((label, sum(s.fds or 0 for s in live)))
+            procs.append((label, len(live)))
+            if live:
+                oldest.append((label, self._boot_time + min(s.start for s in live) / _CLK_TCK))
+        return [F.PROCESS_GROUP_CPU.family(cpu), F.PROCESS_GROUP_RSS.family(rss), F.PROCESS_GROUP_VMS.family(vms),
+                F.PROCESS_GROUP_THREADS.family(threads), F.PROCESS_GROUP_FDS.family(fds),
+                F.PROCESS_GROUP_PROCESSES.family(procs), F.PROCESS_GROUP_READ.family(read),
+                F.PROCESS_GROUP_WRITTEN.family(written), F.PROCESS_GROUP_OLDEST_START.family(oldest)]
