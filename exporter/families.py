@@ -201,6 +201,59 @@ CONTAINER_PIDS_LIMIT = FamilySpec(
     "container_pids_limit", G, "Most tasks the cgroup may hold (absent when unlimited).")
 
 # --- probes (collectors/redis.py, memcached.py, pgbouncer.py, postgres.py, sql.py, http.py)
+# Probes fill the cache/pool/queue/operation families above; these cover what those
+# do not: caches sized in bytes, stream consumer groups, pooler client queues,
+# per-statement database time, SQL and HTTP probe results.
+CACHE_MEMORY = FamilySpec(
+    "cache_memory_bytes", G, "Memory the cache server uses for its data.", ("cache", "level"), unit="bytes")
+CACHE_MEMORY_LIMIT = FamilySpec(
+    "cache_memory_limit_bytes", G, "Memory the cache server may use before it evicts (0: no limit).",
+    ("cache", "level"), unit="bytes")
+CACHE_EXPIRATIONS = FamilySpec(
+    "cache_expirations_total", C, "Entries removed because their time to live passed.", ("cache", "level"))
+CACHE_CLIENTS = FamilySpec(
+    "cache_clients", G, "Client connections open to the cache server.", ("cache",))
+QUEUE_CONSUMER_LAG = FamilySpec(
+    "queue_consumer_lag", G, "Stream entries not yet delivered to the consumer group.", ("queue", "group"))
+QUEUE_PENDING = FamilySpec(
+    "queue_pending", G, "Stream entries delivered to the consumer group but not acknowledged.", ("queue", "group"))
+POOL_CLIENTS = FamilySpec(
+    "pool_clients", G, "Client connections to the pooler by state (active: paired with a server; waiting).",
+    ("pool", "state"))
+POOL_MAX_WAIT = FamilySpec(
+    "pool_max_wait_seconds", G, "How long the oldest waiting client has waited for a connection.",
+    ("pool",), unit="seconds")
+POOL_WAIT_TIME = FamilySpec(
+    "pool_wait_seconds_total", C, "Time clients spent waiting for a server connection.", ("pool",), unit="seconds")
+POOL_QUERIES = FamilySpec(
+    "pool_queries_total", C, "Queries the pooler passed to its servers.", ("pool",))
+POOL_QUERY_TIME = FamilySpec(
+    "pool_query_seconds_total", C, "Time servers spent on queries passed by the pooler.", ("pool",), unit="seconds")
+POSTGRES_STATEMENT_CALLS = FamilySpec(
+    "postgres_statement_calls_total", C, "Executions of a top statement (pg_stat_statements).",
+    ("target", "database", "queryid", "query"))
+POSTGRES_STATEMENT_TIME = FamilySpec(
+    "postgres_statement_seconds_total", C, "Execution time of a top statement (pg_stat_statements).",
+    ("target", "database", "queryid", "query"), unit="seconds")
+POSTGRES_STATEMENT_MEAN = FamilySpec(
+    "postgres_statement_mean_seconds", G, "Mean execution time of a top statement (pg_stat_statements).",
+    ("target", "database", "queryid", "query"), unit="seconds")
+SQL_ROWS = FamilySpec(
+    "sql_query_rows", G, "Rows the probe query returned on its last successful run.", ("query",))
+SQL_ERRORS = FamilySpec(
+    "sql_query_errors_total", C, "Runs of the probe query that failed.", ("query",))
+SQL_SLOW = FamilySpec(
+    "sql_slow_queries_total", C, "Runs of the probe query slower than its slow_threshold.", ("query",))
+SQL_FULL_SCAN = FamilySpec(
+    "sql_query_full_scan", G, "1 if the query's plan reads the whole table without an index, else 0.",
+    ("query", "table"))
+HTTP_STATUS = FamilySpec(
+    "http_probe_status_code", G, "HTTP status code of the last probe response.", ("target",))
+HTTP_SUCCESS = FamilySpec(
+    "http_probe_success", G, "1 if the last probe got an expected status code, else 0.", ("target",))
+HTTP_CERT_EXPIRY = FamilySpec(
+    "http_probe_tls_cert_expiry_timestamp_seconds", G, "Unix time at which the server's TLS certificate expires.",
+    ("target",), unit="seconds")
 
 # --- the exporter itself --------------------------------------------------------
 BUILD_INFO = FamilySpec(

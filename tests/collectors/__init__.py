@@ -1,0 +1,1 @@
+"""Integration tests of the probes against real servers (tests/support/servers.py)."""
