@@ -285,6 +285,39 @@ PROCESS_FDS = FamilySpec(
 PROCESS_START = FamilySpec(
     "exporter_process_start_time_seconds", G, "Unix time the exporter process started.", unit="seconds")
 # --- the exporter's StatsD path (statsd/) ---------------------------------------
+STATSD_PACKETS = FamilySpec(
+    "exporter_statsd_packets_total", C, "StatsD datagrams (or TCP reads) received, per listener.", ("listener",))
+STATSD_BYTES = FamilySpec(
+    "exporter_statsd_bytes_total", C, "StatsD bytes received, per listener.", ("listener",), unit="bytes")
+STATSD_LINES = FamilySpec(
+    "exporter_statsd_lines_total", C, "Non-blank StatsD lines received, per listener.", ("listener",))
+STATSD_SAMPLES = FamilySpec(
+    "exporter_statsd_samples_total", C,
+    "Values from StatsD lines that reached a series, per listener (a multi-value line gives several).",
+    ("listener",))
+STATSD_PARSE_ERRORS = FamilySpec(
+    "exporter_statsd_parse_errors_total", C, "StatsD lines rejected, by reason.", ("reason",))
+STATSD_LINES_IGNORED = FamilySpec(
+    "exporter_statsd_lines_ignored_total", C,
+    "Well-formed StatsD lines deliberately not stored: DogStatsD events and service checks, rule drops.",
+    ("reason",))
+STATSD_LINES_UNMAPPED = FamilySpec(
+    "exporter_statsd_lines_unmapped_total", C,
+    "StatsD lines that matched neither a convention nor a mapping rule (handled by the default rule).")
+STATSD_SAMPLES_DROPPED = FamilySpec(
+    "exporter_statsd_samples_dropped_total", C,
+    "StatsD samples refused by the series store: type or label-name conflicts, series limits.", ("reason",))
+STATSD_TCP_ERRORS = FamilySpec(
+    "exporter_statsd_tcp_errors_total", C,
+    "TCP StatsD connection problems: idle timeouts, overlong lines, unterminated last lines, refusals.",
+    ("reason",))
+STATSD_MAPPING_RULES = FamilySpec(
+    "exporter_statsd_mapping_rules", G, "StatsD mapping rules loaded from the configuration.")
+STATSD_CACHE_ENTRIES = FamilySpec(
+    "exporter_statsd_mapping_cache_entries", G, "Distinct StatsD name+tags+type keys in the routing cache.")
+SERIES = FamilySpec("exporter_series", G, "Pushed (StatsD) series currently held in the store.")
+SERIES_EXPIRED = FamilySpec(
+    "exporter_series_expired_total", C, "Pushed series removed after going without updates for their TTL.")
 
 
 def all_specs() -> list[FamilySpec]:

@@ -44,11 +44,13 @@ class Counter:
 
 
 class Gauge:
-    __slots__ = ("value", "seen")
+    # `members` is only used by StatsD sets (the gauge counts distinct members).
+    __slots__ = ("value", "seen", "members")
 
     def __init__(self) -> None:
         self.value = 0.0
         self.seen = 0.0
+        self.members: set[str] | None = None
 
     def set(self, value: float) -> None:
         self.value = value

@@ -1,0 +1,171 @@
+"""The `statsd:` config section: listeners, mapping rules and their defaults.
+
+The rule vocabulary follows statsd_exporter's mapping file (match, match_type,
+match_metric_type, name, labels, action, observer_type, histogram_options,
+summary_options, ttl, scale, help) so its users can bring their rules over.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field, model_validator
+
+from exporter.families import LATENCY_BUCKETS
+from exporter.schema import LABEL_NAME, METRIC_NAME, Duration, LabelName, Section
+
+_TEMPLATE = re.compile(r"\$\{(\w+)\}|\$(\d+)")
+
+
+def _check_listen(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme in ("udp", "tcp"):
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if not parts.hostname or port is None:
+            raise ValueError(f"invalid listener {value!r}: expected e.g. udp://127.0.0.1:8125")
+    elif parts.scheme == "unixgram":
+        if not parts.path.startswith("/"):
+            raise ValueError(f"invalid listener {value!r}: expected unixgram:///absolute/path")
+    else:
+        raise ValueError(f"invalid listener {value!r}: the scheme must be udp, tcp or unixgram")
+    return value
+
+
+ListenAddress = Annotated[str, AfterValidator(_check_listen), Field(examples=["udp://127.0.0.1:8125"])]
+
+
+def _check_buckets(value: tuple[float, ...]) -> tuple[float, ...]:
+    if not value:
+        raise ValueError("needs at least one bucket")
+    if any(not math.isfinite(b) for b in value):
+        raise ValueError("bucket bounds must be finite (+Inf is always added)")
+    if list(value) != sorted(set(value)):
+        raise ValueError("bucket bounds must be strictly increasing")
+    return value
+
+
+def _check_quantiles(value: tuple[float, ...]) -> tuple[float, ...]:
+    if any(not 0.0 < q < 1.0 for q in value):
+        raise ValueError("quantiles must be between 0 and 1")
+    return tuple(sorted(set(value)))
+
+
+Buckets = Annotated[tuple[float, ...], AfterValidator(_check_buckets)]
+
+
+class HistogramOptions(Section):
+    buckets: Buckets
+
+
+class Quantile(Section):
+    quantile: float
+    # Accepted for statsd_exporter compatibility; our summaries keep an exact window.
+    error: float = 0.0
+
+
+class SummaryOptions(Section):
+    quantiles: list[Quantile]
+
+
+def _template_check(template: str, pattern: str, what: str) -> None:
+    literal = _TEMPLATE.sub("x", template)
+    if not re.match(pattern, literal):
+        raise ValueError(f"{what} {template!r} is not a valid name even with its $n parts filled in")
+
+
+class Mapping(Section):
+    """One rule; the first rule that matches a line decides its family."""
+
+    match: str
+    match_type: Literal["glob", "regex"] | None = None
+    # observer covers timers (ms), histograms (h) and distributions (d); timer is an alias.
+    match_metric_type: Literal["counter", "gauge", "observer", "timer", "set"] | None = None
+    action: Literal["map", "drop"] = "map"
+    name: str = ""
+    labels: dict[LabelName, str] = {}
+    observer_type: Literal["histogram", "summary"] | None = None
+    histogram_options: HistogramOptions | None = None
+    buckets: Buckets | None = None
+    summary_options: SummaryOptions | None = None
+    quantiles: Annotated[tuple[float, ...], AfterValidator(_check_quantiles)] | None = None
+    ttl: Duration | None = None
+    # Multiplies every value; timers (ms) are already converted to seconds before this.
+    scale: float | None = None
+    help: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "Mapping":
+        if self.match_type == "regex":
+            try:
+                re.compile(self.match)
+            except re.error as err:
+                raise ValueError(f"invalid regular expression {self.match!r}: {err}") from None
+        elif not self.match or not re.fullmatch(r"[^\s]+", self.match):
+            raise ValueError(f"invalid glob {self.match!r}")
+        if self.action == "map":
+            if not self.name:
+                raise ValueError("a rule with action: map needs a name")
+            _template_check(self.name, METRIC_NAME, "name")
+        for label in self.labels:
+            if label.startswith("__"):
+                raise ValueError(f"label {label!r}: names starting with __ are reserved")
+        if self.histogram_options and self.buckets:
+            raise ValueError("give buckets either directly or in histogram_options, not both")
+        if self.summary_options and self.quantiles:
+            raise ValueError("give quantiles either directly or in summary_options, not both")
+        if self.scale is not None and (not math.isfinite(self.scale) or self.scale == 0):
+            raise ValueError("scale must be a finite, non-zero number")
+        return self
+
+
+class Defaults(Section):
+    """Values a rule does not set itself, and the default rule for lines no rule matches."""
+
+    match_type: Literal["glob", "regex"] = "glob"
+    observer_type: Literal["histogram", "summary"] = "histogram"
+    buckets: Buckets = LATENCY_BUCKETS
+    quantiles: Annotated[tuple[float, ...], AfterValidator(_check_quantiles)] = (0.5, 0.9, 0.99)
+    # How long a series lives without updates; unset means forever (as statsd_exporter).
+    ttl: Duration | None = None
+    # Lines that match neither a convention nor a rule: exported under their own
+    # sanitised name with tags as labels (map), or dropped and counted (drop).
+    unmatched: Literal["map", "drop"] = "map"
+    max_series: Annotated[int, Field(ge=1)] = 100_000
+    max_series_per_family: Annotated[int, Field(ge=1)] = 10_000
+
+
+class StatsdConfig(Section):
+    """The `statsd:` section. Default: on, UDP on 127.0.0.1:8125, built-in conventions, no rules."""
+
+    enabled: bool = True
+    listeners: list[ListenAddress] = ["udp://127.0.0.1:8125"]
+    # SO_RCVBUF for datagram listeners, in bytes; unset keeps the kernel default
+    # (net.core.rmem_default). The kernel caps it at net.core.rmem_max.
+    read_buffer: Annotated[int, Field(ge=4096)] | None = None
+    # Map the apm.* names of docs/statsd.md onto the built-in families.
+    conventions: bool = True
+    # Close a TCP connection that sends nothing for this long.
+    tcp_idle_timeout: Duration = 300.0
+    tcp_max_connections: Annotated[int, Field(ge=1)] = 1024
+    # Longest TCP line; a longer one closes the connection (it is counted).
+    max_line_length: Annotated[int, Field(ge=64, le=1 << 20)] = 65536
+    # Datagram listeners read in this many processes (SO_REUSEPORT, udp only);
+    # 1 reads in a thread of the daemon. See BENCHMARKS.md for what more gives.
+    udp_workers: Annotated[int, Field(ge=1, le=64)] = 1
+    defaults: Defaults = Defaults()
+    mappings: list[Mapping] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> "StatsdConfig":
+        if len(set(self.listeners)) != len(self.listeners):
+            raise ValueError("a listener address is given twice")
+        return self
+
+
+__all__ = ["StatsdConfig", "Mapping", "Defaults", "LABEL_NAME"]

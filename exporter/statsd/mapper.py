@@ -1,0 +1,255 @@
+"""Event -> Route: which family and label values a StatsD sample belongs to.
+
+Order: the built-in conventions (the `apm.*` names of docs/statsd.md, which
+the client library emits and the dashboards read), then the user's rules in
+file order (first match wins), then the default rule. Pure and immutable: a
+reload builds a new Mapper; the ingest path caches routes per name+tags+type.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from exporter import families
+from exporter.model import FamilySpec, MetricType
+from exporter.statsd.config import Defaults, Mapping, StatsdConfig
+from exporter.statsd.parser import OBSERVERS, Event, Kind, ParseError
+
+MS = 0.001  # StatsD timers are milliseconds; Prometheus wants seconds.
+MAX_METRIC_NAME = 200
+_INVALID_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_:]")
+_INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
+_TEMPLATE = re.compile(r"\$\{(\w+)\}|\$(\d+)")
+
+
+class Route(NamedTuple):
+    """Where a sample goes. `scale` multiplies the value (ms -> s, rule scale);
+    `unmapped` marks the default rule, so its lines are counted."""
+
+    spec: FamilySpec
+    labels: tuple[str, ...]
+    scale: float = 1.0
+    ttl: float = 0.0
+    unmapped: bool = False
+
+
+class MappingError(ParseError):
+    """A line whose mapped name or labels cannot be made valid (counted like a parse error)."""
+
+
+def metric_name(raw: str) -> str:
+    """Sanitise a StatsD name the way statsd_exporter does: invalid characters (dots
+    included) become `_`, and a leading digit gets a `_` prefix."""
+    name = _INVALID_NAME_CHARS.sub("_", raw)
+    if not name:
+        raise MappingError("invalid_name", "empty name")
+    if name[0].isdigit():
+        name = "_" + name
+    if len(name) > MAX_METRIC_NAME:
+        raise MappingError("name_too_long", f"{len(name)} characters")
+    return name
+
+
+def label_name(raw: str) -> str:
+    """Sanitise a tag key into a label name; "" means the tag cannot be a label (dropped).
+    `__` is reserved by Prometheus, so such a prefix shrinks to one `_`."""
+    name = _INVALID_LABEL_CHARS.sub("_", raw)
+    if name.startswith("__"):
+        name = "_" + name.lstrip("_")
+    if name == "_":
+        return ""
+    if name and name[0].isdigit():
+        name = "_" + name
+    return name
+
+
+def _type_class(kind: Kind) -> str:
+    if kind is Kind.COUNTER:
+        return "counter"
+    if kind is Kind.GAUGE or kind is Kind.GAUGE_DELTA:
+        return "gauge"
+    if kind is Kind.SET:
+        return "set"
+    return "observer"
+
+
+# --- built-in conventions ---------------------------------------------------------
+class _Convention(NamedTuple):
+    spec: FamilySpec
+    type_class: str  # counter | gauge | observer
+    # (label, tag that supplies it, default or None when the tag is required); a
+    # fixed value is written as (label, "", value).
+    labels: tuple[tuple[str, str, str | None], ...]
+
+
+_CACHE_LABELS = (("cache", "cache", None), ("level", "level", ""))
+CONVENTIONS: dict[str, _Convention] = {
+    "apm.operation": _Convention(
+        families.OPERATION_DURATION, "observer", (("operation", "operation", None), ("outcome", "outcome", "ok"))),
+    "apm.cache.hit": _Convention(families.CACHE_REQUESTS, "counter", _CACHE_LABELS + (("result", "", "hit"),)),
+    "apm.cache.miss": _Convention(families.CACHE_REQUESTS, "counter", _CACHE_LABELS + (("result", "", "miss"),)),
+    "apm.cache.eviction": _Convention(families.CACHE_EVICTIONS, "counter", _CACHE_LABELS),
+    "apm.cache.promotion": _Convention(families.CACHE_PROMOTIONS, "counter", _CACHE_LABELS),
+    "apm.cache.entries": _Convention(families.CACHE_ENTRIES, "gauge", _CACHE_LABELS),
+    "apm.cache.capacity": _Convention(families.CACHE_CAPACITY, "gauge", _CACHE_LABELS),
+    "apm.pool.active": _Convention(
+        families.POOL_CONNECTIONS, "gauge", (("pool", "pool", None), ("state", "", "active"))),
+    "apm.pool.idle": _Convention(
+        families.POOL_CONNECTIONS, "gauge", (("pool", "pool", None), ("state", "", "idle"))),
+    "apm.pool.max": _Convention(families.POOL_MAX_CONNECTIONS, "gauge", (("pool", "pool", None),)),
+    "apm.pool.pending": _Convention(families.POOL_PENDING, "gauge", (("pool", "pool", None),)),
+    "apm.pool.wait": _Convention(families.POOL_WAIT_DURATION, "observer", (("pool", "pool", None),)),
+    "apm.pool.timeout": _Convention(families.POOL_TIMEOUTS, "counter", (("pool", "pool", None),)),
+    "apm.queue.depth": _Convention(families.QUEUE_DEPTH, "gauge", (("queue", "queue", None),)),
+    "apm.batch.size": _Convention(families.BATCH_SIZE, "observer", (("queue", "queue", None),)),
+    "apm.batch.duration": _Convention(families.BATCH_DURATION, "observer", (("queue", "queue", None),)),
+    "apm.batch.items": _Convention(
+        families.BATCH_ITEMS, "counter", (("queue", "queue", None), ("outcome", "outcome", "ok"))),
+}
+# `status` is accepted wherever `outcome` is (many clients already tag that way).
+_ALIASES = {"outcome": ("outcome", "status")}
+
+
+def _convention_route(conv: _Convention, event: Event, ttl: float) -> Route:
+    if _type_class(event.kind) != conv.type_class:
+        raise MappingError("convention_type_mismatch", f"{event.name} must be a {conv.type_class}")
+    tags = dict(event.tags)
+    values = []
+    for _label, tag, default in conv.labels:
+        if not tag:
+            values.append(default or "")
+            continue
+        value = None
+        for key in _ALIASES.get(tag, (tag,)):
+            value = tags.get(key)
+            if value is not None:
+                break
+        if value is None:
+            if default is None:
+                raise MappingError("convention_missing_tag", f"{event.name} needs a {tag!r} tag")
+            value = default
+        values.append(value)
+    # Durations: ms timers become seconds; h and d are taken as given (seconds).
+    scale = MS if event.kind is Kind.TIMER and conv.spec.unit == "seconds" else 1.0
+    return Route(conv.spec, tuple(values), scale, ttl)
+
+
+# --- user rules ------------------------------------------------------------------------
+class _Rule(NamedTuple):
+    pattern: re.Pattern[str]
+    type_class: str | None
+    drop: bool
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    observer_type: str
+    buckets: tuple[float, ...]
+    quantiles: tuple[float, ...]
+    ttl: float
+    scale: float | None
+    help: str | None
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    # As statsd_exporter: `*` matches within one dot-separated component and is a capture.
+    return re.compile("^" + re.escape(pattern).replace(r"\*", "([^.]*)") + "$")
+
+
+def _rule(mapping: Mapping, defaults: Defaults) -> _Rule:
+    match_type = mapping.match_type or defaults.match_type
+    pattern = re.compile(mapping.match) if match_type == "regex" else _glob(mapping.match)
+    type_class = "observer" if mapping.match_metric_type == "timer" else mapping.match_metric_type
+    buckets = (mapping.histogram_options.buckets if mapping.histogram_options
+               else mapping.buckets or defaults.buckets)
+    quantiles = (tuple(sorted(q.quantile for q in mapping.summary_options.quantiles))
+                 if mapping.summary_options else mapping.quantiles or defaults.quantiles)
+    ttl = mapping.ttl if mapping.ttl is not None else (defaults.ttl or 0.0)
+    return _Rule(pattern, type_class, mapping.action == "drop", mapping.name, tuple(mapping.labels.items()),
+                 mapping.observer_type or defaults.observer_type, tuple(buckets), tuple(quantiles), ttl,
+                 mapping.scale, mapping.help)
+
+
+def _expand(template: str, match: re.Match[str]) -> str:
+    def group(m: re.Match[str]) -> str:
+        key = m.group(1) or m.group(2)
+        try:
+            value = match.group(int(key) if key.isdigit() else key)
+        except (IndexError, re.error):
+            return ""
+        return value or ""
+
+    return _TEMPLATE.sub(group, template) if "$" in template else template
+
+
+
+class Mapper:
+    """Immutable routing table built from the `statsd:` section."""
+
+    def __init__(self, rules: Sequence[Mapping] = (), defaults: Defaults = Defaults(), conventions: bool = True) -> None:
+        self._defaults = defaults
+        self._rules = [_rule(m, defaults) for m in rules]
+        self._conventions = CONVENTIONS if conventions else {}
+        self._default_ttl = defaults.ttl or 0.0
+        self._unmatched_drop = defaults.unmatched == "drop"
+
+    @classmethod
+    def from_config(cls, config: StatsdConfig) -> Mapper:
+        return cls(config.mappings, config.defaults, config.conventions)
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def route(self, event: Event) -> Route | None:
+        """The route for this event, or None when a rule drops it. Raises MappingError."""
+        conv = self._conventions.get(event.name)
+        if conv is not None:
+            return _convention_route(conv, event, self._default_ttl)
+        type_class = _type_class(event.kind)
+        for rule in self._rules:
+            if rule.type_class is not None and rule.type_class != type_class:
+                continue
+            match = rule.pattern.match(event.name)
+            if match is None:
+                continue
+            if rule.drop:
+                return None
+            name = metric_name(_expand(rule.name, match))
+            fixed = tuple((label, _expand(template, match)) for label, template in rule.labels)
+            return self._build(event, name, fixed, rule, unmapped=False)
+        if self._unmatched_drop:
+            return None
+        return self._build(event, metric_name(event.name), (), None, unmapped=True)
+
+    def _build(self, event: Event, name: str, fixed: tuple[tuple[str, str], ...],
+               rule: _Rule | None, unmapped: bool) -> Route:
+        kind = event.kind
+        observer_type = rule.observer_type if rule else self._defaults.observer_type
+        reserved = {"le"} if observer_type == "histogram" else {"quantile"}
+        labels = dict(fixed)
+        for key, value in event.tags:
+            label = label_name(key)
+            # Rule labels win over tags (statsd_exporter's honor_labels: false).
+            if label and label not in reserved and label not in dict(fixed):
+                labels[label] = value
+        names = tuple(sorted(labels))
+        values = tuple(labels[n] for n in names)
+        scale = MS if kind is Kind.TIMER else 1.0
+        if rule is not None and rule.scale is not None:
+            scale *= rule.scale
+        help_text = (rule.help if rule and rule.help else f"StatsD {_type_class(kind)} {event.name}")
+        if kind is Kind.COUNTER:
+            if not name.endswith("_total"):
+                name += "_total"  # so `promtool check metrics` accepts it
+            spec = FamilySpec(name, MetricType.COUNTER, help_text, names, namespaced=False)
+        elif kind in OBSERVERS:
+            if observer_type == "summary":
+                quantiles = rule.quantiles if rule else self._defaults.quantiles
+                spec = FamilySpec(name, MetricType.SUMMARY, help_text, names, quantiles, namespaced=False)
+            else:
+                buckets = rule.buckets if rule else self._defaults.buckets
+                spec = FamilySpec(name, MetricType.HISTOGRAM, help_text, names, buckets, namespaced=False)
+        else:  # gauges, and sets (their value is the number of distinct members)
+            spec = FamilySpec(name, MetricType.GAUGE, help_text, names, namespaced=False)
+        ttl = rule.ttl if rule else self._default_ttl
+        return Route(spec, values, scale, ttl, unmapped)
