@@ -1,108 +1,553 @@
 """Render families as Prometheus text 0.0.4 or OpenMetrics 1.0: a pure function of its input.
 
 Families from different sources may share a name (StatsD and a Redis probe both
-feed `cache_requests_total`); they are merged into one block here, the first
-spec giving HELP and TYPE, and a series already rendered is not repeated.
+feed `cache_requests_total`); they are merged into one block here: the first
+family of a name gives HELP, TYPE and UNIT, a family of that name with another
+type is dropped, and a series (label set) already rendered is not repeated.
+A family whose names would clash with an earlier one (a gauge `x_count` next to
+a histogram `x`, a gauge `x` next to a counter `x_total`) is dropped too, so
+the output is the same set of series in both formats.
+
+Speed matters here (a scrape of 100,000 series must stay well under a second
+on one core), so each family takes a fast path built from C-level primitives
+(`map`, `zip`, `str.join`, one `str.format` per histogram) over values that are
+plain finite numbers; anything else (NaN, ±Inf, bools, duplicates, malformed
+samples) takes a slow path that checks every sample. Both produce the same
+bytes, and the tests compare them.
+
+The formatted label text of each series is memoised between renders, keyed by
+family name and label values, and only for the series of the latest render:
+the memo never outgrows the current output. It is a cache, not state: the
+output depends on the input alone.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from enum import Enum
+from itertools import chain
+from operator import add
+from typing import Any, NamedTuple
 
-from exporter.model import Family, FamilySpec, HistogramValue, MetricType, SummaryValue
+from exporter.model import Family, FamilySpec, MetricType
+
+log = logging.getLogger(__name__)
 
 
 class Format(str, Enum):
+    """The two exposition formats; the value is the Content-Type to send with it."""
+
     TEXT = "text/plain; version=0.0.4; charset=utf-8"
     OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
 def negotiate(accept: str | None) -> Format:
-    """OpenMetrics only when the client asks for it, as Prometheus does with its Accept header."""
-    if accept:
-        for part in accept.split(","):
-            if part.split(";", 1)[0].strip() == "application/openmetrics-text":
-                return Format.OPENMETRICS
-    return Format.TEXT
+    """OpenMetrics only when the client asks for it, as Prometheus does with its Accept header.
+
+    `application/openmetrics-text` with q > 0 wins unless `text/plain` is preferred
+    with a strictly higher q; anything else (no header, `*/*`, a browser) gets text.
+    """
+    if not accept:
+        return Format.TEXT
+    best_om = best_text = -1.0
+    for part in accept.split(","):
+        media, *params = part.split(";")
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0
+                # NaN and out-of-range weights are malformed: treat as "not acceptable".
+                if not 0.0 <= q <= 1.0:
+                    q = 0.0
+        media = media.strip().lower()
+        if media == "application/openmetrics-text":
+            best_om = max(best_om, q)
+        elif media == "text/plain":
+            best_text = max(best_text, q)
+    return Format.OPENMETRICS if best_om > 0 and best_om >= best_text else Format.TEXT
 
 
-def format_value(value: float) -> str:
-    if value == math.inf:
-        return "+Inf"
-    if value == -math.inf:
-        return "-Inf"
+_MAX_FLOAT = 1.7976931348623157e308
+
+
+def format_value(value: Any) -> str:
+    """A sample value as exposition text: ints as ints, floats as their shortest round-trip
+    form, `+Inf`, `-Inf`, `NaN`. Raises TypeError or ValueError for what is not a number.
+
+    The fast path writes `repr(value)` for plain ints and finite floats; this gives
+    the same text for those, and handles everything else (bools, numpy scalars,
+    ints beyond float range).
+    """
+    kind = type(value)
+    if kind is int:
+        if -_MAX_FLOAT <= value <= _MAX_FLOAT:
+            return repr(value)
+        return "+Inf" if value > 0 else "-Inf"
+    if kind is not float:
+        try:
+            value = float(value)
+        except OverflowError:
+            return "+Inf" if value > 0 else "-Inf"
+    if value - value == 0:
+        return repr(value)
     if value != value:
         return "NaN"
-    return repr(float(value))
+    return "+Inf" if value > 0 else "-Inf"
 
 
-def format_bound(bound: float) -> str:
-    """`le`/`quantile` values as Go clients write them ("0.5", "1", "+Inf"), so series from
-    every exporter share label values and aggregate."""
-    text = format_value(bound)
-    return text[:-2] if text.endswith(".0") else text
+def _go_float(value: float) -> str:
+    """`value` as Go's strconv.FormatFloat(v, 'g', -1, 64) writes it: shortest digits,
+    exponent form below 1e-4 and from 1e+06 on (Python's repr switches at 1e+16)."""
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == 0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    sign = "-" if value < 0 else ""
+    mantissa, _, exponent = repr(abs(value)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = whole + fraction
+    stripped = digits.lstrip("0")
+    # Decimal point position relative to the first significant digit: 0.d1d2... x 10^point.
+    point = len(whole) - (len(digits) - len(stripped)) + (int(exponent) if exponent else 0)
+    digits = stripped.rstrip("0")
+    exp = point - 1
+    if exp < -4 or exp >= 6:
+        rest = "." + digits[1:] if len(digits) > 1 else ""
+        return f"{sign}{digits[0]}{rest}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    if len(digits) > point:
+        return f"{sign}{digits[:point]}.{digits[point:]}"
+    return sign + digits + "0" * (point - len(digits))
+
+
+def format_bound(bound: float, fmt: Format = Format.TEXT) -> str:
+    """`le`/`quantile` label values: as Go clients write them in text ("1", "0.005", "+Inf"),
+    so series from every exporter share label values and aggregate; in OpenMetrics the
+    spec's canonical form, which is the same with ".0" added to integers ("1.0")."""
+    text = _go_float(float(bound))
+    if fmt is Format.OPENMETRICS and text[-1].isdigit() and "." not in text and "e" not in text:
+        return text + ".0"
+    return text
 
 
 def escape_label(value: str) -> str:
+    """Label values escape backslash, double quote and newline (both formats)."""
     if "\\" in value or '"' in value or "\n" in value:
         return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return value
 
 
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
+def _escape_help(text: str, openmetrics: bool) -> str:
+    text = text.replace("\\", "\\\\").replace("\n", "\\n")
+    # OpenMetrics HELP is an escaped string like a label value; text 0.0.4 leaves quotes alone.
+    return text.replace('"', '\\"') if openmetrics else text
 
 
-def _label_text(names: tuple[str, ...], values: tuple[str, ...]) -> str:
-    return ",".join(f'{n}="{escape_label(v)}"' for n, v in zip(names, values))
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+_PLAIN = frozenset((int, float))
+
+_SCALAR, _HISTOGRAM, _SUMMARY = 0, 1, 2
 
 
-def _braced(text: str) -> str:
-    return "{" + text + "}" if text else ""
+class _Shape(NamedTuple):
+    """How one spec renders under a full name and a format, worked out once and cached."""
+
+    problem: str  # non-empty: the spec cannot be rendered (bad name, buckets...); its family is dropped
+    header: str  # "\n# HELP ...\n# TYPE ..." (and UNIT), each line led by its newline
+    reserved: frozenset[str]  # every sample and family name the block may use, for clash checks
+    kind: int
+    type_name: str  # as written on the TYPE line
+    nonneg: bool  # OpenMetrics counter: NaN and negative values are invalid there
+    template: str  # histogram: one str.format template for a labelled series...
+    bare_template: str  # ...and one for a series without labels
 
 
-def _render_family(spec: FamilySpec, name: str, families: list[Family], fmt: Format, out: list[str]) -> None:
-    openmetrics = fmt is Format.OPENMETRICS
+def _reserved(name: str, kind: MetricType) -> frozenset[str]:
+    if kind is MetricType.COUNTER:
+        base = name[:-6] if name.endswith("_total") else name
+        return frozenset((name, base, base + "_total", base + "_created"))
+    if kind is MetricType.HISTOGRAM:
+        return frozenset(name + s for s in ("", "_bucket", "_count", "_sum", "_created"))
+    if kind is MetricType.SUMMARY:
+        return frozenset(name + s for s in ("", "_count", "_sum", "_created"))
+    if kind is MetricType.INFO and name.endswith("_info"):
+        return frozenset((name, name[:-5]))
+    return frozenset((name,))
+
+
+def _braces(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _histogram_templates(name: str, bounds: Sequence[float], fmt: Format, with_sum: bool) -> tuple[str, str]:
+    """Templates for `str.format(label_text, *counts, count, sum)`: one C call writes a whole
+    series, where per-line f-strings would cost a Python round trip per bucket."""
+    n = len(bounds)
+    bucket = _braces(f"\n{name}_bucket")
+    labelled, bare = [], []
+    for i, bound in enumerate(bounds):
+        le = _braces(format_bound(bound, fmt))
+        labelled.append(f'{bucket}{{{{{{0}},le="{le}"}}}} {{{i + 1}}}')
+        bare.append(f'{bucket}{{{{le="{le}"}}}} {{{i + 1}}}')
+    labelled.append(f'{bucket}{{{{{{0}},le="+Inf"}}}} {{{n + 1}}}')
+    bare.append(f'{bucket}{{{{le="+Inf"}}}} {{{n + 1}}}')
+    if with_sum:
+        labelled.append(f"{_braces(chr(10) + name)}_sum{{{{{{0}}}}}} {{{n + 2}}}")
+        bare.append(f"{_braces(chr(10) + name)}_sum {{{n + 2}}}")
+    labelled.append(f"{_braces(chr(10) + name)}_count{{{{{{0}}}}}} {{{n + 1}}}")
+    bare.append(f"{_braces(chr(10) + name)}_count {{{n + 1}}}")
+    return "".join(labelled), "".join(bare)
+
+
+def _make_shape(spec: FamilySpec, name: str, fmt: Format) -> _Shape:
+    om = fmt is Format.OPENMETRICS
     kind = spec.type
-    header = name
-    if openmetrics and kind is MetricType.COUNTER and name.endswith("_total"):
-        header = name[:-6]
-    out.append(f"# HELP {header} {_escape_help(spec.help)}\n# TYPE {header} {kind.value}\n")
-    if openmetrics and spec.unit and header.endswith("_" + spec.unit):
-        out.append(f"# UNIT {header} {spec.unit}\n")
-    seen: set[tuple[str, ...]] | None = set() if len(families) > 1 else None
-    for family in families:
+    reserved = _reserved(name, kind)
+    problem = ""
+    if not _METRIC_NAME.match(name):
+        problem = "invalid metric name"
+    for label in spec.labels:
+        if not _LABEL_NAME.match(label) or label.startswith("__"):
+            problem = f"invalid label name {label!r}"
+    if len(set(spec.labels)) != len(spec.labels):
+        problem = "repeated label name"
+    if kind is MetricType.HISTOGRAM:
+        bounds = spec.buckets
+        if "le" in spec.labels:
+            problem = "histogram with an `le` label"
+        elif not all(type(b) in _PLAIN and -math.inf < b < math.inf for b in bounds):
+            problem = "histogram bucket bound that is not a finite number"
+        elif any(a >= b for a, b in zip(bounds, bounds[1:])):
+            problem = "histogram buckets not strictly increasing"
+    if kind is MetricType.SUMMARY and "quantile" in spec.labels:
+        problem = "summary with a `quantile` label"
+    if problem:
+        return _Shape(problem, "", reserved, _SCALAR, "", False, "", "")
+
+    header_name, type_name, nonneg = name, kind.value, False
+    if kind is MetricType.INFO:
+        if om and name.endswith("_info"):
+            header_name = name[:-5]
+        else:
+            type_name = "gauge"  # text 0.0.4 has no info type; OpenMetrics needs the _info suffix
+    elif kind is MetricType.COUNTER and om:
+        if name.endswith("_total"):
+            header_name, nonneg = name[:-6], True
+        else:
+            # An OpenMetrics counter's samples must be `<name>_total`; renaming the series would
+            # make it differ between formats, so it is declared unknown instead.
+            type_name = "unknown"
+    lines = [
+        f"\n# HELP {header_name} {_escape_help(spec.help, om)}",
+        f"\n# TYPE {header_name} {type_name}",
+    ]
+    if om and spec.unit and header_name.endswith("_" + spec.unit) and type_name != "info":
+        lines.append(f"\n# UNIT {header_name} {spec.unit}")
+    header = "".join(lines)
+
+    if kind is MetricType.HISTOGRAM:
+        # OpenMetrics forbids _sum when a bucket bound is negative (the sum is then meaningless).
+        with_sum = not (om and spec.buckets and spec.buckets[0] < 0)
+        template, bare = _histogram_templates(name, spec.buckets, fmt, with_sum)
+        return _Shape("", header, reserved, _HISTOGRAM, type_name, om, template, bare)
+    if kind is MetricType.SUMMARY:
+        return _Shape("", header, reserved, _SUMMARY, type_name, om, "", "")
+    return _Shape("", header, reserved, _SCALAR, type_name, nonneg, "", "")
+
+
+_SHAPES: dict[tuple[FamilySpec, str, Format], _Shape] = {}
+_SHAPES_MAX = 10_000
+
+
+def _shape(spec: FamilySpec, name: str, fmt: Format) -> _Shape:
+    key = (spec, name, fmt)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        if len(_SHAPES) >= _SHAPES_MAX:  # mapping rules come and go with reloads: stay bounded
+            _SHAPES.clear()
+        shape = _SHAPES[key] = _make_shape(spec, name, fmt)
+    return shape
+
+
+# Label text per series, from the latest render only: (name, label names, kind) -> labels -> text.
+_MEMO: dict[tuple[str, tuple[str, ...], int], dict[Any, str]] = {}
+
+_warned: set[tuple[str, str]] = set()
+
+
+def _drop(name: str, reason: str) -> None:
+    """Say once per family and reason what was left out: the exposition cannot count (it is pure)."""
+    if (name, reason) not in _warned and len(_warned) < 1000:
+        _warned.add((name, reason))
+        log.warning("exposition: dropped from %s: %s", name, reason)
+
+
+def _label_text(names: tuple[str, ...], labels: Any) -> str | None:
+    """`a="x",b="y"` for these label values, or None if they do not fit the names."""
+    if type(labels) is not tuple or len(labels) != len(names):
+        return None
+    if not all(type(v) is str for v in labels):
+        return None
+    return ",".join([f'{n}="{escape_label(v)}"' for n, v in zip(names, labels)])
+
+
+def _memoised(
+    key: tuple[str, tuple[str, ...], int], labels: tuple[Any, ...], make: Any, touched: set[Any]
+) -> list[str] | None:
+    """The rendered text for each label tuple via the memo; None if any tuple is malformed or
+    repeated (the caller then takes the slow path, which drops those)."""
+    memo = _MEMO.get(key)
+    try:
+        texts: list[Any] = list(map(memo.get, labels)) if memo is not None else [None] * len(labels)
+        if None in texts:
+            for i, text in enumerate(texts):
+                if text is None:
+                    text = make(labels[i])
+                    if text is None:
+                        return None
+                    texts[i] = text
+        fresh = dict(zip(labels, texts))
+    except TypeError:  # an unhashable label tuple
+        return None
+    _MEMO[key] = fresh
+    touched.add(key)
+    return texts if len(fresh) == len(labels) else None
+
+
+def _plain_finite(values: Sequence[Any]) -> bool:
+    """True when every value is an int or float and finite: then `repr` is the exposition text."""
+    types = set(map(type, values))
+    if not _PLAIN.issuperset(types):
+        return False
+    try:
+        total = float(sum(values))
+        if int in types:  # a huge int can cancel out in the sum yet not fit a float
+            float(max(values)), float(min(values))
+    except OverflowError:
+        return False
+    return total - total == 0
+
+
+def _scalar_fast(name: str, names: tuple[str, ...], samples: Sequence[Any], shape: _Shape, touched: set[Any]) -> str | None:
+    try:
+        labels, values = zip(*samples)
+    except (TypeError, ValueError):
+        return None
+    if not _plain_finite(values) or (shape.nonneg and min(values) < 0):
+        return None
+    if shape.type_name == "info" and set(values) != {1}:  # OpenMetrics: an info value is 1
+        return None
+    if names:
+        head = "\n" + name + "{"
+
+        def make(lv: Any) -> str | None:
+            text = _label_text(names, lv)
+            return None if text is None else head + text + "} "
+
+        texts = _memoised((name, names, _SCALAR), labels, make, touched)
+        if texts is None:
+            return None
+    else:
+        if any(lv != () for lv in labels) or len(values) != 1:
+            return None
+        texts = ["\n" + name + " "]
+    return "".join(map(add, texts, map(repr, values)))
+
+
+def _histogram_fast(
+    name: str, names: tuple[str, ...], families: Sequence[Family], shapes: Sequence[_Shape], touched: set[Any]
+) -> str | None:
+    samples = families[0].samples if len(families) == 1 else list(chain.from_iterable(f.samples for f in families))
+    try:
+        labels, values = zip(*samples)
+    except (TypeError, ValueError):
+        return None
+    if names:
+        texts = _memoised((name, names, _HISTOGRAM), labels, lambda lv: _label_text(names, lv), touched)
+        if texts is None:
+            return None
+    elif len(samples) != 1 or labels[0] != ():
+        return None
+    else:
+        texts = [""]
+    out: list[str] = []
+    plain = _PLAIN.issuperset
+    start = 0
+    for family, shape in zip(families, shapes):
+        end = start + len(family.samples)
+        template = shape.template if names else shape.bare_template
+        width = len(family.spec.buckets) + 2
+        om = shape.nonneg
+        for text, value in zip(texts[start:end], values[start:end]):
+            try:
+                counts, count, total = value
+                row = (*counts, count, total)
+            except (TypeError, ValueError):
+                return None
+            if len(row) != width or not plain(map(type, row)):
+                return None
+            check = sum(row)
+            if check - check != 0:
+                return None
+            if om and not _om_values_ok(counts, count):
+                return None
+            out.append(template.format(text, *row))
+        start = end
+    return "".join(out)
+
+
+def _series_key(names: tuple[str, ...], labels: tuple[str, ...]) -> frozenset[tuple[str, str]]:
+    """A series' identity as Prometheus sees it: its non-empty label pairs, in any order."""
+    return frozenset((n, v) for n, v in zip(names, labels) if v != "")
+
+
+def _render_slow(name: str, families: Sequence[Family], shapes: Sequence[_Shape], fmt: Format) -> str:
+    """Every sample checked on its own: malformed ones and repeated series are dropped."""
+    om = fmt is Format.OPENMETRICS
+    seen: set[frozenset[tuple[str, str]]] = set()
+    out: list[str] = []
+    for family, shape in zip(families, shapes):
         names = family.spec.labels
-        for labels, value in family.samples:
-            if seen is not None:
-                if labels in seen:
-                    continue
-                seen.add(labels)
+        for sample in family.samples:
+            try:
+                labels, value = sample
+            except (TypeError, ValueError):
+                _drop(name, "a sample that is not (labels, value)")
+                continue
+            if type(labels) is list:
+                labels = tuple(labels)
             text = _label_text(names, labels)
-            if kind is MetricType.HISTOGRAM:
-                assert isinstance(value, HistogramValue)
-                sep = "," if text else ""
-                for bound, count in zip(family.spec.buckets, value.counts):
-                    out.append(f'{name}_bucket{{{text}{sep}le="{format_bound(bound)}"}} {format_value(count)}\n')
-                count_text = format_value(value.count)
-                out.append(f'{name}_bucket{{{text}{sep}le="+Inf"}} {count_text}\n')
-                out.append(f"{name}_sum{_braced(text)} {format_value(value.sum)}\n")
-                out.append(f"{name}_count{_braced(text)} {count_text}\n")
-            elif kind is MetricType.SUMMARY:
-                assert isinstance(value, SummaryValue)
-                sep = "," if text else ""
-                for q, v in value.quantiles:
-                    out.append(f'{name}{{{text}{sep}quantile="{format_bound(q)}"}} {format_value(v)}\n')
-                out.append(f"{name}_sum{_braced(text)} {format_value(value.sum)}\n")
-                out.append(f"{name}_count{_braced(text)} {format_value(value.count)}\n")
-            else:
-                assert not isinstance(value, tuple)
-                out.append(f"{name}{_braced(text)} {format_value(value)}\n")
+            if text is None:
+                _drop(name, "label values that do not match the label names")
+                continue
+            key = _series_key(names, labels)
+            if key in seen:
+                _drop(name, "a repeated label set")
+                continue
+            lines = _sample_lines(name, family.spec, shape, fmt, om, text, value)
+            if lines is None:
+                continue
+            seen.add(key)
+            out.extend(lines)
+    return "".join(out)
+
+
+def _number(value: Any) -> str | None:
+    try:
+        return format_value(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _sample_lines(
+    name: str, spec: FamilySpec, shape: _Shape, fmt: Format, om: bool, text: str, value: Any
+) -> list[str] | None:
+    braced = "{" + text + "}" if text else ""
+    sep = "," if text else ""
+    if shape.kind is _SCALAR:
+        number = _number(value)
+        if number is None or isinstance(value, tuple):
+            _drop(name, "a value that is not a number")
+            return None
+        if shape.nonneg and (number == "NaN" or number.startswith("-")):
+            _drop(name, "a NaN or negative counter (invalid in OpenMetrics)")
+            return None
+        if om and shape.type_name == "info" and number not in ("1", "1.0"):
+            _drop(name, "an info value other than 1 (invalid in OpenMetrics)")
+            return None
+        return [f"\n{name}{braced} {number}"]
+    if shape.kind is _HISTOGRAM:
+        try:
+            counts, count, total = value
+            numbers = [_number(c) for c in (*counts, count, total)]
+        except (TypeError, ValueError):
+            numbers = [None]
+        if None in numbers or len(numbers) != len(spec.buckets) + 2:
+            _drop(name, "a histogram value that does not match its buckets")
+            return None
+        if om and (not _om_values_ok(counts, count) or numbers[-1] == "NaN"):
+            _drop(name, "histogram counts or sum invalid in OpenMetrics")
+            return None
+        row = [text, *numbers]
+        return [(shape.template if text else shape.bare_template).format(*row)]
+    # Summary: rare (only for mapping rules that ask for it), so never on a fast path.
+    try:
+        quantiles, count, total = value
+        pairs = [(float(q), _number(v)) for q, v in quantiles]
+        count_text, sum_text = _number(count), _number(total)
+    except (TypeError, ValueError, OverflowError):
+        pairs, count_text, sum_text = [], None, None
+    if count_text is None or sum_text is None or any(v is None for _, v in pairs):
+        _drop(name, "a summary value that is not numbers")
+        return None
+    if om and not _om_values_ok([], count) or om and sum_text == "NaN":
+        _drop(name, "summary count or sum invalid in OpenMetrics")
+        return None
+    lines = []
+    for q, v in pairs:
+        if om and (not 0 <= q <= 1 or (v or "").startswith("-")):
+            _drop(name, "a quantile outside [0, 1] or a negative quantile value (invalid in OpenMetrics)")
+            continue
+        lines.append(f'\n{name}{{{text}{sep}quantile="{format_bound(q, fmt)}"}} {v}')
+    lines.append(f"\n{name}_sum{braced} {sum_text}")
+    lines.append(f"\n{name}_count{braced} {count_text}")
+    return lines
+
+
+def _om_values_ok(counts: Sequence[Any], count: Any) -> bool:
+    try:
+        cumulative = [float(c) for c in (*counts, count)]
+    except (TypeError, ValueError, OverflowError):
+        return False
+    if any(c != c for c in cumulative):
+        return False
+    if cumulative[0] < 0 or cumulative != sorted(cumulative):
+        return False
+    return all(c.is_integer() or c == math.inf for c in cumulative)
+
+
+def _render_group(name: str, families: list[Family], fmt: Format, touched: set[Any]) -> str | None:
+    """One family block (header and samples), or None when nothing in it can be rendered."""
+    shapes: list[_Shape] = []
+    kept: list[Family] = []
+    for family in families:
+        shape = _shape(family.spec, name, fmt)
+        if shape.problem:
+            _drop(name, shape.problem)
+            continue
+        shapes.append(shape)
+        kept.append(family)
+    if not kept:
+        return None
+    body: str | None = None
+    names = kept[0].spec.labels
+    same_names = all(f.spec.labels == names for f in kept)
+    kind = shapes[0].kind
+    if same_names and kind is _SCALAR:
+        samples = kept[0].samples if len(kept) == 1 else list(chain.from_iterable(f.samples for f in kept))
+        body = _scalar_fast(name, names, samples, shapes[0], touched)
+    elif same_names and kind is _HISTOGRAM:
+        body = _histogram_fast(name, names, kept, shapes, touched)
+    if body is None:
+        body = _render_slow(name, kept, shapes, fmt)
+    if not body:
+        return None
+    return shapes[0].header + body
 
 
 def render(families: Iterable[Family], fmt: Format = Format.TEXT, namespace: str = "apm") -> bytes:
+    """The exposition of these families: same input, same bytes."""
     grouped: dict[str, list[Family]] = {}
     for family in families:
         if not family.samples:
@@ -113,10 +558,26 @@ def render(families: Iterable[Family], fmt: Format = Format.TEXT, namespace: str
             grouped[name] = [family]
         elif same[0].spec.type is family.spec.type:
             same.append(family)
-        # A family whose type disagrees with the first of its name cannot be rendered; drop it.
+        else:
+            _drop(name, f"a {family.spec.type.value} family under the name of a {same[0].spec.type.value}")
     out: list[str] = []
+    taken: set[str] = set()
+    touched: set[Any] = set()
     for name, group in grouped.items():
-        _render_family(group[0].spec, name, group, fmt, out)
+        reserved = _reserved(name, group[0].spec.type)
+        if not reserved.isdisjoint(taken):
+            _drop(name, "a name that clashes with an earlier family's")
+            continue
+        block = _render_group(name, group, fmt, touched)
+        if block is None:
+            continue
+        taken |= reserved
+        out.append(block)
+    for key in [k for k in _MEMO if k not in touched]:
+        _MEMO.pop(key, None)
+    if out:
+        out[0] = out[0][1:]  # every line is led by its newline; the first has nothing before it
+        out.append("\n")
     if fmt is Format.OPENMETRICS:
         out.append("# EOF\n")
-    return "".join(out).encode()
+    return "".join(out).encode("utf-8", "replace")
