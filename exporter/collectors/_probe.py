@@ -10,9 +10,11 @@ server.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from exporter.model import Family, FamilySpec
@@ -146,3 +148,56 @@ class Counters:
 
     def family(self) -> Family:
         return self.spec.family(self._values.items())
+
+
+class PgSession:
+    """One psycopg AsyncConnection kept across collects, closed on any failure.
+
+    `simple=True` forces the simple query protocol (psycopg's ClientCursor), which
+    the PgBouncer admin console requires; autocommit keeps BEGIN/COMMIT out of it
+    and means a probe never holds a transaction (or its snapshot) open between scrapes.
+    """
+
+    def __init__(self, dsn: str, timeout: float, simple: bool = False) -> None:
+        self.dsn = dsn
+        self.timeout = timeout
+        self.simple = simple
+        self._conn: Any = None
+
+    @property
+    def secrets(self) -> list[str | None]:
+        password = url_password(self.dsn)
+        kv = _KV_PASSWORD.search(self.dsn)
+        return [password, kv.group(2).strip("'") if kv else None]
+
+    async def connection(self) -> Any:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        import psycopg
+        from psycopg.rows import dict_row
+
+        kwargs: dict[str, Any] = {
+            "autocommit": True,
+            # libpq wants whole seconds, at least 2 (it treats 1 as 2).
+            "connect_timeout": max(2, math.ceil(self.timeout)),
+            "row_factory": dict_row,
+            "application_name": "apm-exporter",
+        }
+        if self.simple:
+            kwargs["cursor_factory"] = psycopg.AsyncClientCursor
+            kwargs["prepare_threshold"] = None
+        self._conn = await psycopg.AsyncConnection.connect(self.dsn, **kwargs)
+        return self._conn
+
+    async def query(self, sql: str) -> list[dict[str, Any]]:
+        conn = await self.connection()
+        cursor = await conn.execute(sql)
+        return list(await cursor.fetchall()) if cursor.description else []
+
+    async def drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:  # a broken connection may fail to close; it is gone either way
+                pass

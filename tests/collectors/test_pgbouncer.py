@@ -1,0 +1,119 @@
+"""PgBouncer probe against a real PgBouncer in front of a real PostgreSQL 15."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from exporter.collectors._probe import BackoffError, ProbeError
+from exporter.collectors.pgbouncer import Config, PgBouncerCollector
+from tests.collectors.helpers import run, until_ok, values
+from tests.support.servers import (  # noqa: F401  (fixtures)
+    BlackHole,
+    PgBouncerServer,
+    _pgbouncer_session,
+    _postgres_session,
+    black_hole,
+    pgbouncer_server,
+)
+
+
+def collector(dsn: str, **extra: object) -> PgBouncerCollector:
+    return PgBouncerCollector(Config.model_validate({"name": "bouncer", "dsn": dsn, **extra}))
+
+
+async def collect_once(probe: PgBouncerCollector) -> dict:
+    try:
+        return values(await probe.collect())
+    finally:
+        await probe.close()
+
+
+def wait_for_pool(server: PgBouncerServer, **want: int) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        row = next((r for r in server.show("POOLS") if r["database"] == "app"), {})
+        if all(row.get(k) == v for k, v in want.items()) or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+
+
+def test_five_sleeping_clients_on_a_pool_of_two(pgbouncer_server: PgBouncerServer) -> None:
+    assert pgbouncer_server.pool_size == 2
+    sleepers = [threading.Thread(target=lambda: pgbouncer_server.connect().execute("SELECT pg_sleep(1.5)"))
+                for _ in range(5)]
+    for thread in sleepers:
+        thread.start()
+    try:
+        wait_for_pool(pgbouncer_server, cl_active=2, cl_waiting=3)
+        got = run(lambda: collect_once(collector(pgbouncer_server.dsn("pgbouncer"))))
+    finally:
+        for thread in sleepers:
+            thread.join()
+
+    pool = ("bouncer/app",)
+    assert got["pool_clients"][(*pool, "active")] == 2
+    assert got["pool_clients"][(*pool, "waiting")] == 3
+    assert got["pool_pending_requests"] == {pool: 3}
+    assert got["pool_connections"][(*pool, "active")] == 2
+    assert got["pool_max_connections"] == {pool: 2}
+    assert got["pool_max_wait_seconds"][pool] >= 0
+    # The admin console is not a pool of the application's.
+    assert all(not labels[0].endswith("/pgbouncer") for labels in got["pool_connections"])
+
+
+def test_an_idle_pool_and_the_query_counters(pgbouncer_server: PgBouncerServer) -> None:
+    with pgbouncer_server.connect() as conn:
+        conn.execute("SELECT 1")
+    wait_for_pool(pgbouncer_server, cl_active=0, sv_active=0)
+
+    got = run(lambda: collect_once(collector(pgbouncer_server.dsn("pgbouncer"))))
+    stats = next(r for r in pgbouncer_server.show("STATS") if r["database"] == "app")
+    pool = ("bouncer/app",)
+    assert got["pool_clients"] == {(*pool, "active"): 0, (*pool, "waiting"): 0}
+    assert got["pool_connections"][(*pool, "active")] == 0
+    assert got["pool_connections"][(*pool, "idle")] >= 1  # the server connection stays for reuse
+    assert got["pool_max_wait_seconds"] == {pool: 0}
+    assert got["pool_queries_total"][pool] == float(stats["total_query_count"]) >= 1
+    assert got["pool_query_seconds_total"][pool] == float(stats["total_query_time"]) / 1e6
+
+
+def test_stop_and_start_pgbouncer_without_rebuilding_the_collector(pgbouncer_server: PgBouncerServer) -> None:
+    async def main() -> None:
+        probe = collector(pgbouncer_server.dsn("pgbouncer"))
+        try:
+            assert "pool_clients" in values(await probe.collect())
+            pgbouncer_server.stop()
+            with pytest.raises(ProbeError, match="bouncer"):
+                await probe.collect()
+            with pytest.raises(BackoffError):
+                await probe.collect()
+            pgbouncer_server.start()
+            got = values(await until_ok(probe.collect))
+            assert got["pool_max_connections"] == {("bouncer/app",): 2}
+        finally:
+            await probe.close()
+
+    try:
+        run(main)
+    finally:
+        pgbouncer_server.start()
+
+
+def test_a_silent_socket_times_out_and_the_password_stays_secret(black_hole: BlackHole) -> None:
+    async def main() -> str:
+        probe = collector(f"postgresql://stats:Pa55word-x@127.0.0.1:{black_hole.port}/pgbouncer", timeout="300ms")
+        try:
+            with pytest.raises(ProbeError) as err:
+                await asyncio.wait_for(probe.collect(), timeout=10)
+            return str(err.value)
+        finally:
+            await probe.close()
+
+    message = run(main)
+    assert "TimeoutError" in message
+    assert "Pa55word-x" not in message
+    assert "stats:***@127.0.0.1" in message
