@@ -1,0 +1,117 @@
+"""StatsD ingest: listeners -> parser -> mapper -> store. `StatsD` is what the daemon runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from exporter import families
+from exporter.statsd.config import StatsdConfig
+from exporter.statsd.ingest import Ingest
+from exporter.statsd.listener import Counters, DatagramListener, TcpListener, parse_listen
+from exporter.statsd.mapper import Mapper
+from exporter.model import FamilySpec
+from exporter.store import Counter, Limits, Store
+
+log = logging.getLogger(__name__)
+
+__all__ = ["StatsD", "StatsdConfig"]
+
+_TCP_ERRORS = ("idle_timeout", "line_too_long", "unterminated_line", "too_many_connections", "connection_error")
+# How often stale series are looked for when some rule (or the default) sets a TTL.
+EXPIRY_INTERVAL = 1.0
+
+
+class StatsD:
+    """Owns the listeners, the ingest path and the TTL expiry task for one `statsd:` section."""
+
+    def __init__(self, config: StatsdConfig, store: Store, stats: Store) -> None:
+        self.config = config
+        self.store = store
+        self._stats = stats
+        store.limits = Limits(config.defaults.max_series, config.defaults.max_series_per_family)
+        self.ingest = Ingest(Mapper.from_config(config), store, stats)
+        self._listeners: list[DatagramListener | TcpListener] = []
+        self._tcp_errors: dict[str, Counter] = {}
+        self._expiry: asyncio.Task[None] | None = None
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Bound port per listener address (useful with port 0)."""
+        return {lst.address: lst.port for lst in self._listeners}
+
+    async def start(self) -> None:
+        """Bind every listener (OSError naming the address if one cannot be bound)."""
+        if self.config.enabled:
+            started: list[DatagramListener | TcpListener] = []
+            try:
+                for address in self.config.listeners:
+                    listener = self._listener(address)
+                    await listener.start()
+                    started.append(listener)
+            except BaseException:
+                for listener in started:
+                    await listener.stop()
+                raise
+            self._listeners = started
+            log.info("statsd: listening on %s", ", ".join(self.config.listeners))
+        self._expiry = asyncio.create_task(self._expire_loop(), name="statsd expiry")
+
+    async def reload(self, config: StatsdConfig) -> None:
+        """New rules take effect at once (routing cache cleared); the store and its series stay.
+        Listeners are rebound only when the addresses or socket options changed."""
+        self.store.limits = Limits(config.defaults.max_series, config.defaults.max_series_per_family)
+        self.ingest.set_mapper(Mapper.from_config(config))
+        old = self.config
+        self.config = config
+        if (old.enabled, old.listeners, old.read_buffer, old.tcp_idle_timeout, old.max_line_length,
+                old.tcp_max_connections) != (config.enabled, config.listeners, config.read_buffer,
+                                             config.tcp_idle_timeout, config.max_line_length,
+                                             config.tcp_max_connections):
+            for listener in self._listeners:
+                await listener.stop()
+            self._listeners = []
+            if config.enabled:
+                started = []
+                for address in config.listeners:
+                    listener = self._listener(address)
+                    await listener.start()
+                    started.append(listener)
+                self._listeners = started
+            log.info("statsd: listeners now %s", ", ".join(config.listeners) if config.enabled else "none")
+
+    async def stop(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._expiry
+            self._expiry = None
+        for listener in self._listeners:
+            await listener.stop()
+        self._listeners = []
+
+    def _listener(self, address: str) -> DatagramListener | TcpListener:
+        sink = self.ingest.sink(address)
+        counters = Counters(self._counter(families.STATSD_PACKETS, address),
+                            self._counter(families.STATSD_BYTES, address))
+        if parse_listen(address).scheme == "tcp":
+            if not self._tcp_errors:
+                self._tcp_errors = {r: self._counter(families.STATSD_TCP_ERRORS, r) for r in _TCP_ERRORS}
+            return TcpListener(address, sink, counters, self._tcp_errors, self.config.tcp_idle_timeout,
+                               self.config.max_line_length, self.config.tcp_max_connections)
+        return DatagramListener(address, sink, counters, self.config.read_buffer)
+
+    def _counter(self, spec: FamilySpec, *labels: str) -> Counter:
+        series = self._stats.series(spec, labels)
+        assert isinstance(series, Counter)
+        return series
+
+    async def _expire_loop(self) -> None:
+        while True:
+            await asyncio.sleep(EXPIRY_INTERVAL)
+            try:
+                # Off the event loop: with many series the scan takes a while.
+                await asyncio.to_thread(self.ingest.expire)
+            except Exception:
+                log.exception("statsd: series expiry failed")
