@@ -25,7 +25,8 @@ from exporter.schema import CollectorConfig, Regex, Section
 
 log = logging.getLogger(__name__)
 
-# node_exporter 1.5's defaults, so the same filesystems and disks show up in both.
+# Upstream node_exporter's defaults (1.6+), so the same filesystems and disks show up in both.
+# Debian's package patches its own to also drop /run, /mnt, /media and the lo interface.
 DEFAULT_MOUNTPOINT_EXCLUDE = r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
 DEFAULT_FSTYPE_EXCLUDE = (
     r"^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs"

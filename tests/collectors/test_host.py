@@ -1,0 +1,319 @@
+"""Host collector: parsers on literal /proc text, filters on a staged /proc, and this machine's
+real figures checked against psutil as an independent reader."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.collectors import host as H
+from exporter.exposition import render
+from tests.collectors.helpers import run, values
+from tests.support.binaries import require
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+STAT = """cpu  4873 10 3025 80022 1222 0 44 33 0 0
+cpu0 1488 0 1248 41553 322 0 4 13 0 0
+cpu1 3385 10 1776 38469 899 0 40 19 0 0
+intr 153280 0 12 0 0 9 0
+ctxt 309193
+btime 1795613599
+processes 8092
+procs_running 3
+procs_blocked 1
+softirq 1 2 3
+"""
+
+MEMINFO = """MemTotal:       24684096 kB
+MemFree:        24232492 kB
+MemAvailable:   24263368 kB
+Buffers:            5504 kB
+Cached:           263432 kB
+SwapCached:            0 kB
+SReclaimable:      23252 kB
+SwapTotal:       1048572 kB
+SwapFree:         786428 kB
+HugePages_Total:       0
+"""
+
+MOUNTS = """proc /proc proc rw,relatime 0 0
+/dev/sda1 / ext4 rw,relatime 0 0
+tmpfs /run tmpfs rw,nosuid 0 0
+tmpfs /run/credentials/systemd-sysctl.service tmpfs ro 0 0
+/dev/sdb1 /mnt/my\\040disk xfs rw 0 0
+overlay /var/lib/docker/overlay2/abc/merged overlay rw 0 0
+/dev/sdc1 /data ext4 rw 0 0
+/dev/sdd1 /data ext4 rw 0 0
+cgroup2 /sys/fs/cgroup cgroup2 rw 0 0
+"""
+
+DISKSTATS = """   7       0 loop0 10 0 80 1 0 0 0 0 0 1 1 0 0 0 0 0 0
+ 254       0 vda 35436 7698 2706354 31639 7705 9719 1229320 3999 0 14708 36158 4511 44 125936 467 1007 52
+ 254       1 vda1 100 0 800 5 0 0 0 0 0 5 5 0 0 0 0 0 0
+ 253       0 zram0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+ 259       0 nvme0n1 1 0 8 0 2 0 16 0 0 3 0
+ 259       1 nvme0n1p1 1 0 8 0 2 0 16 0 0 3 0
+ 252       0 dm-0 5 0 40 0 6 0 48 0 0 7 0
+"""
+
+NETDEV = """Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:    3293      31    0    0    0     0          0         0     3293      31    0    0    0     0       0          0
+  eth0: 62096518    1852    1    2    0     0          0         0   131534    1520    3    4    0     0       0          0
+veth12ab: 10 1 0 0 0 0 0 0 20 2 0 0 0 0 0 0
+"""
+
+
+# --- parsers -------------------------------------------------------------------------------
+
+def test_parse_stat() -> None:
+    st = H.parse_stat(STAT)
+    assert st.cpu_ticks == {"user": 4873, "nice": 10, "system": 3025, "idle": 80022, "iowait": 1222, "irq": 0,
+                            "softirq": 44, "steal": 33, "guest": 0, "guest_nice": 0}
+    assert (st.cpus, st.context_switches, st.interrupts, st.boot_time) == (2, 309193, 153280, 1795613599)
+    assert (st.forks, st.procs_running, st.procs_blocked) == (8092, 3, 1)
+
+
+def test_parse_stat_old_kernel_has_fewer_cpu_fields() -> None:
+    st = H.parse_stat("cpu  1 2 3 4\ncpu0 1 2 3 4\n")
+    assert st.cpu_ticks == {"user": 1, "nice": 2, "system": 3, "idle": 4}
+    assert st.context_switches is None
+
+
+def test_memory_follows_psutil_definitions() -> None:
+    mem = H.memory(H.parse_meminfo(MEMINFO))
+    kib = 1024
+    assert mem.total == 24684096 * kib
+    assert mem.available == 24263368 * kib
+    assert mem.used == (24684096 - 24263368) * kib
+    assert mem.free == 24232492 * kib
+    assert mem.cached == (263432 + 23252) * kib
+    assert mem.buffers == 5504 * kib
+    assert (mem.swap_total, mem.swap_used) == (1048572 * kib, (1048572 - 786428) * kib)
+
+
+def test_memory_without_memavailable() -> None:
+    mem = H.memory(H.parse_meminfo("MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 10 kB\nCached: 200 kB\n"))
+    assert mem.available == 310 * 1024
+    assert (mem.swap_total, mem.swap_used) == (0, 0)
+
+
+def test_parse_swap_pages() -> None:
+    assert H.parse_swap_pages("nr_free_pages 5\npswpin 12\npswpout 34\npgfault 9\n") == (12, 34)
+
+
+def test_parse_mounts_unescapes_and_keeps_the_top_mount() -> None:
+    mounts = {m.mountpoint: m for m in H.parse_mounts(MOUNTS)}
+    assert mounts["/mnt/my disk"] == H.Mount("/dev/sdb1", "/mnt/my disk", "xfs")
+    assert mounts["/data"].device == "/dev/sdd1"
+    assert len(mounts) == 8
+
+
+def test_parse_diskstats_counts_512_byte_sectors() -> None:
+    vda = next(d for d in H.parse_diskstats(DISKSTATS) if d.device == "vda")
+    assert vda == H.DiskStats("vda", 35436, 2706354, 31639, 7705, 1229320, 3999, 14708)
+
+
+def test_parse_netdev() -> None:
+    devs = {d.device: d for d in H.parse_netdev(NETDEV)}
+    assert devs["eth0"] == H.NetDev("eth0", 62096518, 1852, 1, 2, 131534, 1520, 3, 4)
+    assert set(devs) == {"lo", "eth0", "veth12ab"}
+
+
+def test_parse_file_nr_and_loadavg() -> None:
+    assert H.parse_file_nr("520\t0\t2466193\n") == (520, 2466193)
+    assert H.parse_loadavg("0.37 0.18 0.10 2/301 12345\n") == (0.37, 0.18, 0.10)
+
+
+@pytest.mark.parametrize("device, kept", [
+    ("sda", True), ("vda", True), ("nvme0n1", True), ("dm-0", True), ("xvda", True), ("md0", True),
+    ("sda1", False), ("vda2", False), ("nvme0n1p1", False), ("loop0", False), ("ram0", False), ("zram0", False),
+])
+def test_default_disk_exclude(device: str, kept: bool) -> None:
+    assert (re.search(H.DEFAULT_DISK_EXCLUDE, device) is None) is kept
+
+
+@pytest.mark.parametrize("mountpoint, kept", [
+    ("/", True), ("/home", True), ("/run", True), ("/var/lib/docker", True), ("/boot/efi", True),
+    ("/proc", False), ("/sys/fs/cgroup", False), ("/dev/shm", False), ("/run/credentials/x.service", False),
+    ("/var/lib/docker/overlay2/abc/merged", False), ("/var/lib/containers/storage/overlay", False),
+])
+def test_default_mountpoint_exclude(mountpoint: str, kept: bool) -> None:
+    assert (re.search(H.DEFAULT_MOUNTPOINT_EXCLUDE, mountpoint) is None) is kept
+
+
+@pytest.mark.parametrize("fstype, kept", [
+    ("ext4", True), ("xfs", True), ("tmpfs", True), ("nfs4", True), ("btrfs", True),
+    ("proc", False), ("sysfs", False), ("cgroup2", False), ("overlay", False), ("squashfs", False),
+    ("devtmpfs", False), ("tracefs", False),
+])
+def test_default_fstype_exclude(fstype: str, kept: bool) -> None:
+    assert (re.search(H.DEFAULT_FSTYPE_EXCLUDE, fstype) is None) is kept
+
+
+# --- a staged /proc: filters and partial failure --------------------------------------------
+
+@pytest.fixture
+def staged(tmp_path: Path) -> Path:
+    """A /proc with literal files; filesystems point at real directories under tmp_path."""
+    proc = tmp_path / "proc"
+    (proc / "net").mkdir(parents=True)
+    (proc / "sys" / "fs").mkdir(parents=True)
+    (proc / "self").mkdir()
+    (proc / "stat").write_text(STAT)
+    (proc / "loadavg").write_text("0.37 0.18 0.10 2/301 12345\n")
+    (proc / "meminfo").write_text(MEMINFO)
+    (proc / "vmstat").write_text("pswpin 12\npswpout 34\n")
+    (proc / "diskstats").write_text(DISKSTATS)
+    (proc / "net" / "dev").write_text(NETDEV)
+    (proc / "sys" / "fs" / "file-nr").write_text("520\t0\t2466193\n")
+    rootfs = tmp_path / "rootfs"
+    for point in ("data", "run", "mnt/my disk"):
+        (rootfs / point).mkdir(parents=True)
+    # `/` is the staged rootfs itself; /missing does not exist, so statfs fails on it.
+    (proc / "self" / "mounts").write_text(MOUNTS + "/dev/sde1 /missing ext4 rw 0 0\n")
+    return tmp_path
+
+
+def host(staged: Path, **config: object) -> dict:
+    cfg = H.Config(proc_root=str(staged / "proc"), rootfs=str(staged / "rootfs"), **config)
+    return values(run(H.HostCollector(cfg).collect))
+
+
+def test_staged_values(staged: Path) -> None:
+    got = host(staged)
+    assert got["host_cpu_seconds_total"][("user",)] == 4873 / CLK_TCK
+    assert got["host_cpus"][()] == 2
+    assert got["host_load15"][()] == 0.10
+    assert got["host_memory_total_bytes"][()] == 24684096 * 1024
+    assert got["host_swap_in_bytes_total"][()] == 12 * os.sysconf("SC_PAGE_SIZE")
+    assert got["host_filefd_allocated"][()] == 520
+    assert got["host_filefd_maximum"][()] == 2466193
+    assert got["host_boot_time_seconds"][()] == 1795613599
+    assert got["host_context_switches_total"][()] == 309193
+    assert got["host_disk_read_bytes_total"][("vda",)] == 2706354 * 512
+    assert got["host_disk_read_time_seconds_total"][("vda",)] == 31.639
+    assert got["host_disk_io_time_seconds_total"][("vda",)] == 14.708
+    assert got["host_network_receive_drops_total"][("eth0",)] == 2
+    assert got["host_network_transmit_errors_total"][("eth0",)] == 3
+
+
+def test_default_filters(staged: Path) -> None:
+    got = host(staged)
+    assert set(got["host_disk_reads_completed_total"]) == {("vda",), ("nvme0n1",), ("dm-0",)}
+    assert set(got["host_network_receive_bytes_total"]) == {("lo",), ("eth0",), ("veth12ab",)}
+    points = {labels[1] for labels in got["host_filesystem_device_error"]}
+    assert points == {"/", "/run", "/mnt/my disk", "/data", "/missing"}
+    assert got["host_filesystem_device_error"][("/dev/sde1", "/missing", "ext4")] == 1
+    assert got["host_filesystem_device_error"][("/dev/sdd1", "/data", "ext4")] == 0
+    assert ("/dev/sde1", "/missing", "ext4") not in got["host_filesystem_size_bytes"]
+    real = os.statvfs(staged / "rootfs" / "data")
+    assert got["host_filesystem_size_bytes"][("/dev/sdd1", "/data", "ext4")] == real.f_blocks * real.f_frsize
+
+
+def test_include_and_exclude(staged: Path) -> None:
+    got = host(staged,
+               filesystems={"mountpoint_include": "^/(data|run)$", "fstype_exclude": "^tmpfs$"},
+               disks={"device_include": "^(vd|nvme)", "device_exclude": None},
+               network={"device_exclude": "^(lo|veth)"})
+    assert {labels[1] for labels in got["host_filesystem_size_bytes"]} == {"/data"}
+    assert set(got["host_disk_reads_completed_total"]) == {("vda",), ("vda1",), ("nvme0n1",), ("nvme0n1p1",)}
+    assert set(got["host_network_receive_bytes_total"]) == {("eth0",)}
+
+
+def test_an_unreadable_section_costs_only_its_families(staged: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (staged / "proc" / "diskstats").unlink()
+    (staged / "proc" / "meminfo").write_text("garbage\n")
+    got = host(staged)
+    assert "host_disk_read_bytes_total" not in got
+    assert "host_memory_total_bytes" not in got
+    assert got["host_cpus"][()] == 2
+    assert got["host_network_receive_bytes_total"][("eth0",)] == 62096518
+    assert {r.section for r in caplog.records if hasattr(r, "section")} == {"disks", "memory"}  # type: ignore
+
+
+# --- this machine -----------------------------------------------------------------------------
+
+def collect_real(**config: object) -> dict:
+    return values(run(H.HostCollector(H.Config(**config)).collect))
+
+
+def test_real_values_agree_with_psutil() -> None:
+    cpu_before, net_before = psutil.cpu_times(), psutil.net_io_counters(pernic=True)
+    got = collect_real()
+    cpu_after = psutil.cpu_times()
+    vm = psutil.virtual_memory()
+    assert got["host_memory_total_bytes"][()] == vm.total
+    assert got["host_swap_total_bytes"][()] == psutil.swap_memory().total
+    assert got["host_cpus"][()] == psutil.cpu_count()
+    assert got["host_boot_time_seconds"][()] == pytest.approx(psutil.boot_time(), abs=1)
+    for mode in ("user", "system", "idle"):
+        ours = got["host_cpu_seconds_total"][(mode,)]
+        assert getattr(cpu_before, mode) - 0.011 <= ours <= getattr(cpu_after, mode) + 0.011
+    assert got["host_load1"][()] == pytest.approx(os.getloadavg()[0], abs=1)
+    root = next(labels for labels in got["host_filesystem_size_bytes"] if labels[1] == "/")
+    assert got["host_filesystem_size_bytes"][root] == psutil.disk_usage("/").total
+    for (dev,), value in got["host_network_receive_bytes_total"].items():
+        assert value >= net_before[dev].bytes_recv
+    assert got["host_filefd_maximum"][()] == int(Path("/proc/sys/fs/file-nr").read_text().split()[2])
+    assert not any(labels[1].startswith(("/proc", "/sys")) for labels in got["host_filesystem_size_bytes"])
+
+
+def test_real_include_filters() -> None:
+    got = collect_real(network={"device_include": "^lo$"}, filesystems={"mountpoint_include": "^/$"})
+    assert set(got["host_network_receive_bytes_total"]) == {("lo",)}
+    assert {labels[1] for labels in got["host_filesystem_size_bytes"]} == {"/"}
+
+
+def test_real_exposition_is_clean(promtool: Callable[[str], str]) -> None:
+    text = render(run(H.HostCollector(H.Config()).collect)).decode()
+    assert promtool(text) == ""
+    parsed = {f.name: f for f in text_string_to_metric_families(text)}
+    assert parsed["apm_host_cpu_seconds"].type == "counter"
+    assert parsed["apm_host_memory_total_bytes"].type == "gauge"
+    assert all(f.documentation for f in parsed.values())
+
+
+def test_node_exporter_sees_the_same_filesystems_and_disks() -> None:
+    """Given our default patterns (upstream node_exporter's; Debian's package changes them, and
+    also excludes /mnt, /media, /run and lo), node_exporter picks the same mounts and disks."""
+    binary = require("prometheus-node-exporter")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
+                             "--collector.filesystem", "--collector.diskstats",
+                             f"--collector.filesystem.mount-points-exclude={H.DEFAULT_MOUNTPOINT_EXCLUDE}",
+                             f"--collector.filesystem.fs-types-exclude={H.DEFAULT_FSTYPE_EXCLUDE}",
+                             f"--collector.diskstats.device-exclude={H.DEFAULT_DISK_EXCLUDE}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait()
+    node = {f.name: f for f in text_string_to_metric_families(text)}
+    node_points = {s.labels["mountpoint"] for s in node["node_filesystem_size_bytes"].samples}
+    node_disks = {s.labels["device"] for s in node["node_disk_reads_completed"].samples}
+    got = collect_real()
+    assert {labels[1] for labels in got["host_filesystem_size_bytes"]} == node_points
+    assert {labels[0] for labels in got["host_disk_reads_completed_total"]} == node_disks
