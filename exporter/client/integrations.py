@@ -1,0 +1,373 @@
+"""Hooks into the caches, pools and queues apps already use, so call sites stay as they are.
+
+Reached through `Telemetry.instrument_*`. Each integration imports its third-party
+library only when called, so an app pays only for what it instruments. Figures that
+the library keeps itself (pool sizes, lru_cache counters) are polled on the flush
+thread; figures it does not keep (how long a request waited for a connection) are
+measured by wrapping the one method that hands out connections, on that instance only.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import weakref
+from collections.abc import Callable, Iterable
+from time import perf_counter_ns
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from exporter.client._sender import Gauge
+
+if TYPE_CHECKING:
+    from exporter.client._api import Cache, Pool, Telemetry
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Instrumented:
+    """A registered source, polled once per flush until its object is collected or `detach()`ed.
+
+    When it stops, its gauges go back to 0 so the daemon's sum over processes drops
+    this process's share.
+    """
+
+    def __init__(self, obj: Any, gauges: Iterable[Gauge], *, strong: bool = False) -> None:
+        self._ref: Callable[[], Any] = (lambda: obj) if strong else weakref.ref(obj)
+        self._gauges = list(gauges)
+        self._detached = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self._ref()!r}>"
+
+    def alive(self) -> bool:
+        return not self._detached and self._ref() is not None
+
+    def detach(self) -> None:
+        """Stop reporting this object; its gauges return to 0 at the next flush."""
+        self._detached = True
+
+    def gauges(self) -> list[Gauge]:
+        return self._gauges
+
+    def poll(self) -> None:
+        obj = self._ref()
+        if obj is not None:
+            self._poll(obj)
+
+    def _poll(self, obj: Any) -> None:
+        raise NotImplementedError
+
+    def after_fork_child(self) -> None:
+        """Counters polled from the object: the child's copy starts from the parent's figures."""
+
+
+def _register(tm: Telemetry, source: Instrumented) -> Instrumented:
+    tm._sender.add_source(source)
+    return source
+
+
+# --- caches -------------------------------------------------------------------------
+class _LruCacheSource(Instrumented):
+    """Turns `cache_info()` totals into deltas; evictions are derived (lru_cache keeps no count)."""
+
+    def __init__(self, func: Any, cache: Cache) -> None:
+        self._cache = cache
+        super().__init__(func, [cache.entries_gauge(), cache.capacity_gauge()])
+        self._last = func.cache_info()
+
+    def _poll(self, func: Any) -> None:
+        info = func.cache_info()
+        last, self._last = self._last, info
+        hits, misses, grew = info.hits - last.hits, info.misses - last.misses, info.currsize - last.currsize
+        if hits < 0 or misses < 0:  # cache_clear() reset the totals
+            hits, misses, grew = info.hits, info.misses, info.currsize
+        if hits:
+            self._cache.hit(hits)
+        if misses:
+            self._cache.miss(misses)
+        # A miss stores its result; one that did not grow a full cache pushed an entry out.
+        if info.maxsize is not None and info.currsize >= info.maxsize and misses > grew:
+            self._cache.eviction(misses - max(grew, 0))
+        self._cache.size(info.currsize)
+        if info.maxsize is not None:
+            self._cache.capacity(info.maxsize)
+
+    def after_fork_child(self) -> None:
+        func = self._ref()
+        if func is not None:
+            self._last = func.cache_info()
+
+
+def lru_cache(tm: Telemetry, func: F, cache: str | None, level: str) -> F:
+    if not callable(getattr(func, "cache_info", None)):
+        raise TypeError(f"{func!r} has no cache_info(): wrap it with functools.lru_cache first")
+    name = cache or getattr(func, "__qualname__", None) or repr(func)
+    _register(tm, _LruCacheSource(func, tm.cache(name, level)))
+    return func
+
+
+_cachetools_classes: dict[type, type] = {}
+
+
+def _counting_subclass(base: type) -> type:
+    """A subclass of the cache's own class that counts lookups; instances switch to it in place.
+
+    Only `__getitem__` and `get` count: they are the lookups (`@cached` uses
+    `cache[key]`). `pop` and `setdefault` are rewritten so they do not count (`@cached`
+    with a lock stores through `setdefault`), and `popitem` is what evicts.
+    """
+    found = _cachetools_classes.get(base)
+    if found is not None:
+        return found
+    base_getitem = base.__getitem__
+    base_popitem = base.popitem
+    marker = object()
+
+    def __getitem__(self: Any, key: Any) -> Any:
+        if key in self:
+            self._apm_cache.hit()
+        else:
+            self._apm_cache.miss()
+        return base_getitem(self, key)
+
+    def get(self: Any, key: Any, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        self._apm_cache.miss()
+        return default
+
+    def pop(self: Any, key: Any, default: Any = marker) -> Any:
+        if key in self:
+            value = base_getitem(self, key)
+            del self[key]
+            return value
+        if default is marker:
+            raise KeyError(key)
+        return default
+
+    def setdefault(self: Any, key: Any, default: Any = None) -> Any:
+        if key in self:
+            return base_getitem(self, key)
+        self[key] = default
+        return default
+
+    def popitem(self: Any) -> Any:
+        item = base_popitem(self)
+        self._apm_cache.eviction()
+        return item
+
+    sub = type(f"Counting{base.__name__}", (base,), {
+        "__slots__": (), "__getitem__": __getitem__, "get": get, "pop": pop,
+        "setdefault": setdefault, "popitem": popitem, "__module__": __name__,
+    })
+    return _cachetools_classes.setdefault(base, sub)
+
+
+class _CachetoolsSource(Instrumented):
+    def __init__(self, obj: Any, cache: Cache) -> None:
+        self._cache = cache
+        # With getsizeof, maxsize is a weight, not a number of entries: no capacity then.
+        self._weighted = obj.getsizeof is not type(obj).getsizeof
+        gauges = [cache.entries_gauge()] + ([] if self._weighted else [cache.capacity_gauge()])
+        super().__init__(obj, gauges)
+
+    def _poll(self, obj: Any) -> None:
+        self._cache.size(len(obj))
+        if not self._weighted:
+            self._cache.capacity(obj.maxsize)
+
+
+def cachetools(tm: Telemetry, obj: Any, cache: str, level: str) -> Any:
+    import cachetools as ct
+
+    if not isinstance(obj, ct.Cache):
+        raise TypeError(f"{obj!r} is not a cachetools cache")
+    if getattr(obj, "_apm_cache", None) is not None:
+        raise ValueError(f"{obj!r} is already instrumented")
+    handle = tm.cache(cache, level)
+    cls = type(obj)
+    if cls not in _cachetools_classes.values():
+        obj.__class__ = _counting_subclass(cls)
+    obj._apm_cache = handle
+    _register(tm, _CachetoolsSource(obj, handle))
+    return obj
+
+
+# --- connection pools -----------------------------------------------------------------
+def _wrap_checkout(fn: Callable[..., Any], handle: Pool, is_timeout: Callable[[BaseException], bool],
+                   count_pending: bool) -> Callable[..., Any]:
+    """Time the method that hands out a connection; count the calls that time out."""
+    wait = handle._waits
+    timeouts = handle._timeouts
+    pending = handle.pending_gauge
+
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def checkout_async(*args: Any, **kwargs: Any) -> Any:
+            if count_pending:
+                pending.add(1)
+            t0 = perf_counter_ns()
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as e:
+                if is_timeout(e):
+                    timeouts(1)
+                raise
+            finally:
+                wait(perf_counter_ns() - t0)
+                if count_pending:
+                    pending.add(-1)
+
+        return checkout_async
+
+    @functools.wraps(fn)
+    def checkout(*args: Any, **kwargs: Any) -> Any:
+        if count_pending:
+            pending.add(1)
+        t0 = perf_counter_ns()
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            if is_timeout(e):
+                timeouts(1)
+            raise
+        finally:
+            wait(perf_counter_ns() - t0)
+            if count_pending:
+                pending.add(-1)
+
+    return checkout
+
+
+class _SqlAlchemySource(Instrumented):
+    """QueuePool figures come from the pool; other pool classes count checkouts by events.
+
+    Overflow connections count as active (and as idle once returned, until closed), and
+    max is pool_size + max_overflow. `engine.dispose()` makes a new pool: it is
+    instrumented at the next poll.
+    """
+
+    def __init__(self, engine: Any, handle: Pool) -> None:
+        from sqlalchemy import event, exc
+
+        self._handle = handle
+        self._is_timeout = lambda e: isinstance(e, exc.TimeoutError)
+        self._pool: Any = None
+        self._events_active = False
+        super().__init__(engine, [handle.active_gauge, handle.idle_gauge, handle.pending_gauge, handle.max_gauge()])
+        self._instrument(engine.pool)
+        if not hasattr(engine.pool, "checkedout"):
+            # NullPool, StaticPool, SingletonThreadPool keep no counts: follow checkouts.
+            self._events_active = True
+            active = handle.active_gauge
+            event.listen(engine, "checkout", lambda *a: active.add(1))
+            event.listen(engine, "checkin", lambda *a: active.add(-1))
+
+    def _instrument(self, pool: Any) -> None:
+        pool.connect = _wrap_checkout(pool.connect, self._handle, self._is_timeout, count_pending=True)
+        self._pool = weakref.ref(pool)
+
+    def _poll(self, engine: Any) -> None:
+        pool = engine.pool
+        if self._pool is None or self._pool() is not pool:
+            self._instrument(pool)
+        if self._events_active:
+            return
+        self._handle.active_gauge.set(pool.checkedout())
+        self._handle.idle_gauge.set(pool.checkedin())
+        overflow = getattr(pool, "_max_overflow", -1)
+        if overflow >= 0:
+            self._handle.max_gauge().set(pool.size() + overflow)
+
+
+def sqlalchemy(tm: Telemetry, engine: Any, name: str) -> Instrumented:
+    engine = getattr(engine, "sync_engine", engine)  # AsyncEngine
+    return _register(tm, _SqlAlchemySource(engine, tm.pool(name)))
+
+
+class _PsycopgPoolSource(Instrumented):
+    """Gauges from `get_stats()`; wait times and timeouts from wrapping `getconn`."""
+
+    def __init__(self, pool: Any, handle: Pool) -> None:
+        from psycopg_pool import PoolTimeout
+
+        self._handle = handle
+        super().__init__(pool, [handle.active_gauge, handle.idle_gauge, handle.pending_gauge, handle.max_gauge()])
+        pool.getconn = _wrap_checkout(pool.getconn, handle, lambda e: isinstance(e, PoolTimeout),
+                                      count_pending=False)
+
+    def _poll(self, pool: Any) -> None:
+        stats = pool.get_stats()
+        size, available = stats.get("pool_size", 0), stats.get("pool_available", 0)
+        self._handle.set(active=size - available, idle=available, max=stats.get("pool_max", 0),
+                         pending=stats.get("requests_waiting", 0))
+
+
+def psycopg_pool(tm: Telemetry, pool: Any, name: str) -> Instrumented:
+    return _register(tm, _PsycopgPoolSource(pool, tm.pool(name)))
+
+
+class _RedisPoolSource(Instrumented):
+    """redis-py keeps its connections in plain lists and sets: read their lengths.
+
+    Timeouts: BlockingConnectionPool's "No connection available." after waiting, and
+    the plain pool's MaxConnectionsError when max_connections is reached.
+    """
+
+    def __init__(self, pool: Any, handle: Pool) -> None:
+        self._handle = handle
+        super().__init__(pool, [handle.active_gauge, handle.idle_gauge, handle.pending_gauge, handle.max_gauge()])
+
+        def is_timeout(e: BaseException) -> bool:
+            return type(e).__name__ == "MaxConnectionsError" or str(e) == "No connection available."
+
+        pool.get_connection = _wrap_checkout(pool.get_connection, handle, is_timeout, count_pending=True)
+
+    def _poll(self, pool: Any) -> None:
+        if hasattr(pool, "_in_use_connections"):
+            active = len(pool._in_use_connections)
+            idle = len(pool._available_connections)
+        else:  # BlockingConnectionPool: a LIFO queue of connections and None placeholders
+            queued = list(pool.pool.queue)
+            idle = sum(1 for c in queued if c is not None)
+            active = len(pool._connections) - idle
+        self._handle.set(active=active, idle=idle)
+        if pool.max_connections < 2**31 - 1:
+            self._handle.max_gauge().set(pool.max_connections)
+
+
+def redis(tm: Telemetry, client_or_pool: Any, name: str) -> Instrumented:
+    pool = getattr(client_or_pool, "connection_pool", client_or_pool)
+    return _register(tm, _RedisPoolSource(pool, tm.pool(name)))
+
+
+# --- queues ---------------------------------------------------------------------------
+class _QueueSource(Instrumented):
+    def __init__(self, obj: Any, depth: Callable[[Any], int], gauge: Gauge, strong: bool) -> None:
+        self._depth = depth
+        self._gauge = gauge
+        super().__init__(obj, [gauge], strong=strong)
+
+    def _poll(self, obj: Any) -> None:
+        self._gauge.set(self._depth(obj))
+
+
+def queue_depth(tm: Telemetry, obj: Any, name: str) -> Instrumented:
+    """queue.Queue, asyncio.Queue, multiprocessing.Queue: qsize(); ThreadPoolExecutor: its
+    work queue (submitted, not yet started); ProcessPoolExecutor: pending work items;
+    anything with len(); or a zero-argument callable returning the depth."""
+    strong = False
+    depth: Callable[[Any], int]
+    if hasattr(obj, "_work_queue"):
+        depth = lambda e: e._work_queue.qsize()  # noqa: E731
+    elif hasattr(obj, "_pending_work_items"):
+        depth = lambda e: len(e._pending_work_items)  # noqa: E731
+    elif callable(getattr(obj, "qsize", None)):
+        depth = lambda q: q.qsize()  # noqa: E731
+    elif hasattr(obj, "__len__"):
+        depth = len
+    elif callable(obj):
+        depth, strong = (lambda f: f()), True
+    else:
+        raise TypeError(f"cannot read a depth from {obj!r}: pass a queue, an executor, a sized object or a callable")
+    return _register(tm, _QueueSource(obj, depth, tm.queue(name).depth_gauge, strong))
