@@ -1,0 +1,102 @@
+"""Quantiles from cumulative histogram buckets, exactly as PromQL's histogram_quantile.
+
+The report prints p50/p95/p99 from a daemon's `/metrics`, and a tuner compares
+them with Grafana panels that run `histogram_quantile` in Prometheus; the two
+must agree to the last digit, so this is the same algorithm (Prometheus 2.x,
+`promql/quantile.go`, classic buckets), not an approximation of it.
+
+Formula, for φ in [0, 1] and buckets sorted by upper bound `le` with
+cumulative counts c_0 ≤ c_1 ≤ … ≤ c_n, the last one `le="+Inf"`:
+
+    rank = φ · c_n
+    b    = the first bucket (among all but +Inf) with c_b ≥ rank
+    if no such bucket (rank lies in +Inf): answer = the largest finite `le`
+    if b is the first bucket and its le ≤ 0: answer = its le
+    else: answer = start + (le_b − start) · (rank − c_{b−1}) / (c_b − c_{b−1})
+          where start = le_{b−1} (0 for the first bucket) and c_{−1} = 0
+
+Edge cases (as Prometheus): φ < 0 → −Inf; φ > 1 → +Inf; φ NaN → NaN; no
+`+Inf` bucket → NaN; fewer than two buckets → NaN; zero observations → NaN.
+Buckets with the same `le` are summed, and counts that go down (a scrape
+racing an update) are raised to the running maximum before interpolating.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+
+def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float:
+    """φ-quantile of cumulative `(upper_bound, count)` buckets (order does not matter)."""
+    if math.isnan(q):
+        return math.nan
+    if q < 0:
+        return -math.inf
+    if q > 1:
+        return math.inf
+    merged = _coalesce(buckets)
+    if not merged or not math.isinf(merged[-1][0]) or merged[-1][0] < 0:
+        return math.nan
+    bounds = [le for le, _ in merged]
+    counts = _monotonic([c for _, c in merged])
+    if len(bounds) < 2:
+        return math.nan
+    observations = counts[-1]
+    if observations == 0 or math.isnan(observations):
+        return math.nan
+    rank = q * observations
+    b = _first_at_least(counts, rank, len(counts) - 1)
+    if b == len(counts) - 1:
+        return bounds[-2]
+    if b == 0 and bounds[0] <= 0:
+        return bounds[0]
+    start, end, count = 0.0, bounds[b], counts[b]
+    if b > 0:
+        start = bounds[b - 1]
+        count -= counts[b - 1]
+        rank -= counts[b - 1]
+    return start + (end - start) * (rank / count)
+
+
+def quantiles(qs: Sequence[float], buckets: Iterable[tuple[float, float]]) -> list[float]:
+    """Several quantiles of one histogram."""
+    pairs = list(buckets)
+    return [histogram_quantile(q, pairs) for q in qs]
+
+
+def from_le(counts: dict[str, float]) -> list[tuple[float, float]]:
+    """`{"0.1": 3, "+Inf": 5}` (label text as exposed) → `[(0.1, 3.0), (inf, 5.0)]`."""
+    return [(_parse_le(le), float(c)) for le, c in counts.items()]
+
+
+def _parse_le(text: str) -> float:
+    # float() reads "+Inf", "inf" and "Infinity" alike, as Prometheus's ParseFloat does.
+    return float(text)
+
+
+def _coalesce(buckets: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    totals: dict[float, float] = {}
+    for le, count in buckets:
+        totals[le] = totals.get(le, 0.0) + count
+    return sorted(totals.items())
+
+
+def _monotonic(counts: list[float]) -> list[float]:
+    out, top = [], -math.inf
+    for c in counts:
+        top = max(top, c)
+        out.append(top)
+    return out
+
+
+def _first_at_least(counts: list[float], rank: float, n: int) -> int:
+    """Go's sort.Search over counts[:n]: the first index with counts[i] >= rank, else n."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if counts[mid] >= rank:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
