@@ -156,28 +156,23 @@ def _sample_rate(text: str) -> float:
 
 
 def _name_and_tags(head: str) -> tuple[str, Tags]:
-    """Split the name from InfluxDB, Librato or SignalFX tags (at most one style)."""
+    """Split the name from InfluxDB (`,`), Librato (`#`) or SignalFX (`[...]`) tags; the
+    first of those characters decides the style, and only one style is allowed."""
     tags: Tags = ()
     name = head
-    styles = 0
-    if "," in head:
-        name, _, tag_text = head.partition(",")
-        tags = _pairs(tag_text.split(","), "=")
-        styles += 1
-    if "#" in name:
-        name, _, tag_text = name.partition("#")
-        tags = _pairs(tag_text.split(","), "=")
-        styles += 1
-    if "[" in name:
-        start = name.index("[")
-        end = name.find("]", start)
-        if end < 0:
-            raise ParseError("invalid_tag", "unclosed '['")
-        tags = _pairs(name[start + 1:end].split(","), "=")
-        name = name[:start] + name[end + 1:]
-        styles += 1
-    if styles > 1:
-        raise ParseError("mixed_tagging_styles")
+    cut = min((i for i in (head.find(","), head.find("#"), head.find("[")) if i >= 0), default=-1)
+    if cut >= 0:
+        if head[cut] == "[":
+            end = head.find("]", cut)
+            if end < 0:
+                raise ParseError("invalid_tag", "unclosed '['")
+            tags = _pairs(head[cut + 1:end].split(","), "=")
+            name = head[:cut] + head[end + 1:]
+        else:
+            name = head[:cut]
+            tags = _pairs(head[cut + 1:].split(","), "=")
+        if any(c in name for c in ",#[]"):
+            raise ParseError("mixed_tagging_styles")
     if not name:
         raise ParseError("empty_name")
     if len(name) > MAX_NAME_CHARS:

@@ -1,0 +1,132 @@
+"""The StatsD line parser: every dialect as scenario tables, and arbitrary bytes never crash it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exporter.statsd.parser import Event, Ignored, Kind, ParseError, parse_line
+
+C, G, GD, T, H, D, S = (Kind.COUNTER, Kind.GAUGE, Kind.GAUGE_DELTA, Kind.TIMER, Kind.HISTOGRAM,
+                        Kind.DISTRIBUTION, Kind.SET)
+
+GOOD = [
+    ("plain counter", b"hits:1|c", [Event(C, "hits", 1.0)]),
+    ("counter with rate", b"hits:3|c|@0.1", [Event(C, "hits", 3.0, (), 0.1)]),
+    ("gauge", b"temp:21.5|g", [Event(G, "temp", 21.5)]),
+    ("gauge increment", b"conns:+3|g", [Event(GD, "conns", 3.0)]),
+    ("gauge decrement", b"conns:-2|g", [Event(GD, "conns", -2.0)]),
+    ("timer", b"lat:12.5|ms", [Event(T, "lat", 12.5)]),
+    ("histogram", b"size:50|h", [Event(H, "size", 50.0)]),
+    ("distribution", b"lat:0.3|d", [Event(D, "lat", 0.3)]),
+    ("set", b"users:alice|s", [Event(S, "users", 1.0, (), 1.0, "alice")]),
+    ("scientific", b"x:1e3|g", [Event(G, "x", 1000.0)]),
+    ("crlf", b"hits:1|c\r", [Event(C, "hits", 1.0)]),
+    ("dogstatsd tags", b"op:1|ms|#route:/a,outcome:ok",
+     [Event(T, "op", 1.0, (("route", "/a"), ("outcome", "ok")))]),
+    ("dogstatsd tag value with colon", b"op:1|c|#url:http://x", [Event(C, "op", 1.0, (("url", "http://x"),))]),
+    ("dogstatsd bare tag skipped", b"op:1|c|#canary,a:b", [Event(C, "op", 1.0, (("a", "b"),))]),
+    ("dogstatsd rate and tags", b"op:1|c|@0.5|#a:b", [Event(C, "op", 1.0, (("a", "b"),), 0.5)]),
+    ("dogstatsd tags then rate", b"op:1|c|#a:b|@0.5", [Event(C, "op", 1.0, (("a", "b"),), 0.5)]),
+    ("dogstatsd container id", b"op:1|c|#a:b|c:abc123", [Event(C, "op", 1.0, (("a", "b"),))]),
+    ("dogstatsd timestamp", b"op:1|c|T1656581400", [Event(C, "op", 1.0)]),
+    ("dogstatsd external data", b"op:1|c|e:it-false", [Event(C, "op", 1.0)]),
+    ("dogstatsd multi-value", b"op:1:2:3|ms", [Event(T, "op", 1.0), Event(T, "op", 2.0), Event(T, "op", 3.0)]),
+    ("multi-value with tags", b"op:1:2|d|#a:b", [Event(D, "op", 1.0, (("a", "b"),)), Event(D, "op", 2.0, (("a", "b"),))]),
+    ("influx tags", b"op,route=/a,code=200:1|c", [Event(C, "op", 1.0, (("route", "/a"), ("code", "200")))]),
+    ("librato tags", b"op#route=/a,code=200:1|c", [Event(C, "op", 1.0, (("route", "/a"), ("code", "200")))]),
+    ("signalfx tags", b"op[route=/a,code=200]:1|c", [Event(C, "op", 1.0, (("route", "/a"), ("code", "200")))]),
+    ("signalfx tags mid-name", b"my.[route=/a]op:1|c", [Event(C, "my.op", 1.0, (("route", "/a"),))]),
+    ("utf-8 name and tag", "café:1|c|#ville:zürich".encode(), [Event(C, "café", 1.0, (("ville", "zürich"),))]),
+    ("negative gauge value is a delta", b"t:-5|g", [Event(GD, "t", -5.0)]),
+    ("negative timer", b"t:-5|ms", [Event(T, "t", -5.0)]),
+    ("blank", b"", []),
+    ("spaces", b"   ", []),
+]
+
+
+@pytest.mark.parametrize(("line", "events"), [(c[1], c[2]) for c in GOOD], ids=[c[0] for c in GOOD])
+def test_parses(line: bytes, events: list[Event]) -> None:
+    assert parse_line(line) == events
+
+
+BAD = [
+    ("no value", b"hits", "malformed_line"),
+    ("no type", b"hits:1", "malformed_line"),
+    ("empty name", b":1|c", "empty_name"),
+    ("unknown type", b"hits:1|x", "invalid_type"),
+    ("empty type", b"hits:1|", "invalid_type"),
+    ("not a number", b"hits:abc|c", "invalid_value"),
+    ("empty value", b"hits:|c", "invalid_value"),
+    ("nan", b"hits:nan|g", "non_finite_value"),
+    ("inf", b"hits:inf|ms", "non_finite_value"),
+    ("huge overflows to inf", b"hits:1e999|g", "non_finite_value"),
+    ("underscore digits", b"hits:1_000|c", "invalid_value"),
+    ("padded value", b"hits: 1|c", "invalid_value"),
+    ("negative counter", b"hits:-1|c", "negative_counter"),
+    ("rate zero", b"hits:1|c|@0", "invalid_sample_rate"),
+    ("rate above one", b"hits:1|c|@2", "invalid_sample_rate"),
+    ("rate garbage", b"hits:1|c|@x", "invalid_sample_rate"),
+    ("unknown field", b"hits:1|c|zzz", "unknown_field"),
+    ("empty field", b"hits:1|c||#a:b", "malformed_line"),
+    ("mixed tags", b"hits,a=b:1|c|#c:d", "mixed_tagging_styles"),
+    ("mixed signalfx and influx", b"hits[a=b],c=d:1|c", "mixed_tagging_styles"),
+    ("influx tag without =", b"hits,ab:1|c", "invalid_tag"),
+    ("unclosed signalfx", b"hits[a=b:1|c", "invalid_tag"),
+    ("invalid utf-8", b"hi\xfft:1|c", "invalid_utf8"),
+    ("multi-value counter", b"hits:1:2|c", "malformed_line"),
+    ("truncated", b"apm.operation:12.", "malformed_line"),
+    ("truncated after pipe", b"apm.operation:12|m", "invalid_type"),
+    ("too many tags", b"x:1|c|#" + b",".join(b"k%d:v" % i for i in range(65)), "too_many_tags"),
+    ("absurdly long name", b"x" * 300 + b":1|c", "name_too_long"),
+    ("longer than a datagram", b"x:1|c|#a:" + b"v" * 70000, "line_too_long"),
+    ("long tag value", b"x:1|c|#a:" + b"v" * 2000, "tag_value_too_long"),
+]
+
+
+@pytest.mark.parametrize(("line", "reason"), [(c[1], c[2]) for c in BAD], ids=[c[0] for c in BAD])
+def test_rejects_with_reason(line: bytes, reason: str) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_line(line)
+    assert caught.value.reason == reason
+    assert not isinstance(caught.value, Ignored)
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    (b"_e{5,4}:title|text|#a:b", "event"),
+    (b"_sc|my.check|0|#a:b", "service_check"),
+])
+def test_dogstatsd_events_are_recognised_not_misparsed(line: bytes, reason: str) -> None:
+    with pytest.raises(Ignored) as caught:
+        parse_line(line)
+    assert caught.value.reason == reason
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_give_events_or_a_parse_error(data: bytes) -> None:
+    try:
+        events = parse_line(data)
+    except ParseError as err:
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", err.reason)
+        return
+    for event in events:
+        assert event.name
+        assert event.value == event.value and abs(event.value) != float("inf")
+        assert 0.0 < event.rate <= 1.0
+
+
+_NAME = st.text(alphabet=st.characters(blacklist_characters=":|,#[]\n\r@", blacklist_categories=("Cs",)), min_size=1,
+                max_size=40).filter(lambda s: s.strip() == s and s.strip())
+
+
+@settings(max_examples=500, deadline=None)
+@given(_NAME, st.floats(min_value=0, max_value=1e12, allow_nan=False),
+       st.sampled_from([b"c", b"g", b"ms", b"h", b"d"]))
+def test_well_formed_lines_round_trip(name: str, value: float, kind: bytes) -> None:
+    line = name.encode() + b":" + repr(value).encode() + b"|" + kind
+    [event] = parse_line(line)
+    assert event.name == name and event.value == value
