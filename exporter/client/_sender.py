@@ -27,7 +27,8 @@ DEFAULT_ADDRESS: Final = "127.0.0.1:8125"
 ADDRESS_ENV: Final = "APM_STATSD_ADDRESS"
 # Fits one Ethernet MTU with IP/UDP headers and some room for tunnels, like DogStatsD's default.
 UDP_PAYLOAD: Final = 1432
-UNIXGRAM_PAYLOAD: Final = 8192
+# Keeps a line under the daemon parser's 1024 values even for one-digit values.
+UNIXGRAM_PAYLOAD: Final = 2048
 DEFAULT_MAX_SAMPLES: Final = 20_000
 
 TIMER: Final = "ms"

@@ -91,8 +91,12 @@ def capture_metrics() -> Iterator[CapturedMetrics]:
     Telemetry created inside the block shows absolute values.
     """
     captured = CapturedMetrics()
-    for s in _sender.live_senders():
+    senders = _sender.live_senders()
+    for s in senders:
         s.flush()
+    # Gauge deltas sent to the capture never reach the daemon: afterwards, deltas are
+    # computed again from what the daemon was last told.
+    reported = {id(g): (g.reported, g.announced) for s in senders for g in list(s.gauges_by_key.values())}
     previous = _sender._capture_sink
     _sender.set_capture_sink(captured._sink)
     try:
@@ -102,3 +106,6 @@ def capture_metrics() -> Iterator[CapturedMetrics]:
     finally:
         captured._open = False
         _sender.set_capture_sink(previous)
+        for s in _sender.live_senders():
+            for g in list(s.gauges_by_key.values()):
+                g.reported, g.announced = reported.get(id(g), (0, False))
