@@ -32,7 +32,16 @@ import h11
 
 from exporter import __version__
 from exporter.tools import schedule as sched
-from exporter.tools._cli import duration, ms, nan_to_none, non_negative, num, pct, positive_int, table
+from exporter.tools._cli import (
+    duration,
+    ms,
+    nan_to_none,
+    non_negative,
+    num,
+    pct,
+    positive_int,
+    table,
+)
 from exporter.tools.stats import LiveHistogram, Window, percentile
 
 DEFAULT_DURATION = 10.0        # when neither --requests nor --duration is given
@@ -180,7 +189,7 @@ class CallableClient:
                 await asyncio.wait_for(loop.run_in_executor(self.executor, self.fn), self.timeout)
         except TimeoutError:
             return "timeout"
-        except Exception as err:  # the callable's own failures are what we measure
+        except Exception as err:  # noqa: BLE001 - the callable's own failures are what we measure
             return _error_text(err)
         return None
 
@@ -205,7 +214,7 @@ def load_callable(spec: str) -> Callable[[], Any]:
         except AttributeError:
             raise ValueError(f"{module_name!r} has no attribute {attr!r}") from None
     if not callable(obj):
-        raise ValueError(f"{spec!r} is not callable")
+        raise ValueError(f"{spec!r} is not callable")  # noqa: TRY004 - reported as a usage error
     return obj  # type: ignore[no-any-return]
 
 
@@ -457,7 +466,7 @@ class Run:
         total = len(values)
         schedule = self.plan.schedule
         timeline = []
-        for second in range(0, max(self.timeline, default=-1) + 1):
+        for second in range(max(self.timeline, default=-1) + 1):
             requests, errors = self.timeline.get(second, [0, 0])
             row: dict[str, Any] = {"second": second, "requests": requests, "errors": errors}
             if schedule is not None:
@@ -531,8 +540,8 @@ def render(result: dict[str, Any]) -> str:
             lines.append("Breaking point: not reached within the run")
     if result.get("statsd"):
         s = result["statsd"]
-        lines += ["", f"StatsD: {s['lines_sent']:,} latencies in {s['datagrams']:,} datagrams"
-                      f" ({s['send_errors']} failed sends)"]
+        lines += ["", (f"StatsD: {s['lines_sent']:,} latencies in {s['datagrams']:,} datagrams"
+                       f" ({s['send_errors']} failed sends)")]
     if result["interrupted"]:
         lines += ["", "Interrupted: partial results."]
     return "\n".join(lines) + "\n"

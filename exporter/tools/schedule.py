@@ -66,6 +66,11 @@ class Schedule:
         length = s.t1 - s.t0
         return s.r0 + (s.r1 - s.r0) * ((t - s.t0) / length if length else 0.0)
 
+    def _segment(self, t: float) -> Segment | None:
+        if not self.segments or t < 0 or t >= self.duration:
+            return None
+        return self.segments[bisect.bisect_right(self._starts, t) - 1]
+
     def tokens(self, t: float) -> float:
         """Requests allowed from 0 to t: the integral of the rate."""
         if t <= 0 or not self.segments:
