@@ -122,11 +122,14 @@ class Operations:
         self.spec = spec
         self._series: dict[tuple[str, ...], Histogram] = {}
 
+    def declare(self, *labels: str) -> None:
+        """Export an empty histogram before the first observation, so rate() sees it start."""
+        if labels not in self._series:
+            self._series[labels] = Histogram(self.spec.buckets)
+
     def observe(self, seconds: float, *labels: str) -> None:
-        series = self._series.get(labels)
-        if series is None:
-            series = self._series[labels] = Histogram(self.spec.buckets)
-        series.observe(seconds)
+        self.declare(*labels)
+        self._series[labels].observe(seconds)
 
     def family(self) -> Family:
         return self.spec.family((labels, h.sample()) for labels, h in self._series.items())

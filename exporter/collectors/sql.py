@@ -1,0 +1,380 @@
+"""SQL query probes for SQLite and PostgreSQL, query-exporter style.
+
+Each target is one database (`dsn`) with named queries. Every run of a query
+records its latency in apm_operation_duration_seconds{operation=<query name>,
+outcome=ok|error}, the rows it returned, errors and runs slower than
+`slow_threshold`; columns map to gauges (or counters) named by the user, with
+other columns as labels. With `explain: true` the probe also asks the planner
+how it would run the query and exports, per table, whether the plan reads the
+whole table (SQLite `SCAN t` without an index, PostgreSQL `Seq Scan`): the
+first thing to look at when a query gets slow.
+
+A failing query is that query's problem (counted, logged once, its gauges
+withdrawn until it succeeds again); only a database that cannot be reached
+fails the collect (up 0, backoff).
+
+SQLite databases are opened read-only; queries run in a worker thread with a
+progress handler that aborts them at their deadline, and a cancelled collect
+interrupts its query, so no thread outlives its timeout. PostgreSQL runs on one
+autocommit connection; psycopg cancels a timed-out query on the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from exporter import families
+from exporter.collectors._probe import (
+    Backoff,
+    Counters,
+    Operations,
+    PgSession,
+    ProbeError,
+    describe,
+    redact_url,
+)
+from exporter.model import Family, FamilySpec, MetricType
+from exporter.schema import Duration, LabelName, MetricName, Section, Target
+
+log = logging.getLogger(__name__)
+
+_DSN = r"^(sqlite|postgresql|postgres)://"
+
+
+class Metric(Section):
+    """A column of the query's rows exported as a metric; `labels` are columns too."""
+
+    name: MetricName
+    value: str = Field(min_length=1)
+    labels: list[LabelName] = []
+    help: str = ""
+    type: Literal["gauge", "counter"] = "gauge"
+
+
+class Query(Section):
+    name: str = Field(min_length=1, max_length=128)
+    sql: str = Field(min_length=1)
+    # Run at most once per interval (default: every collect); scrapes in between reuse the result.
+    interval: Duration | None = None
+    # Default: the target's timeout.
+    timeout: Duration | None = None
+    # Default: the target's slow_threshold.
+    slow_threshold: Duration | None = None
+    explain: bool = False
+    metrics: list[Metric] = []
+
+
+class Config(Target):
+    """A database: `sqlite:///path/to/file.db` (opened read-only) or `postgresql://…`."""
+
+    dsn: str = Field(pattern=_DSN)
+    slow_threshold: Duration = 1.0
+    queries: list[Query] = Field(min_length=1)
+
+    @field_validator("queries")
+    @classmethod
+    def _unique(cls, queries: list[Query]) -> list[Query]:
+        names = [q.name for q in queries]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"query names must be unique within a target: {', '.join(dupes)}")
+        metrics: dict[str, str] = {}
+        for query in queries:
+            for metric in query.metrics:
+                if metric.name in metrics:
+                    raise ValueError(f"metric {metric.name!r} is defined by queries {metrics[metric.name]!r} "
+                                     f"and {query.name!r}")
+                metrics[metric.name] = query.name
+        return queries
+
+    @model_validator(mode="after")
+    def _sqlite_path(self) -> Config:
+        if self.dsn.startswith("sqlite://") and not _sqlite_path(self.dsn):
+            raise ValueError("sqlite DSN needs a path: sqlite:///path/to/file.db")
+        return self
+
+
+class QueryError(Exception):
+    """The query failed but the database is fine: counted, not a failed collect."""
+
+
+# --- drivers --------------------------------------------------------------------------
+
+Rows = list[dict[str, Any]]
+
+
+class _SQLite:
+    def __init__(self, path: str, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._conn: sqlite3.Connection | None = None
+        # The connection is used from worker threads; a query abandoned by a cancelled
+        # collect may still be unwinding when the next one starts.
+        self._lock = threading.Lock()
+
+    async def connect(self) -> None:
+        if self._conn is None:
+            self._conn = await asyncio.to_thread(self._open)
+
+    def _open(self) -> sqlite3.Connection:
+        uri = f"file:{self.path}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=self.timeout, check_same_thread=False)
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # fails now if it is not a database
+        return conn
+
+    def alive(self) -> bool:
+        return self._conn is not None
+
+    async def run(self, sql: str, timeout: float) -> Rows:
+        return await self._in_thread(sql, timeout)
+
+    async def full_scans(self, sql: str, timeout: float) -> dict[str, bool]:
+        return sqlite_full_scans(str(row["detail"]) for row in await self._in_thread(
+            f"EXPLAIN QUERY PLAN {sql}", timeout))
+
+    async def _in_thread(self, sql: str, timeout: float) -> Rows:
+        conn = self._conn
+        assert conn is not None
+        deadline = time.monotonic() + timeout
+        try:
+            return await asyncio.to_thread(self._execute, conn, sql, deadline)
+        except asyncio.CancelledError:
+            conn.interrupt()  # the worker thread stops at SQLite's next VM step
+            raise
+
+    def _execute(self, conn: sqlite3.Connection, sql: str, deadline: float) -> Rows:
+        with self._lock:
+            conn.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 1000)
+            try:
+                cursor = conn.execute(sql)
+                columns = [d[0] for d in cursor.description or ()]
+                return [dict(zip(columns, row)) for row in cursor.fetchall()]
+            except sqlite3.OperationalError as err:
+                if str(err) == "interrupted" and time.monotonic() > deadline:
+                    raise QueryError(f"timed out after {self.timeout:g}s") from None
+                raise QueryError(describe(err)) from None
+            except sqlite3.Error as err:
+                raise QueryError(describe(err)) from None
+            finally:
+                conn.set_progress_handler(None, 0)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.interrupt()
+            await asyncio.to_thread(self._close, conn)
+
+    def _close(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            conn.close()
+
+
+class _Postgres:
+    def __init__(self, dsn: str, timeout: float) -> None:
+        self.session = PgSession(dsn, timeout)
+
+    async def connect(self) -> None:
+        await self.session.connection()
+
+    def alive(self) -> bool:
+        conn = self.session._conn
+        return conn is not None and not conn.closed and not conn.broken
+
+    async def run(self, sql: str, timeout: float) -> Rows:
+        import psycopg
+
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.session.query(sql)
+        except TimeoutError:
+            raise QueryError(f"timed out after {timeout:g}s") from None
+        except psycopg.Error as err:
+            raise QueryError(describe(err, self.session.secrets)) from None
+
+    async def full_scans(self, sql: str, timeout: float) -> dict[str, bool]:
+        rows = await self.run(f"EXPLAIN (FORMAT JSON) {sql}", timeout)
+        plan = rows[0]["QUERY PLAN"]
+        if isinstance(plan, str):
+            plan = json.loads(plan)
+        return postgres_full_scans(plan[0]["Plan"])
+
+    async def close(self) -> None:
+        await self.session.drop()
+
+
+def _sqlite_path(dsn: str) -> str:
+    path = dsn[len("sqlite://"):]
+    # sqlite:///abs/path and SQLAlchemy's sqlite:////abs/path both mean /abs/path.
+    return "/" + path.lstrip("/") if path.startswith("/") else path
+
+
+# --- plans -------------------------------------------------------------------------------
+
+# SQLite ≥ 3.36 says "SCAN t", older ones "SCAN TABLE t"; either may add "AS alias" and "USING … INDEX".
+_SQLITE_STEP = re.compile(r"^(SCAN|SEARCH)\s+(?:TABLE\s+)?(\S+)(?:\s+AS\s+\S+)?(.*)$")
+_NOT_TABLES = ("CONSTANT", "SUBQUERY")
+
+
+def sqlite_full_scans(details: Iterator[str] | list[str]) -> dict[str, bool]:
+    """Table → True when some step of the plan scans the table itself without an index."""
+    out: dict[str, bool] = {}
+    for detail in details:
+        match = _SQLITE_STEP.match(detail.strip())
+        if not match or match.group(2).upper() in _NOT_TABLES or match.group(2).startswith("("):
+            continue
+        kind, table, rest = match.groups()
+        full = kind == "SCAN" and "USING" not in rest
+        out[table] = out.get(table, False) or full
+    return out
+
+
+def postgres_full_scans(plan: dict[str, Any]) -> dict[str, bool]:
+    """Table → True when the plan has a Seq Scan on it (EXPLAIN (FORMAT JSON) plan tree)."""
+    out: dict[str, bool] = {}
+    stack = [plan]
+    while stack:
+        node = stack.pop()
+        table = node.get("Relation Name")
+        if table:
+            out[table] = out.get(table, False) or node.get("Node Type") == "Seq Scan"
+        stack.extend(node.get("Plans", ()))
+    return out
+
+
+# --- the collector --------------------------------------------------------------------------
+
+class _QueryState:
+    def __init__(self, query: Query) -> None:
+        self.query = query
+        self.last_run = -1e18
+        self.gauges: list[Family] = []
+        self.failing = False
+        self.specs = [FamilySpec(m.name, MetricType.GAUGE if m.type == "gauge" else MetricType.COUNTER,
+                                 m.help or f"Column {m.value!r} of SQL probe query {query.name!r}.",
+                                 tuple(m.labels), namespaced=False) for m in query.metrics]
+
+
+class SQLCollector:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._driver: _SQLite | _Postgres = (
+            _SQLite(_sqlite_path(config.dsn), config.timeout) if config.dsn.startswith("sqlite://")
+            else _Postgres(config.dsn, config.timeout))
+        self._backoff = Backoff()
+        self._queries = [_QueryState(q) for q in config.queries]
+        self._latency = Operations(families.OPERATION_DURATION)
+        self._errors = Counters(families.SQL_ERRORS)
+        self._slow = Counters(families.SQL_SLOW)
+        for q in config.queries:
+            self._errors.declare(q.name)
+            self._slow.declare(q.name)
+            for outcome in ("ok", "error"):
+                self._latency.declare(q.name, outcome)
+
+    @property
+    def _secrets(self) -> list[str | None]:
+        return self._driver.session.secrets if isinstance(self._driver, _Postgres) else []
+
+    async def collect(self) -> list[Family]:
+        self._backoff.check()
+        try:
+            await self._driver.connect()
+            now = time.monotonic()
+            for state in self._queries:
+                interval = state.query.interval
+                if interval is None or now - state.last_run >= interval:
+                    error = await self._run(state)
+                    if not self._driver.alive():
+                        raise ProbeError(f"connection lost: {error}")
+        except BaseException as err:
+            await self._driver.close()
+            if isinstance(err, Exception):
+                reason = str(err) if isinstance(err, ProbeError) else describe(err, self._secrets)
+                self._backoff.failed(reason)
+                raise ProbeError(f"sql {redact_url(self.config.dsn)}: {reason}") from None
+            raise
+        self._backoff.succeeded()
+        out = [self._latency.family(), self._errors.family(), self._slow.family()]
+        for state in self._queries:
+            out += state.gauges
+        return out
+
+    async def _run(self, state: _QueryState) -> str | None:
+        """Run one query and record what happened; its error, if any."""
+        query = state.query
+        timeout = query.timeout or self.config.timeout
+        threshold = query.slow_threshold or self.config.slow_threshold
+        state.last_run = time.monotonic()
+        start = time.perf_counter()
+        try:
+            rows = await self._driver.run(query.sql, timeout)
+            gauges = [families.SQL_ROWS.one(float(len(rows)), query.name)]
+            gauges += _metric_families(state, rows)
+        except QueryError as err:
+            elapsed = time.perf_counter() - start
+            self._record(state, elapsed, threshold, ok=False)
+            state.gauges = []
+            if not state.failing:
+                log.warning("sql probe query failed",
+                            extra={"target": self.config.name, "query": query.name, "err": str(err)})
+            state.failing = True
+            return str(err)
+        self._record(state, time.perf_counter() - start, threshold, ok=True)
+        if query.explain:
+            try:
+                scans = await self._driver.full_scans(query.sql, timeout)
+                gauges.append(families.SQL_FULL_SCAN.family(
+                    ((query.name, table), 1.0 if full else 0.0) for table, full in sorted(scans.items())))
+            except QueryError as err:
+                log.warning("sql probe EXPLAIN failed",
+                            extra={"target": self.config.name, "query": query.name, "err": str(err)})
+        if state.failing:
+            log.info("sql probe query recovered", extra={"target": self.config.name, "query": query.name})
+        state.failing = False
+        state.gauges = gauges
+        return None
+
+    def _record(self, state: _QueryState, elapsed: float, threshold: float, ok: bool) -> None:
+        name = state.query.name
+        self._latency.observe(elapsed, name, "ok" if ok else "error")
+        if not ok:
+            self._errors.inc(name)
+        if elapsed > threshold:
+            self._slow.inc(name)
+
+    async def close(self) -> None:
+        await self._driver.close()
+
+
+def _metric_families(state: _QueryState, rows: Rows) -> list[Family]:
+    out = []
+    for metric, spec in zip(state.query.metrics, state.specs):
+        samples: dict[tuple[str, ...], float] = {}
+        for row in rows:
+            missing = [c for c in (metric.value, *metric.labels) if c not in row]
+            if missing:
+                raise QueryError(f"metric {metric.name}: the query returns no column {', '.join(missing)}")
+            raw = row[metric.value]
+            if raw is None:
+                continue  # NULL: no sample for this row
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                raise QueryError(f"metric {metric.name}: column {metric.value} is not a number: {raw!r:.40}") \
+                    from None
+            labels = tuple("" if row[c] is None else str(row[c]) for c in metric.labels)
+            if labels in samples:
+                raise QueryError(f"metric {metric.name}: two rows with the same labels {labels}")
+            samples[labels] = value
+        out.append(spec.family(samples.items()))
+    return out
