@@ -147,7 +147,7 @@ class Store:
 
     def __init__(self, limits: Limits = Limits(), clock: Callable[[], float] = time.monotonic) -> None:
         self.limits = limits
-        self._clock = clock
+        self.clock = clock
         self._families: dict[str, _Family] = {}
         self._count = 0
         self._lock = threading.Lock()
@@ -182,13 +182,13 @@ class Store:
             if len(family.series) >= self.limits.max_series_per_family:
                 return Refusal.FAMILY_LIMIT
             created = family.series[labels] = _new_series(spec)
-            created.seen = self._clock()
+            created.seen = self.clock()
             self._count += 1
             return created
 
     def expire(self, now: float | None = None) -> int:
         """Drop series not updated within their family's TTL; returns how many went."""
-        now = self._clock() if now is None else now
+        now = self.clock() if now is None else now
         expired = 0
         with self._lock:
             for family in self._families.values():

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from bisect import bisect_left
 from typing import Any
 
@@ -51,7 +50,7 @@ class Ingest:
         self._cache: dict[tuple[bytes, bytes], Entry] = {}
         self._values: dict[bytes, float] = {}
         self._lock = threading.Lock()
-        self._clock = time.monotonic
+        self._clock = store.clock  # `seen` times must be on the clock expire() compares with
         self._blank = 0
         self._errors: dict[str, Counter] = {}
         self._ignored: dict[str, Counter] = {}

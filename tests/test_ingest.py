@@ -1,0 +1,237 @@
+"""The ingest path: packets in, exact series values out, every bad line counted, cache == no cache."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exporter import families
+from exporter.model import Family, HistogramValue
+from exporter.statsd.config import StatsdConfig
+from exporter.statsd.ingest import Ingest
+from exporter.statsd.mapper import Mapper
+from exporter.store import Limits, Store
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+RULES = yaml.safe_load("""
+mappings:
+  - match: "myapp.*.requests"
+    name: "myapp_requests"
+    labels: {service: "$1"}
+  - match: "noisy.*"
+    action: drop
+  - match: "short.*"
+    name: "short_$1"
+    ttl: 10s
+  - match: "q.*"
+    match_metric_type: observer
+    observer_type: summary
+    quantiles: [0.5]
+    name: "q_$1"
+""")
+
+
+class Harness:
+    def __init__(self, config: dict[str, object] | None = None, limits: Limits = Limits()) -> None:
+        self.clock = Clock()
+        self.store = Store(limits, clock=self.clock)
+        self.stats = Store()
+        self.ingest = Ingest(Mapper.from_config(StatsdConfig.model_validate(config or RULES)), self.store, self.stats)
+        self.sink = self.ingest.sink("udp://test")
+
+    def send(self, *lines: bytes | str) -> None:
+        self.sink.handle_packet(b"\n".join(x.encode() if isinstance(x, str) else x for x in lines))
+
+    def values(self) -> dict[tuple[str, tuple[str, ...]], object]:
+        return _values(self.store.collect())
+
+    def stat(self, name: str, *labels: str) -> float:
+        return _values(self.stats.collect()).get((name, labels), 0.0)  # type: ignore[return-value]
+
+
+def _values(fams: list[Family]) -> dict[tuple[str, tuple[str, ...]], object]:
+    return {(f.spec.name, s.labels): s.value for f in fams for s in f.samples}
+
+
+def test_counters_gauges_and_timers_are_exact() -> None:
+    h = Harness()
+    for _ in range(3):  # the second and third rounds run on cached routes
+        h.send("apm.operation:12.5|ms|#operation:checkout,outcome:ok",
+               "apm.operation:250|ms|#operation:checkout,outcome:ok",
+               "apm.cache.hit:1|c|#cache:users",
+               "apm.cache.hit:2|c|@0.5|#cache:users",
+               "apm.pool.active:+2|g|#pool:db",
+               "apm.pool.active:-1|g|#pool:db",
+               "apm.queue.depth:7|g|#queue:q",
+               "myapp.api.requests:1|c")
+    v = h.values()
+    hist = v[("operation_duration_seconds", ("checkout", "ok"))]
+    assert isinstance(hist, HistogramValue)
+    assert hist.count == 6 and math.isclose(hist.sum, 3 * (0.0125 + 0.25))
+    bounds = families.LATENCY_BUCKETS
+    assert hist.counts[bounds.index(0.025)] == 3 and hist.counts[bounds.index(0.25)] == 6
+    assert v[("cache_requests_total", ("users", "", "hit"))] == 3 * (1 + 4)
+    assert v[("pool_connections", ("db", "active"))] == 3
+    assert v[("queue_depth", ("q",))] == 7
+    assert v[("myapp_requests_total", ("api",))] == 3
+    assert h.stat("exporter_statsd_lines_total", "udp://test") == 24
+    assert h.stat("exporter_statsd_samples_total", "udp://test") == 24
+
+
+def test_multi_value_sets_summaries_and_rates() -> None:
+    h = Harness()
+    for _ in range(2):
+        h.send("t:1:2:3|ms", "t:4|ms|@0.5", "u:alice|s", "u:bob|s", "u:7|s", "q.wait:5|h", "q.wait:1|h")
+    v = h.values()
+    t = v[("t", ())]
+    assert isinstance(t, HistogramValue) and t.count == 2 * (3 + 2) and math.isclose(t.sum, 2 * (0.006 + 0.008))
+    assert v[("u", ())] == 3
+    q = v[("q_wait", ())]
+    assert q.count == 4 and q.sum == 12  # type: ignore[union-attr]
+    assert h.stat("exporter_statsd_samples_total", "udp://test") == 2 * (3 + 1 + 3 + 2)
+    assert h.stat("exporter_statsd_lines_unmapped_total") > 0
+
+
+BAD = [
+    (b"apm.operation:12.", "parse_errors", "malformed_line"),
+    (b"\xff\xfe\x00garbage", "parse_errors", "invalid_utf8"),
+    (b"\x01\x02garbage", "parse_errors", "malformed_line"),
+    (b"bad\xff:1|c", "parse_errors", "invalid_utf8"),
+    (b"x:nan|g", "parse_errors", "non_finite_value"),
+    (b"x:inf|ms", "parse_errors", "non_finite_value"),
+    (b"x:-Infinity|g", "parse_errors", "non_finite_value"),
+    (b"good.counter:-5|c", "parse_errors", "negative_counter"),
+    (b"y" * 5000 + b":1|c", "parse_errors", "name_too_long"),
+    (b"x:1|c|#" + b",".join(b"k%d:v" % i for i in range(5000)), "parse_errors", "too_many_tags"),
+    (b"x:1|zz", "parse_errors", "invalid_type"),
+    (b"apm.operation:1|ms", "parse_errors", "convention_missing_tag"),
+    (b"noisy.thing:1|c", "lines_ignored", "mapping_drop"),
+    (b"_e{1,1}:a|b", "lines_ignored", "event"),
+    (b"_sc|check|0", "lines_ignored", "service_check"),
+    (b"good.gauge:1|ms", "samples_dropped", "type_conflict"),
+    (b"good.counter:1|c|#new:label", "samples_dropped", "label_conflict"),
+]
+
+
+@pytest.mark.parametrize(("line", "family", "reason"), BAD, ids=[repr(b[0][:30]) for b in BAD])
+def test_bad_input_is_counted_and_other_series_are_undisturbed(line: bytes, family: str, reason: str) -> None:
+    h = Harness()
+    good = ("good.counter:2|c", "good.gauge:5|g", "apm.cache.miss:1|c|#cache:c")
+    h.send(*good)
+    before = h.values()
+    for _ in range(3):  # repeated: the second time the good keys are cached
+        h.send(line)
+        h.send(line, *good)
+    assert h.stat(f"exporter_statsd_{family}_total", reason) == 6
+    after = h.values()
+    assert after[("good_counter_total", ())] == before[("good_counter_total", ())] + 6
+    assert after[("good_gauge", ())] == 5
+    assert after[("cache_requests_total", ("c", "", "miss"))] == 4
+    assert h.stat("exporter_statsd_parse_errors_total", "internal_error") == 0
+
+
+def test_a_64k_datagram_of_lines() -> None:
+    h = Harness()
+    line = b"big.packet:1|c|#k:" + b"v" * 40
+    packet = b"\n".join([line] * (65000 // (len(line) + 1)))
+    h.send(packet)
+    n = packet.count(b"\n") + 1
+    assert h.values()[("big_packet_total", ("v" * 40,))] == n
+    assert h.stat("exporter_statsd_lines_total", "udp://test") == n
+
+
+def test_series_limits_refuse_and_count() -> None:
+    h = Harness(limits=Limits(max_series=5, max_series_per_family=3))
+    for i in range(10):
+        h.send(f"fam.a:1|c|#id:{i}")
+    for i in range(10):
+        h.send(f"fam.b{i}:1|c")
+    assert len(h.store) == 5
+    assert h.stat("exporter_statsd_samples_dropped_total", "family_limit") == 7
+    assert h.stat("exporter_statsd_samples_dropped_total", "global_limit") == 8
+    assert h.stat("exporter_series") == 5
+
+
+def test_ttl_expires_stale_series_and_they_come_back() -> None:
+    h = Harness()
+    h.send("short.lived:1|c", "long.lived:1|c")
+    h.clock.now += 5
+    h.send("short.lived:1|c")  # cached route, refreshes `seen`
+    h.clock.now += 8
+    assert h.ingest.expire() == 0
+    h.clock.now += 3
+    assert h.ingest.expire() == 1
+    assert ("short_lived_total", ()) not in h.values() and ("long_lived_total", ()) in h.values()
+    h.send("short.lived:4|c")
+    assert h.values()[("short_lived_total", ())] == 4
+    assert h.stat("exporter_series_expired_total") == 1
+
+
+def test_reload_swaps_rules_and_keeps_series() -> None:
+    h = Harness()
+    h.send("myapp.api.requests:1|c")
+    h.ingest.set_mapper(Mapper.from_config(StatsdConfig.model_validate(
+        {"mappings": [{"match": "myapp.*.requests", "name": "renamed", "labels": {"svc": "$1"}}]})))
+    h.send("myapp.api.requests:1|c")
+    v = h.values()
+    assert v[("myapp_requests_total", ("api",))] == 1 and v[("renamed_total", ("api",))] == 1
+    assert h.stat("exporter_statsd_mapping_rules") == 1
+
+
+def test_bounded_cache_still_exact() -> None:
+    h = Harness()
+    h.ingest._max_cache = 4
+    for _ in range(3):
+        h.send(*[f"many.c{i}:1|c" for i in range(20)])
+    v = h.values()
+    assert all(v[(f"many_c{i}_total", ())] == 3 for i in range(20))
+    assert len(h.ingest._cache) <= 4
+
+
+_LINE = st.builds(
+    lambda name, value, kind, rate, tags: (
+        f"{name}:{value}|{kind}" + (f"|@{rate}" if rate else "") + (f"|#{tags}" if tags else "")).encode(),
+    st.sampled_from(["a", "b.c", "apm.cache.hit", "apm.pool.active", "q.x", "noisy.x", "u"]),
+    st.one_of(st.integers(-5, 1000).map(str), st.sampled_from(["+1", "-2", "1.5", "1:2", "x", "nan", ""])),
+    st.sampled_from(["c", "g", "ms", "h", "d", "s"]),
+    st.sampled_from(["", "0.5", "1"]),
+    st.sampled_from(["", "cache:x", "pool:p", "k:v", "k:w,cache:x"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LINE, max_size=40))
+def test_cached_path_equals_uncached_path(lines: list[bytes]) -> None:
+    cached, uncached = Harness(), Harness()
+    cached.send(*lines)
+    cached.send(*lines)
+    for line in lines + lines:
+        uncached.ingest._cache.clear()
+        uncached.ingest._values.clear()
+        uncached.send(line)
+    assert _values(cached.store.collect()) == _values(uncached.store.collect())
+    def stats(h: Harness) -> dict[tuple[str, tuple[str, ...]], object]:
+        return {k: v for k, v in _values(h.stats.collect()).items() if "cache_entries" not in k[0]}
+
+    assert stats(cached) == stats(uncached)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.binary(max_size=80), max_size=10))
+def test_arbitrary_packets_never_raise(chunks: list[bytes]) -> None:
+    h = Harness()
+    h.send(*chunks)
+    h.send(*chunks)
+    assert h.stat("exporter_statsd_parse_errors_total", "internal_error") == 0
