@@ -28,7 +28,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from enum import Enum
-from itertools import chain
+from itertools import chain, pairwise, starmap
 from operator import add
 from typing import Any, NamedTuple
 
@@ -97,7 +97,7 @@ def format_value(value: Any) -> str:
             return "+Inf" if value > 0 else "-Inf"
     if value - value == 0:
         return repr(value)
-    if value != value:
+    if math.isnan(value):
         return "NaN"
     return "+Inf" if value > 0 else "-Inf"
 
@@ -105,9 +105,9 @@ def format_value(value: Any) -> str:
 def _go_float(value: float) -> str:
     """`value` as Go's strconv.FormatFloat(v, 'g', -1, 64) writes it: shortest digits,
     exponent form below 1e-4 and from 1e+06 on (Python's repr switches at 1e+16)."""
-    if value != value:
+    if math.isnan(value):
         return "NaN"
-    if value in (math.inf, -math.inf):
+    if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
     if value == 0:
         return "-0" if math.copysign(1.0, value) < 0 else "0"
@@ -165,17 +165,20 @@ class _Shape(NamedTuple):
 
     problem: str  # non-empty: the spec cannot be rendered (bad name, buckets...); its family is dropped
     header: str  # "\n# HELP ...\n# TYPE ..." (and UNIT), each line led by its newline
-    reserved: frozenset[str]  # every sample and family name the block may use, for clash checks
     kind: int
     type_name: str  # as written on the TYPE line
+    om: bool
     nonneg: bool  # OpenMetrics counter: NaN and negative values are invalid there
-    template: str  # histogram: one str.format template for a labelled series...
-    bare_template: str  # ...and one for a series without labels
+    scalar_template: str  # str.format template of a scalar line up to its value: "\nname{a="{}"} "
+    label_template: str  # str.format template of the label text alone: 'a="{}",b="{}"'
+    le_suffixes: tuple[str, ...]  # histogram: '0.005"} ' per bucket, +Inf last
+    with_sum: bool  # histogram: OpenMetrics forbids _sum when a bucket bound is negative
 
 
 def _reserved(name: str, kind: MetricType) -> frozenset[str]:
+    """Every family and sample name a block may use in either format, to find clashes."""
     if kind is MetricType.COUNTER:
-        base = name[:-6] if name.endswith("_total") else name
+        base = name.removesuffix("_total")
         return frozenset((name, base, base + "_total", base + "_created"))
     if kind is MetricType.HISTOGRAM:
         return frozenset(name + s for s in ("", "_bucket", "_count", "_sum", "_created"))
@@ -186,61 +189,40 @@ def _reserved(name: str, kind: MetricType) -> frozenset[str]:
     return frozenset((name,))
 
 
-def _braces(text: str) -> str:
-    return text.replace("{", "{{").replace("}", "}}")
-
-
-def _histogram_templates(name: str, bounds: Sequence[float], fmt: Format, with_sum: bool) -> tuple[str, str]:
-    """Templates for `str.format(label_text, *counts, count, sum)`: one C call writes a whole
-    series, where per-line f-strings would cost a Python round trip per bucket."""
-    n = len(bounds)
-    bucket = _braces(f"\n{name}_bucket")
-    labelled, bare = [], []
-    for i, bound in enumerate(bounds):
-        le = _braces(format_bound(bound, fmt))
-        labelled.append(f'{bucket}{{{{{{0}},le="{le}"}}}} {{{i + 1}}}')
-        bare.append(f'{bucket}{{{{le="{le}"}}}} {{{i + 1}}}')
-    labelled.append(f'{bucket}{{{{{{0}},le="+Inf"}}}} {{{n + 1}}}')
-    bare.append(f'{bucket}{{{{le="+Inf"}}}} {{{n + 1}}}')
-    if with_sum:
-        labelled.append(f"{_braces(chr(10) + name)}_sum{{{{{{0}}}}}} {{{n + 2}}}")
-        bare.append(f"{_braces(chr(10) + name)}_sum {{{n + 2}}}")
-    labelled.append(f"{_braces(chr(10) + name)}_count{{{{{{0}}}}}} {{{n + 1}}}")
-    bare.append(f"{_braces(chr(10) + name)}_count {{{n + 1}}}")
-    return "".join(labelled), "".join(bare)
+def _spec_problem(spec: FamilySpec, name: str) -> str:
+    if not _METRIC_NAME.match(name):
+        return "invalid metric name"
+    for label in spec.labels:
+        if not isinstance(label, str) or not _LABEL_NAME.match(label) or label.startswith("__"):
+            return f"invalid label name {label!r}"
+    if len(set(spec.labels)) != len(spec.labels):
+        return "repeated label name"
+    if spec.type is MetricType.HISTOGRAM:
+        bounds = spec.buckets
+        if "le" in spec.labels:
+            return "histogram with an `le` label"
+        if not all(type(b) in _PLAIN and -math.inf < b < math.inf for b in bounds):
+            return "histogram bucket bound that is not a finite number"
+        if any(a >= b for a, b in pairwise(bounds)):
+            return "histogram buckets not strictly increasing"
+    if spec.type is MetricType.SUMMARY and "quantile" in spec.labels:
+        return "summary with a `quantile` label"
+    return ""
 
 
 def _make_shape(spec: FamilySpec, name: str, fmt: Format) -> _Shape:
     om = fmt is Format.OPENMETRICS
     kind = spec.type
-    reserved = _reserved(name, kind)
-    problem = ""
-    if not _METRIC_NAME.match(name):
-        problem = "invalid metric name"
-    for label in spec.labels:
-        if not _LABEL_NAME.match(label) or label.startswith("__"):
-            problem = f"invalid label name {label!r}"
-    if len(set(spec.labels)) != len(spec.labels):
-        problem = "repeated label name"
-    if kind is MetricType.HISTOGRAM:
-        bounds = spec.buckets
-        if "le" in spec.labels:
-            problem = "histogram with an `le` label"
-        elif not all(type(b) in _PLAIN and -math.inf < b < math.inf for b in bounds):
-            problem = "histogram bucket bound that is not a finite number"
-        elif any(a >= b for a, b in zip(bounds, bounds[1:])):
-            problem = "histogram buckets not strictly increasing"
-    if kind is MetricType.SUMMARY and "quantile" in spec.labels:
-        problem = "summary with a `quantile` label"
+    problem = _spec_problem(spec, name)
     if problem:
-        return _Shape(problem, "", reserved, _SCALAR, "", False, "", "")
+        return _Shape(problem, "", _SCALAR, "", om, False, "", "", (), False)
 
     header_name, type_name, nonneg = name, kind.value, False
     if kind is MetricType.INFO:
         if om and name.endswith("_info"):
             header_name = name[:-5]
         else:
-            type_name = "gauge"  # text 0.0.4 has no info type; OpenMetrics needs the _info suffix
+            type_name = "gauge"  # text 0.0.4 has no info type; OpenMetrics wants the _info suffix
     elif kind is MetricType.COUNTER and om:
         if name.endswith("_total"):
             header_name, nonneg = name[:-6], True
@@ -254,16 +236,31 @@ def _make_shape(spec: FamilySpec, name: str, fmt: Format) -> _Shape:
     ]
     if om and spec.unit and header_name.endswith("_" + spec.unit) and type_name != "info":
         lines.append(f"\n# UNIT {header_name} {spec.unit}")
-    header = "".join(lines)
 
+    label_template = ",".join(f'{label}="{{}}"' for label in spec.labels)
+    braced = "{{" + label_template + "}}" if spec.labels else ""  # literal braces, doubled for format()
+    scalar_template = "\n" + _braces(name) + braced + " "
+    le_suffixes: tuple[str, ...] = ()
+    with_sum = True
     if kind is MetricType.HISTOGRAM:
-        # OpenMetrics forbids _sum when a bucket bound is negative (the sum is then meaningless).
+        le_suffixes = (*(format_bound(b, fmt) + '"} ' for b in spec.buckets), '+Inf"} ')
         with_sum = not (om and spec.buckets and spec.buckets[0] < 0)
-        template, bare = _histogram_templates(name, spec.buckets, fmt, with_sum)
-        return _Shape("", header, reserved, _HISTOGRAM, type_name, om, template, bare)
-    if kind is MetricType.SUMMARY:
-        return _Shape("", header, reserved, _SUMMARY, type_name, om, "", "")
-    return _Shape("", header, reserved, _SCALAR, type_name, nonneg, "", "")
+    return _Shape(
+        "",
+        "".join(lines),
+        _HISTOGRAM if kind is MetricType.HISTOGRAM else _SUMMARY if kind is MetricType.SUMMARY else _SCALAR,
+        type_name,
+        om,
+        nonneg,
+        scalar_template,
+        label_template,
+        le_suffixes,
+        with_sum,
+    )
+
+
+def _braces(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 _SHAPES: dict[tuple[FamilySpec, str, Format], _Shape] = {}
@@ -280,14 +277,17 @@ def _shape(spec: FamilySpec, name: str, fmt: Format) -> _Shape:
     return shape
 
 
-# Label text per series, from the latest render only: (name, label names, kind) -> labels -> text.
-_MEMO: dict[tuple[str, tuple[str, ...], int], dict[Any, str]] = {}
+# Rendered label text per series, for the families of the latest render only:
+# (name, label names, kind) -> label values -> text. A scalar's text is its whole line up to
+# the value ("\nname{a="x"} "); a histogram's is the label text alone ('a="x"').
+_MemoKey = tuple[str, tuple[str, ...], int]
+_MEMO: dict[_MemoKey, dict[Any, str]] = {}
 
 _warned: set[tuple[str, str]] = set()
 
 
 def _drop(name: str, reason: str) -> None:
-    """Say once per family and reason what was left out: the exposition cannot count (it is pure)."""
+    """Say once per family and reason what was left out (the exposition is pure: it cannot count)."""
     if (name, reason) not in _warned and len(_warned) < 1000:
         _warned.add((name, reason))
         log.warning("exposition: dropped from %s: %s", name, reason)
@@ -295,28 +295,46 @@ def _drop(name: str, reason: str) -> None:
 
 def _label_text(names: tuple[str, ...], labels: Any) -> str | None:
     """`a="x",b="y"` for these label values, or None if they do not fit the names."""
-    if type(labels) is not tuple or len(labels) != len(names):
-        return None
-    if not all(type(v) is str for v in labels):
+    if type(labels) is not tuple or len(labels) != len(names) or not all(type(v) is str for v in labels):
         return None
     return ",".join([f'{n}="{escape_label(v)}"' for n, v in zip(names, labels)])
 
 
-def _memoised(
-    key: tuple[str, tuple[str, ...], int], labels: tuple[Any, ...], make: Any, touched: set[Any]
-) -> list[str] | None:
-    """The rendered text for each label tuple via the memo; None if any tuple is malformed or
+def _texts_for(template: str, width: int, labels: Sequence[Any]) -> list[str] | None:
+    """`template` filled with each tuple of label values, checked and escaped a whole family at
+    a time (C-level passes), or None if any tuple is malformed."""
+    if set(map(type, labels)) != {tuple} or set(map(len, labels)) != {width}:
+        return None
+    flat = list(chain.from_iterable(labels))
+    if flat:
+        if set(map(type, flat)) != {str}:
+            return None
+        blob = "".join(flat)
+        if "\\" in blob or '"' in blob or "\n" in blob:
+            labels = [tuple(map(escape_label, values)) for values in labels]
+    return list(starmap(template.format, labels))
+
+
+def _memoised(key: _MemoKey, template: str, labels: Sequence[Any], touched: set[_MemoKey]) -> list[str] | None:
+    """The text for each label tuple, through the memo; None if any tuple is malformed or
     repeated (the caller then takes the slow path, which drops those)."""
+    width = len(key[1])
     memo = _MEMO.get(key)
     try:
-        texts: list[Any] = list(map(memo.get, labels)) if memo is not None else [None] * len(labels)
-        if None in texts:
-            for i, text in enumerate(texts):
-                if text is None:
-                    text = make(labels[i])
-                    if text is None:
-                        return None
-                    texts[i] = text
+        if memo is None:
+            texts = _texts_for(template, width, labels)
+        else:
+            found: list[Any] = list(map(memo.get, labels))
+            if None in found:
+                missing = [i for i, text in enumerate(found) if text is None]
+                made = _texts_for(template, width, [labels[i] for i in missing])
+                if made is None:
+                    return None
+                for i, text in zip(missing, made):
+                    found[i] = text
+            texts = found
+        if texts is None:
+            return None
         fresh = dict(zip(labels, texts))
     except TypeError:  # an unhashable label tuple
         return None
@@ -326,85 +344,99 @@ def _memoised(
 
 
 def _plain_finite(values: Sequence[Any]) -> bool:
-    """True when every value is an int or float and finite: then `repr` is the exposition text."""
+    """True when every value is an int or a float and finite: then `repr` is its exposition text."""
     types = set(map(type, values))
     if not _PLAIN.issuperset(types):
         return False
     try:
         total = float(sum(values))
-        if int in types:  # a huge int can cancel out in the sum yet not fit a float
+        if int in types:  # huge ints can cancel out in the sum yet not fit a float
             float(max(values)), float(min(values))
     except OverflowError:
         return False
     return total - total == 0
 
 
-def _scalar_fast(name: str, names: tuple[str, ...], samples: Sequence[Any], shape: _Shape, touched: set[Any]) -> str | None:
+def _scalar_fast(
+    name: str, names: tuple[str, ...], samples: Sequence[Any], shape: _Shape, touched: set[_MemoKey], out: list[str]
+) -> bool:
     try:
         labels, values = zip(*samples)
     except (TypeError, ValueError):
-        return None
+        return False
     if not _plain_finite(values) or (shape.nonneg and min(values) < 0):
-        return None
+        return False
     if shape.type_name == "info" and set(values) != {1}:  # OpenMetrics: an info value is 1
-        return None
-    if names:
-        head = "\n" + name + "{"
+        return False
+    texts = _memoised((name, names, _SCALAR), shape.scalar_template, labels, touched)
+    if texts is None:
+        return False
+    out.append("".join(map(add, texts, map(repr, values))))
+    return True
 
-        def make(lv: Any) -> str | None:
-            text = _label_text(names, lv)
-            return None if text is None else head + text + "} "
 
-        texts = _memoised((name, names, _SCALAR), labels, make, touched)
-        if texts is None:
-            return None
+def _histogram_series(name: str, shape: _Shape, text: str, numbers: Sequence[str]) -> str:
+    """One histogram series from its label text and its numbers as text (buckets, count, sum)."""
+    if text:
+        prefix = f'\n{name}_bucket{{{text},le="'
+        braced = "{" + text + "} "
     else:
-        if any(lv != () for lv in labels) or len(values) != 1:
-            return None
-        texts = ["\n" + name + " "]
-    return "".join(map(add, texts, map(repr, values)))
+        prefix = f'\n{name}_bucket{{le="'
+        braced = " "
+    # le_suffixes has one entry per bucket and +Inf: map() stops there, so +Inf gets `count`.
+    body = prefix + prefix.join(map(add, shape.le_suffixes, numbers))
+    if shape.with_sum:
+        body = f"{body}\n{name}_sum{braced}{numbers[-1]}"
+    return f"{body}\n{name}_count{braced}{numbers[-2]}"
 
 
 def _histogram_fast(
-    name: str, names: tuple[str, ...], families: Sequence[Family], shapes: Sequence[_Shape], touched: set[Any]
-) -> str | None:
+    name: str,
+    names: tuple[str, ...],
+    families: Sequence[Family],
+    shapes: Sequence[_Shape],
+    touched: set[_MemoKey],
+    out: list[str],
+) -> bool:
     samples = families[0].samples if len(families) == 1 else list(chain.from_iterable(f.samples for f in families))
     try:
         labels, values = zip(*samples)
     except (TypeError, ValueError):
-        return None
-    if names:
-        texts = _memoised((name, names, _HISTOGRAM), labels, lambda lv: _label_text(names, lv), touched)
-        if texts is None:
-            return None
-    elif len(samples) != 1 or labels[0] != ():
-        return None
-    else:
-        texts = [""]
-    out: list[str] = []
+        return False
+    texts = _memoised((name, names, _HISTOGRAM), shapes[0].label_template, labels, touched)
+    if texts is None:
+        return False
     plain = _PLAIN.issuperset
+    series = _histogram_series
     start = 0
     for family, shape in zip(families, shapes):
         end = start + len(family.samples)
-        template = shape.template if names else shape.bare_template
         width = len(family.spec.buckets) + 2
-        om = shape.nonneg
         for text, value in zip(texts[start:end], values[start:end]):
             try:
                 counts, count, total = value
                 row = (*counts, count, total)
             except (TypeError, ValueError):
-                return None
+                return False
             if len(row) != width or not plain(map(type, row)):
-                return None
+                return False
             check = sum(row)
-            if check - check != 0:
-                return None
-            if om and not _om_values_ok(counts, count):
-                return None
-            out.append(template.format(text, *row))
+            if check - check != 0 or (shape.om and not _om_counts_ok(counts, count)):
+                return False
+            out.append(series(name, shape, text, list(map(repr, row))))
         start = end
-    return "".join(out)
+    return True
+
+
+def _om_counts_ok(counts: Sequence[Any], count: Any) -> bool:
+    """OpenMetrics wants bucket counts (and _count) integral, non-negative and non-decreasing."""
+    try:
+        cumulative = [float(c) for c in (*counts, count)]
+    except (TypeError, ValueError, OverflowError):
+        return False
+    if any(map(math.isnan, cumulative)) or cumulative[0] < 0 or cumulative != sorted(cumulative):
+        return False
+    return all(c.is_integer() or c == math.inf for c in cumulative)
 
 
 def _series_key(names: tuple[str, ...], labels: tuple[str, ...]) -> frozenset[tuple[str, str]]:
@@ -412,11 +444,74 @@ def _series_key(names: tuple[str, ...], labels: tuple[str, ...]) -> frozenset[tu
     return frozenset((n, v) for n, v in zip(names, labels) if v != "")
 
 
-def _render_slow(name: str, families: Sequence[Family], shapes: Sequence[_Shape], fmt: Format) -> str:
+def _number(value: Any) -> str | None:
+    try:
+        return format_value(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _sample_lines(name: str, shape: _Shape, text: str, value: Any) -> str | None:
+    """One series checked value by value, or None (dropped, and said once) if it cannot be
+    rendered validly in this format."""
+    om = shape.om
+    braced = "{" + text + "}" if text else ""
+    if shape.kind == _SCALAR:
+        number = None if isinstance(value, (tuple, str, bytes)) else _number(value)
+        if number is None:
+            _drop(name, "a value that is not a number")
+            return None
+        if shape.nonneg and (number == "NaN" or number.startswith("-")):
+            _drop(name, "a NaN or negative counter (invalid in OpenMetrics)")
+            return None
+        if shape.type_name == "info" and number not in ("1", "1.0"):
+            _drop(name, "an info value other than 1 (invalid in OpenMetrics)")
+            return None
+        return f"\n{name}{braced} {number}"
+    if shape.kind == _HISTOGRAM:
+        try:
+            counts, count, total = value
+            numbers = [_number(c) for c in (*counts, count, total)]
+        except (TypeError, ValueError):
+            numbers = []
+        if not numbers or None in numbers or len(numbers) != len(shape.le_suffixes) + 1:
+            _drop(name, "a histogram value that does not match its buckets")
+            return None
+        if om and (not _om_counts_ok(counts, count) or numbers[-1] == "NaN"):
+            _drop(name, "histogram counts or sum invalid in OpenMetrics")
+            return None
+        return _histogram_series(name, shape, text, numbers)  # type: ignore[arg-type]
+    # Summary: rare (only mapping rules that ask for one), so never on a fast path.
+    try:
+        quantiles, count, total = value
+        pairs = [(float(q), _number(v)) for q, v in quantiles]
+        count_text, sum_text = _number(count), _number(total)
+    except (TypeError, ValueError, OverflowError):
+        pairs, count_text, sum_text = [], None, None
+    if count_text is None or sum_text is None or any(v is None for _, v in pairs):
+        _drop(name, "a summary value that is not numbers")
+        return None
+    if om and (not _om_counts_ok([], count) or sum_text == "NaN"):
+        _drop(name, "summary count or sum invalid in OpenMetrics")
+        return None
+    sep = "," if text else ""
+    lines = []
+    for q, v in pairs:
+        if om and (not 0 <= q <= 1 or (v or "").startswith("-")):
+            _drop(name, "a quantile outside [0, 1] or a negative quantile value (invalid in OpenMetrics)")
+            continue
+        if math.isnan(q):
+            _drop(name, "a NaN quantile")
+            continue
+        lines.append(f'\n{name}{{{text}{sep}quantile="{format_bound(q, Format.OPENMETRICS if om else Format.TEXT)}"}} {v}')
+    lines.append(f"\n{name}_sum{braced} {sum_text}")
+    lines.append(f"\n{name}_count{braced} {count_text}")
+    return "".join(lines)
+
+
+def _render_slow(name: str, families: Sequence[Family], shapes: Sequence[_Shape], out: list[str]) -> None:
     """Every sample checked on its own: malformed ones and repeated series are dropped."""
-    om = fmt is Format.OPENMETRICS
     seen: set[frozenset[tuple[str, str]]] = set()
-    out: list[str] = []
     for family, shape in zip(families, shapes):
         names = family.spec.labels
         for sample in family.samples:
@@ -435,90 +530,14 @@ def _render_slow(name: str, families: Sequence[Family], shapes: Sequence[_Shape]
             if key in seen:
                 _drop(name, "a repeated label set")
                 continue
-            lines = _sample_lines(name, family.spec, shape, fmt, om, text, value)
-            if lines is None:
-                continue
-            seen.add(key)
-            out.extend(lines)
-    return "".join(out)
+            lines = _sample_lines(name, shape, text, value)
+            if lines is not None:
+                seen.add(key)
+                out.append(lines)
 
 
-def _number(value: Any) -> str | None:
-    try:
-        return format_value(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _sample_lines(
-    name: str, spec: FamilySpec, shape: _Shape, fmt: Format, om: bool, text: str, value: Any
-) -> list[str] | None:
-    braced = "{" + text + "}" if text else ""
-    sep = "," if text else ""
-    if shape.kind is _SCALAR:
-        number = _number(value)
-        if number is None or isinstance(value, tuple):
-            _drop(name, "a value that is not a number")
-            return None
-        if shape.nonneg and (number == "NaN" or number.startswith("-")):
-            _drop(name, "a NaN or negative counter (invalid in OpenMetrics)")
-            return None
-        if om and shape.type_name == "info" and number not in ("1", "1.0"):
-            _drop(name, "an info value other than 1 (invalid in OpenMetrics)")
-            return None
-        return [f"\n{name}{braced} {number}"]
-    if shape.kind is _HISTOGRAM:
-        try:
-            counts, count, total = value
-            numbers = [_number(c) for c in (*counts, count, total)]
-        except (TypeError, ValueError):
-            numbers = [None]
-        if None in numbers or len(numbers) != len(spec.buckets) + 2:
-            _drop(name, "a histogram value that does not match its buckets")
-            return None
-        if om and (not _om_values_ok(counts, count) or numbers[-1] == "NaN"):
-            _drop(name, "histogram counts or sum invalid in OpenMetrics")
-            return None
-        row = [text, *numbers]
-        return [(shape.template if text else shape.bare_template).format(*row)]
-    # Summary: rare (only for mapping rules that ask for it), so never on a fast path.
-    try:
-        quantiles, count, total = value
-        pairs = [(float(q), _number(v)) for q, v in quantiles]
-        count_text, sum_text = _number(count), _number(total)
-    except (TypeError, ValueError, OverflowError):
-        pairs, count_text, sum_text = [], None, None
-    if count_text is None or sum_text is None or any(v is None for _, v in pairs):
-        _drop(name, "a summary value that is not numbers")
-        return None
-    if om and not _om_values_ok([], count) or om and sum_text == "NaN":
-        _drop(name, "summary count or sum invalid in OpenMetrics")
-        return None
-    lines = []
-    for q, v in pairs:
-        if om and (not 0 <= q <= 1 or (v or "").startswith("-")):
-            _drop(name, "a quantile outside [0, 1] or a negative quantile value (invalid in OpenMetrics)")
-            continue
-        lines.append(f'\n{name}{{{text}{sep}quantile="{format_bound(q, fmt)}"}} {v}')
-    lines.append(f"\n{name}_sum{braced} {sum_text}")
-    lines.append(f"\n{name}_count{braced} {count_text}")
-    return lines
-
-
-def _om_values_ok(counts: Sequence[Any], count: Any) -> bool:
-    try:
-        cumulative = [float(c) for c in (*counts, count)]
-    except (TypeError, ValueError, OverflowError):
-        return False
-    if any(c != c for c in cumulative):
-        return False
-    if cumulative[0] < 0 or cumulative != sorted(cumulative):
-        return False
-    return all(c.is_integer() or c == math.inf for c in cumulative)
-
-
-def _render_group(name: str, families: list[Family], fmt: Format, touched: set[Any]) -> str | None:
-    """One family block (header and samples), or None when nothing in it can be rendered."""
+def _render_group(name: str, families: list[Family], fmt: Format, touched: set[_MemoKey], out: list[str]) -> None:
+    """One family block, header and samples; nothing at all when none of its samples can be rendered."""
     shapes: list[_Shape] = []
     kept: list[Family] = []
     for family in families:
@@ -529,25 +548,27 @@ def _render_group(name: str, families: list[Family], fmt: Format, touched: set[A
         shapes.append(shape)
         kept.append(family)
     if not kept:
-        return None
-    body: str | None = None
+        return
+    mark = len(out)
+    out.append(shapes[0].header)
     names = kept[0].spec.labels
     same_names = all(f.spec.labels == names for f in kept)
     kind = shapes[0].kind
-    if same_names and kind is _SCALAR:
+    done = False
+    if same_names and kind == _SCALAR:
         samples = kept[0].samples if len(kept) == 1 else list(chain.from_iterable(f.samples for f in kept))
-        body = _scalar_fast(name, names, samples, shapes[0], touched)
-    elif same_names and kind is _HISTOGRAM:
-        body = _histogram_fast(name, names, kept, shapes, touched)
-    if body is None:
-        body = _render_slow(name, kept, shapes, fmt)
-    if not body:
-        return None
-    return shapes[0].header + body
+        done = _scalar_fast(name, names, samples, shapes[0], touched, out)
+    elif same_names and kind == _HISTOGRAM:
+        done = _histogram_fast(name, names, kept, shapes, touched, out)
+    if not done:
+        del out[mark + 1 :]
+        _render_slow(name, kept, shapes, out)
+    if len(out) == mark + 1:  # every sample was dropped: no header without samples
+        del out[mark:]
 
 
 def render(families: Iterable[Family], fmt: Format = Format.TEXT, namespace: str = "apm") -> bytes:
-    """The exposition of these families: same input, same bytes."""
+    """The exposition of these families, in their order: same input, same bytes."""
     grouped: dict[str, list[Family]] = {}
     for family in families:
         if not family.samples:
@@ -562,17 +583,16 @@ def render(families: Iterable[Family], fmt: Format = Format.TEXT, namespace: str
             _drop(name, f"a {family.spec.type.value} family under the name of a {same[0].spec.type.value}")
     out: list[str] = []
     taken: set[str] = set()
-    touched: set[Any] = set()
+    touched: set[_MemoKey] = set()
     for name, group in grouped.items():
         reserved = _reserved(name, group[0].spec.type)
         if not reserved.isdisjoint(taken):
             _drop(name, "a name that clashes with an earlier family's")
             continue
-        block = _render_group(name, group, fmt, touched)
-        if block is None:
-            continue
-        taken |= reserved
-        out.append(block)
+        before = len(out)
+        _render_group(name, group, fmt, touched, out)
+        if len(out) > before:
+            taken |= reserved
     for key in [k for k in _MEMO if k not in touched]:
         _MEMO.pop(key, None)
     if out:
@@ -580,4 +600,5 @@ def render(families: Iterable[Family], fmt: Format = Format.TEXT, namespace: str
         out.append("\n")
     if fmt is Format.OPENMETRICS:
         out.append("# EOF\n")
+    # Label values are str from anywhere; a lone surrogate must not fail the whole scrape.
     return "".join(out).encode("utf-8", "replace")
