@@ -52,14 +52,14 @@ def key_values(text: str) -> dict[str, int]:
     return out
 
 
-def compile_filter(include: str | None, exclude: str | None) -> "NameFilter":
+def compile_filter(include: str | None, exclude: str | None) -> NameFilter:
     return NameFilter(re.compile(include) if include else None, re.compile(exclude) if exclude else None)
 
 
 class NameFilter:
     """include/exclude regexes as node_exporter applies them: unanchored search, exclude wins."""
 
-    __slots__ = ("include", "exclude", "_cache")
+    __slots__ = ("_cache", "exclude", "include")
 
     def __init__(self, include: re.Pattern[str] | None, exclude: re.Pattern[str] | None) -> None:
         self.include = include

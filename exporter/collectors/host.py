@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from operator import attrgetter
 from typing import NamedTuple
 
 from exporter import families as F
@@ -360,10 +361,12 @@ class HostCollector:
 
     def _network(self, out: list[Family]) -> None:
         devs = [d for d in parse_netdev(read_text(self._path("net/dev"))) if self._netdevs(d.device)]
-        for spec, field in ((F.HOST_NET_RX_BYTES, 1), (F.HOST_NET_RX_PACKETS, 2), (F.HOST_NET_RX_ERRORS, 3),
-                            (F.HOST_NET_RX_DROPS, 4), (F.HOST_NET_TX_BYTES, 5), (F.HOST_NET_TX_PACKETS, 6),
-                            (F.HOST_NET_TX_ERRORS, 7), (F.HOST_NET_TX_DROPS, 8)):
-            out.append(spec.family(((d.device,), d[field]) for d in devs))
+        for spec, field in ((F.HOST_NET_RX_BYTES, "rx_bytes"), (F.HOST_NET_RX_PACKETS, "rx_packets"),
+                            (F.HOST_NET_RX_ERRORS, "rx_errors"), (F.HOST_NET_RX_DROPS, "rx_drops"),
+                            (F.HOST_NET_TX_BYTES, "tx_bytes"), (F.HOST_NET_TX_PACKETS, "tx_packets"),
+                            (F.HOST_NET_TX_ERRORS, "tx_errors"), (F.HOST_NET_TX_DROPS, "tx_drops")):
+            value = attrgetter(field)
+            out.append(spec.family(((d.device,), value(d)) for d in devs))
 
     def _filefd(self, out: list[Family]) -> None:
         allocated, maximum = parse_file_nr(read_text(self._path("sys/fs/file-nr")))

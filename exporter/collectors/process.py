@@ -65,7 +65,7 @@ class Group(Section):
 
 class Config(CollectorConfig):
     proc_root: str = "/proc"
-    groups: list[Group] = []
+    groups: list[Group] = Field(default_factory=list)
 
     @field_validator("groups")
     @classmethod
@@ -134,7 +134,7 @@ def process_name(comm: str, cmdline: str | None) -> str:
 class _Known:
     """What is decided about a pid: the regex groups it belongs to, and when it started."""
 
-    __slots__ = ("groups", "start", "looks")
+    __slots__ = ("groups", "looks", "start")
 
     def __init__(self, groups: tuple[int, ...], looks: int) -> None:
         self.groups = groups
@@ -216,12 +216,12 @@ class ProcessCollector:
                 for g in known.groups:
                     members[g].append(pid)
         for g, path in self._pidfiles:
-            pid = self._pid_from_file(g, path)
-            if pid is not None:
-                if pid not in samples:
-                    samples[pid] = self._sample(pid)
-                if samples[pid] is not None:
-                    members[g].append(pid)
+            file_pid = self._pid_from_file(g, path)
+            if file_pid is not None:
+                if file_pid not in samples:
+                    samples[file_pid] = self._sample(file_pid)
+                if samples[file_pid] is not None:
+                    members[g].append(file_pid)
         return self._families(members, samples)
 
     def _scan(self) -> None:

@@ -187,7 +187,7 @@ def staged(tmp_path: Path) -> Path:
 
 
 def host(staged: Path, **config: object) -> dict:
-    cfg = H.Config(proc_root=str(staged / "proc"), rootfs=str(staged / "rootfs"), **config)
+    cfg = H.Config.model_validate({"proc_root": str(staged / "proc"), "rootfs": str(staged / "rootfs"), **config})
     return values(run(H.HostCollector(cfg).collect))
 
 
@@ -246,7 +246,7 @@ def test_an_unreadable_section_costs_only_its_families(staged: Path, caplog: pyt
 # --- this machine -----------------------------------------------------------------------------
 
 def collect_real(**config: object) -> dict:
-    return values(run(H.HostCollector(H.Config(**config)).collect))
+    return values(run(H.HostCollector(H.Config.model_validate(config)).collect))
 
 
 def test_real_values_agree_with_psutil() -> None:

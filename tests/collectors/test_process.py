@@ -28,8 +28,8 @@ def collect(config: P.Config | P.ProcessCollector) -> dict:
     return values(run(collector.collect))
 
 
-def group(name: str, **matcher: str) -> dict[str, str]:
-    return {"name": name, **matcher}
+def group(name: str, **matcher: str) -> P.Group:
+    return P.Group.model_validate({"name": name, **matcher})
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_process_name_completes_truncated_comm_from_argv0() -> None:
 ])
 def test_group_needs_exactly_one_valid_matcher(bad: dict[str, str]) -> None:
     with pytest.raises(ValidationError):
-        P.Config(groups=[bad])
+        P.Config.model_validate({"groups": [bad]})
 
 
 def test_group_names_are_unique() -> None:
