@@ -37,12 +37,18 @@ class Entry:
 
 def _registry() -> dict[str, Entry]:
     # Imported here so each collector module stays free to import its own dependencies.
-    from exporter.collectors import container, host, process
+    from exporter.collectors import container, host, http, memcached, pgbouncer, postgres, process, redis, sql
 
     return {
         "host": Entry(host.HostCollector, host.Config),
         "process": Entry(process.ProcessCollector, process.Config),
         "container": Entry(container.ContainerCollector, container.Config),
+        "redis": Entry(redis.RedisCollector, redis.Config, targets=True),
+        "memcached": Entry(memcached.MemcachedCollector, memcached.Config, targets=True),
+        "pgbouncer": Entry(pgbouncer.PgBouncerCollector, pgbouncer.Config, targets=True),
+        "postgres": Entry(postgres.PostgresCollector, postgres.Config, targets=True),
+        "sql": Entry(sql.SQLCollector, sql.Config, targets=True),
+        "http": Entry(http.HTTPCollector, http.Config, targets=True),
     }
 
 

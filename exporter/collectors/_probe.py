@@ -15,7 +15,9 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from exporter import redact as _redact
 
 from exporter.model import Family, FamilySpec
 from exporter.store import Histogram
@@ -70,38 +72,20 @@ class Backoff:
         return self._delay
 
 
-# key=value DSNs ("host=db password=secret") and URL userinfo ("postgresql://u:secret@db").
+# libpq key=value DSNs ("host=db password=secret"): to learn the password, so an
+# error that quotes it in another form is masked too.
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
 def redact_url(url: str) -> str:
-    """The URL or DSN with any password replaced by `***`, fit for a log line or label."""
-    text = _KV_PASSWORD.sub(r"\1***", url)
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return text
-    if parts.password is None:
-        return text
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = f":{parts.port}" if parts.port is not None else ""
-    except ValueError:
-        port = ""
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    """The URL or DSN with any password masked, fit for a log line or an error."""
+    return _redact.redact(url)
 
 
 def describe(err: BaseException, secrets: Iterable[str | None] = ()) -> str:
-    """`Type: message` with every secret removed: drivers like to echo DSNs in errors."""
+    """`Type: message` with every secret masked: drivers like to echo DSNs in errors."""
     text = str(err) or type(err).__name__
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    text = _KV_PASSWORD.sub(r"\1***", text)
-    return f"{type(err).__name__}: {text}"
+    return f"{type(err).__name__}: {_redact.redact(text, [s for s in secrets if s])}"
 
 
 def url_password(url: str) -> str | None:

@@ -116,4 +116,4 @@ def test_a_silent_socket_times_out_and_the_password_stays_secret(black_hole: Bla
     message = run(main)
     assert "TimeoutError" in message
     assert "Pa55word-x" not in message
-    assert "stats:***@127.0.0.1" in message
+    assert "stats:<secret>@127.0.0.1" in message
