@@ -3,8 +3,9 @@
 A line `name:value|type|@rate|#tags` is split at the first `|` and then at the
 first `:`; the bytes around the value, (name, rest), key a cache entry that
 leads straight to the series. A repeated line therefore costs two partitions,
-two dict lookups (the value's float is cached too: float() is the dearest step
-on this path) and an in-place update. Everything else (parsing, mapping,
+one dict lookup, a float() (or, for counters and gauges, whose values repeat,
+a second lookup: float() is the dearest step on this path) and an in-place
+update. Everything else (parsing, mapping,
 creating series, errors, sets, summaries, multi-value lines) runs on a miss.
 
 One writer at a time: listeners in other threads call `handle_packet`, which
@@ -115,13 +116,23 @@ class Ingest:
             head, _, rest = line.partition(b"|")
             name, _, value = head.partition(b":")
             entry = cache_get((name, rest))
-            v = value_get(value)
-            if entry is None or v is None:
+            if entry is None:
                 nslow += 1
-                got += slow(line, name, value, rest, entry, now)
+                got += slow(line, name, value, rest, None, now)
                 continue
             op = entry[0]
             if op == _OBSERVE:
+                # Timer values rarely repeat, so they skip the value cache.
+                try:
+                    v = float(value)
+                except ValueError:
+                    nslow += 1
+                    got += slow(line, name, value, rest, entry, now)
+                    continue
+                if v - v != 0.0:  # NaN or infinity
+                    nslow += 1
+                    self._error("non_finite_value")
+                    continue
                 s = entry[1]
                 v *= entry[2]
                 weight = entry[5]
@@ -129,14 +140,20 @@ class Ingest:
                 s.sum += v * weight
                 s.seen = now
             elif op == _COUNT:
-                if v < 0.0:
+                v = value_get(value)
+                if v is None or v < 0.0:
                     nslow += 1
-                    self._error("negative_counter")
+                    got += slow(line, name, value, rest, entry, now)
                     continue
                 s = entry[1]
                 s.value += v * entry[2]
                 s.seen = now
             elif op == _GAUGE:
+                v = value_get(value)
+                if v is None:
+                    nslow += 1
+                    got += slow(line, name, value, rest, entry, now)
+                    continue
                 s = entry[1]
                 sign = value[0]
                 if sign == 43 or sign == 45:  # "+" or "-": a relative update
@@ -146,7 +163,7 @@ class Ingest:
                 s.seen = now
             else:
                 nslow += 1
-                got += self._apply(entry, v, value, now)
+                got += slow(line, name, value, rest, entry, now)
         lines_counter.value += len(lines) - self._blank
         # Blank lines went through _slow too (and stored nothing).
         samples_counter.value += len(lines) - nslow + got

@@ -67,8 +67,9 @@ _TYPES = {
 
 def parse_value(text: str) -> float:
     """A finite float; StatsD has no NaN or Inf, and a NaN would poison every sum it reaches."""
-    # float() also accepts "1_000", " 1 " and "infinity"; only plain decimal forms are StatsD.
-    if not text or text.strip() != text or "_" in text:
+    # What float() accepts on bytes (the ingest hot path calls it directly), so a value
+    # means the same cached or not: ASCII only, "1_000" and " 1" included.
+    if not text.isascii():
         raise ParseError("invalid_value", repr(text))
     try:
         value = float(text)
