@@ -194,9 +194,9 @@ def cachetools(tm: Telemetry, obj: Any, cache: str, level: str) -> Any:
 
 
 # --- connection pools -----------------------------------------------------------------
-def _wrap_checkout(fn: Callable[..., Any], handle: Pool, is_timeout: Callable[[BaseException], bool],
-                   count_pending: bool) -> Callable[..., Any]:
-    """Time the method that hands out a connection; count the calls that time out."""
+def _wrap_checkout(fn: Callable[..., Any], handle: Pool,
+                   is_timeout: Callable[[BaseException], bool]) -> Callable[..., Any]:
+    """Count the call as pending, time it, and count it as a timeout if it gives up."""
     wait = handle._waits
     timeouts = handle._timeouts
     pending = handle.pending_gauge
@@ -204,8 +204,7 @@ def _wrap_checkout(fn: Callable[..., Any], handle: Pool, is_timeout: Callable[[B
     if inspect.iscoroutinefunction(fn):
         @functools.wraps(fn)
         async def checkout_async(*args: Any, **kwargs: Any) -> Any:
-            if count_pending:
-                pending.add(1)
+            pending.add(1)
             t0 = perf_counter_ns()
             try:
                 return await fn(*args, **kwargs)
@@ -215,15 +214,13 @@ def _wrap_checkout(fn: Callable[..., Any], handle: Pool, is_timeout: Callable[[B
                 raise
             finally:
                 wait(perf_counter_ns() - t0)
-                if count_pending:
-                    pending.add(-1)
+                pending.add(-1)
 
         return checkout_async
 
     @functools.wraps(fn)
     def checkout(*args: Any, **kwargs: Any) -> Any:
-        if count_pending:
-            pending.add(1)
+        pending.add(1)
         t0 = perf_counter_ns()
         try:
             return fn(*args, **kwargs)
@@ -233,8 +230,7 @@ def _wrap_checkout(fn: Callable[..., Any], handle: Pool, is_timeout: Callable[[B
             raise
         finally:
             wait(perf_counter_ns() - t0)
-            if count_pending:
-                pending.add(-1)
+            pending.add(-1)
 
     return checkout
 
@@ -264,7 +260,7 @@ class _SqlAlchemySource(Instrumented):
             event.listen(engine, "checkin", lambda *a: active.add(-1))
 
     def _instrument(self, pool: Any) -> None:
-        pool.connect = _wrap_checkout(pool.connect, self._handle, self._is_timeout, count_pending=True)
+        pool.connect = _wrap_checkout(pool.connect, self._handle, self._is_timeout)
         self._pool = weakref.ref(pool)
 
     def _poll(self, engine: Any) -> None:
@@ -286,21 +282,23 @@ def sqlalchemy(tm: Telemetry, engine: Any, name: str) -> Instrumented:
 
 
 class _PsycopgPoolSource(Instrumented):
-    """Gauges from `get_stats()`; wait times and timeouts from wrapping `getconn`."""
+    """Gauges from `get_stats()`; pending, wait times and timeouts from wrapping `getconn`.
+
+    Not `requests_waiting`: psycopg_pool leaves a request that timed out in its waiting
+    queue until the next connection comes back, so it would show a wait that is over.
+    """
 
     def __init__(self, pool: Any, handle: Pool) -> None:
         from psycopg_pool import PoolTimeout
 
         self._handle = handle
         super().__init__(pool, [handle.active_gauge, handle.idle_gauge, handle.pending_gauge, handle.max_gauge()])
-        pool.getconn = _wrap_checkout(pool.getconn, handle, lambda e: isinstance(e, PoolTimeout),
-                                      count_pending=False)
+        pool.getconn = _wrap_checkout(pool.getconn, handle, lambda e: isinstance(e, PoolTimeout))
 
     def _poll(self, pool: Any) -> None:
         stats = pool.get_stats()
         size, available = stats.get("pool_size", 0), stats.get("pool_available", 0)
-        self._handle.set(active=size - available, idle=available, max=stats.get("pool_max", 0),
-                         pending=stats.get("requests_waiting", 0))
+        self._handle.set(active=size - available, idle=available, max=stats.get("pool_max", 0))
 
 
 def psycopg_pool(tm: Telemetry, pool: Any, name: str) -> Instrumented:
@@ -321,7 +319,7 @@ class _RedisPoolSource(Instrumented):
         def is_timeout(e: BaseException) -> bool:
             return type(e).__name__ == "MaxConnectionsError" or str(e) == "No connection available."
 
-        pool.get_connection = _wrap_checkout(pool.get_connection, handle, is_timeout, count_pending=True)
+        pool.get_connection = _wrap_checkout(pool.get_connection, handle, is_timeout)
 
     def _poll(self, pool: Any) -> None:
         if hasattr(pool, "_in_use_connections"):
