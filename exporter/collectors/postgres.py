@@ -27,10 +27,14 @@ from pydantic import Field
 from exporter import families
 from exporter.collectors._probe import Backoff, PgSession, ProbeError, describe, redact_url
 from exporter.model import Family
+from exporter.redact import MASK, redact
 from exporter.schema import Target
 
 _QUERY_LABEL_MAX = 160
 _SPACES = re.compile(r"\s+")
+# pg_stat_statements keeps utility statements verbatim: `ALTER ROLE app PASSWORD 'pw'`
+# (and CREATE ROLE/USER … PASSWORD) would put a password into a label.
+_SQL_PASSWORD = re.compile(r"(\bPASSWORD\s+)(E?'(?:[^'\\]|''|\\.)*'|\$(\w*)\$.*?\$\3\$)", re.IGNORECASE)
 
 _SETTINGS = """
 SELECT current_setting('max_connections')::int AS max_connections,
@@ -105,8 +109,8 @@ class PostgresCollector:
 
 
 def query_label(text: str) -> str:
-    """A statement's text as a label: one line, at most 160 characters."""
-    flat = _SPACES.sub(" ", text).strip()
+    """A statement's text as a label: one line, at most 160 characters, passwords masked."""
+    flat = redact(_SQL_PASSWORD.sub(rf"\1'{MASK}'", _SPACES.sub(" ", text).strip()))
     return flat if len(flat) <= _QUERY_LABEL_MAX else flat[: _QUERY_LABEL_MAX - 1] + "…"
 
 

@@ -150,3 +150,8 @@ def test_a_silent_socket_times_out(black_hole: BlackHole) -> None:
 def test_query_labels_are_one_bounded_line() -> None:
     assert query_label("SELECT a,\n\t  b FROM t") == "SELECT a, b FROM t"
     assert len(query_label("SELECT " + "x, " * 200)) == 160
+    assert query_label("ALTER ROLE app PASSWORD 'it''s secret'") == "ALTER ROLE app PASSWORD '<secret>'"
+    assert query_label("create user u with encrypted password 'x'") == \
+        "create user u with encrypted password '<secret>'"
+    assert query_label("ALTER USER u PASSWORD $x$pw$x$") == "ALTER USER u PASSWORD '<secret>'"
+    assert query_label("SELECT password FROM users") == "SELECT password FROM users"
