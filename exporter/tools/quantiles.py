@@ -16,7 +16,8 @@ cumulative counts c_0 ≤ c_1 ≤ … ≤ c_n, the last one `le="+Inf"`:
           where start = le_{b−1} (0 for the first bucket) and c_{−1} = 0
 
 Edge cases (as Prometheus): φ < 0 → −Inf; φ > 1 → +Inf; φ NaN → NaN; no
-`+Inf` bucket → NaN; fewer than two buckets → NaN; zero observations → NaN.
+`+Inf` bucket → NaN; fewer than two buckets → NaN; zero observations → NaN;
+φ = 0 with an empty first bucket → NaN (0/0, as in Go's float division).
 Buckets with the same `le` are summed, and counts that go down (a scrape
 racing an update) are raised to the running maximum before interpolating.
 """
@@ -56,7 +57,7 @@ def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> floa
         start = bounds[b - 1]
         count -= counts[b - 1]
         rank -= counts[b - 1]
-    return start + (end - start) * (rank / count)
+    return start + (end - start) * _divide(rank, count)
 
 
 def quantiles(qs: Sequence[float], buckets: Iterable[tuple[float, float]]) -> list[float]:
@@ -73,6 +74,13 @@ def from_le(counts: dict[str, float]) -> list[tuple[float, float]]:
 def _parse_le(text: str) -> float:
     # float() reads "+Inf", "inf" and "Infinity" alike, as Prometheus's ParseFloat does.
     return float(text)
+
+
+def _divide(a: float, b: float) -> float:
+    """IEEE division as Go does it: q = 0 over an empty first bucket is 0/0 = NaN, not an exception."""
+    if b == 0:
+        return math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a)
+    return a / b
 
 
 def _coalesce(buckets: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
