@@ -6,9 +6,11 @@ any type (list LLEN, stream XLEN plus consumer-group lag, sorted set ZCARD,
 set SCARD), a Celery queue (a list named after the queue, plus its priority
 lists) or an RQ queue (the list `rq:queue:<name>`).
 
-INFO is read before the queue keys on each collect, so the hit counter it
-reports never includes the probe's own reads of this collect (a read of an
-existing key, LLEN included, counts as a hit in Redis).
+Every key the probe reads is a keyspace hit (the key exists) or miss (it does
+not) in Redis's own counters. The probe counts its own lookups and subtracts
+them, so apm_cache_requests_total shows the applications' hits and misses only,
+exactly (tests check it). The tally restarts with the server (INFO run_id) or a
+CONFIG RESETSTAT (counters below the tally).
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from exporter.collectors._probe import Backoff, ProbeError, describe, redact_url
 from exporter.model import Family
 from exporter.schema import Section, Target
 
-# Celery's Redis transport puts priorities 1..9 in lists named `<queue>\x06\x16<priority>`.
+# Celery's Redis transport (kombu) keeps one list per priority step: the queue's own name
+# for step 0, `<queue>\x06\x16<step>` for the others; kombu's default steps are 0, 3, 6, 9.
 _CELERY_PRIORITY_SEP = "\x06\x16"
+_CELERY_PRIORITY_STEPS = [0, 3, 6, 9]
 
 
 class Layout(str, Enum):
@@ -42,6 +46,8 @@ class Queue(Section):
     # For layout `key`: the key to read (default: the name).
     key: str | None = None
     label: str | None = None
+    # For layout `celery`: kombu's `priority_steps` transport option, if the app changed it.
+    priority_steps: list[int] = Field(default_factory=lambda: list(_CELERY_PRIORITY_STEPS), min_length=1)
 
     @model_validator(mode="after")
     def _key_only_for_key_layout(self) -> Queue:
@@ -65,6 +71,7 @@ class RedisCollector:
         self._client: Any = None
         self._backoff = Backoff()
         self._secret = url_password(config.url)
+        self._own = _Lookups()
 
     def _connect(self) -> Any:
         import redis.asyncio
@@ -98,14 +105,16 @@ class RedisCollector:
     async def _read(self, client: Any) -> list[Family]:
         out: list[Family] = []
         if self.config.cache:
-            out += _cache_families(self.config.name, await client.info())
+            info = await client.info()
+            self._own.sync(info)
+            out += _cache_families(self.config.name, info, self._own)
         if self.config.queues:
             depths: list[tuple[tuple[str], float]] = []
             lags: list[tuple[tuple[str, str], float]] = []
             pending: list[tuple[tuple[str, str], float]] = []
             for queue in self.config.queues:
                 label = queue.label or queue.name
-                depth, groups = await _queue_depth(client, queue)
+                depth, groups = await _queue_depth(client, queue, self._own)
                 depths.append(((label,), depth))
                 for group, lag, pend in groups:
                     lags.append(((label, group), lag))
@@ -128,13 +137,36 @@ class RedisCollector:
         await self._drop()
 
 
-def _cache_families(cache: str, info: dict[str, Any]) -> list[Family]:
+class _Lookups:
+    """The probe's own keyspace hits and misses on one Redis server run, to subtract from INFO."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self._run_id: str | None = None
+
+    def key(self, exists: bool) -> None:
+        if exists:
+            self.hits += 1
+        else:
+            self.misses += 1
+
+    def sync(self, info: dict[str, Any]) -> None:
+        """Forget the tally when the counters it refers to are gone (restart, CONFIG RESETSTAT)."""
+        run_id = info.get("run_id")
+        if (run_id != self._run_id or int(info.get("keyspace_hits", 0)) < self.hits
+                or int(info.get("keyspace_misses", 0)) < self.misses):
+            self.hits = self.misses = 0
+        self._run_id = run_id
+
+
+def _cache_families(cache: str, info: dict[str, Any], own: _Lookups) -> list[Family]:
     keys = sum(float(v.get("keys", 0)) for k, v in info.items() if k.startswith("db") and isinstance(v, dict))
     level = ""
     return [
         families.CACHE_REQUESTS.family([
-            ((cache, level, "hit"), float(info.get("keyspace_hits", 0))),
-            ((cache, level, "miss"), float(info.get("keyspace_misses", 0))),
+            ((cache, level, "hit"), float(max(0, int(info.get("keyspace_hits", 0)) - own.hits))),
+            ((cache, level, "miss"), float(max(0, int(info.get("keyspace_misses", 0)) - own.misses))),
         ]),
         families.CACHE_EVICTIONS.one(float(info.get("evicted_keys", 0)), cache, level),
         families.CACHE_EXPIRATIONS.one(float(info.get("expired_keys", 0)), cache, level),
@@ -145,26 +177,38 @@ def _cache_families(cache: str, info: dict[str, Any]) -> list[Family]:
     ]
 
 
-async def _queue_depth(client: Any, queue: Queue) -> tuple[float, list[tuple[str, float, float]]]:
-    """Items waiting, and (group, lag, pending) per consumer group when the key is a stream."""
+async def _queue_depth(client: Any, queue: Queue, own: _Lookups) -> tuple[float, list[tuple[str, float, float]]]:
+    """Items waiting, and (group, lag, pending) per consumer group when the key is a stream.
+
+    Each key read is tallied in `own` as Redis counts it: a hit if the key exists.
+    Lists, sets and sorted sets cannot exist empty, so a length of 0 means no key.
+    """
     if queue.layout is Layout.CELERY:
-        keys = [queue.name] + [f"{queue.name}{_CELERY_PRIORITY_SEP}{p}" for p in range(1, 10)]
+        keys = [queue.name if step == 0 else f"{queue.name}{_CELERY_PRIORITY_SEP}{step}"
+                for step in queue.priority_steps]
         pipe = client.pipeline(transaction=False)
         for key in keys:
             pipe.llen(key)
-        return float(sum(await pipe.execute())), []
+        lengths = await pipe.execute()
+        for n in lengths:
+            own.key(n > 0)
+        return float(sum(lengths)), []
     if queue.layout is Layout.RQ:
-        return float(await client.llen(f"rq:queue:{queue.name}")), []
+        n = await client.llen(f"rq:queue:{queue.name}")
+        own.key(n > 0)
+        return float(n), []
     key = queue.key or queue.name
     kind = await client.type(key)
-    if kind == "list":
-        return float(await client.llen(key)), []
-    if kind == "zset":
-        return float(await client.zcard(key)), []
-    if kind == "set":
-        return float(await client.scard(key)), []
+    own.key(kind != "none")
+    if kind == "none":
+        return 0.0, []  # an empty queue: Redis deletes lists that drain
+    if kind in ("list", "zset", "set"):
+        n = await {"list": client.llen, "zset": client.zcard, "set": client.scard}[kind](key)
+        own.key(n > 0)
+        return float(n), []
     if kind == "stream":
         length = float(await client.xlen(key))
+        own.key(True)
         groups = []
         for group in await client.xinfo_groups(key):
             pend = float(group.get("pending") or 0)
@@ -172,7 +216,6 @@ async def _queue_depth(client: Any, queue: Queue) -> tuple[float, list[tuple[str
             # pending is then the best lower bound we have.
             lag = group.get("lag")
             groups.append((str(group["name"]), pend if lag is None else float(lag), pend))
+        own.key(True)
         return length, groups
-    if kind == "none":
-        return 0.0, []  # an empty queue: Redis deletes lists that drain
     raise ProbeError(f"queue {queue.name!r}: key {key!r} is a {kind}, not a list, stream, set or sorted set")

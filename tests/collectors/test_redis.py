@@ -115,6 +115,36 @@ def test_queue_depth_for_every_layout(redis_server: RedisServer) -> None:
     assert "cache_requests_total" not in got
 
 
+def test_the_probes_own_queue_reads_are_not_counted_as_the_apps_hits(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    client.rpush("jobs", 1, 2)
+    client.rpush("celery", 1)
+    client.xadd("events", {"n": 1})
+    client.xgroup_create("events", "workers", id="0")
+    for _ in range(5):
+        client.get("jobs:lock") or client.set("jobs:lock", "1")  # 1 miss, then 4 hits
+    client.get("nothing")
+    queues = [{"name": "jobs"}, {"name": "celery", "layout": "celery"}, {"name": "x", "layout": "rq"},
+              {"name": "events"}, {"name": "gone"}]
+
+    async def main() -> list[dict]:
+        probe = collector(redis_server.url, queues=queues)
+        try:
+            seen = [values(await probe.collect()) for _ in range(3)]
+            client.get("jobs:lock")  # one more hit by the app
+            seen.append(values(await probe.collect()))
+            return seen
+        finally:
+            await probe.close()
+
+    *same, later = run(main)
+    for got in same:
+        assert got["cache_requests_total"] == {("sessions", "", "hit"): 4, ("sessions", "", "miss"): 2}
+    assert later["cache_requests_total"] == {("sessions", "", "hit"): 5, ("sessions", "", "miss"): 2}
+    info = client.info("stats")
+    assert info["keyspace_hits"] > 5 and info["keyspace_misses"] > 2  # Redis itself counts the probe's reads
+
+
 def test_a_key_of_the_wrong_type_is_an_error_not_a_zero(redis_server: RedisServer) -> None:
     redis_server.client().set("jobs", "not a queue")
 
