@@ -32,7 +32,7 @@ from itertools import chain, pairwise, starmap
 from operator import add
 from typing import Any, NamedTuple
 
-from exporter.model import Family, FamilySpec, MetricType
+from exporter.model import Columns, Family, FamilySpec, MetricType
 
 log = logging.getLogger(__name__)
 
@@ -357,13 +357,39 @@ def _plain_finite(values: Sequence[Any]) -> bool:
     return total - total == 0
 
 
+def _split(families: Sequence[Family]) -> tuple[Sequence[Any], Sequence[Any]] | None:
+    """All label tuples and all values of these families, as two sequences (None if malformed).
+
+    `Columns` already holds them so; a list of samples is split with one C-level zip.
+    """
+    labels: list[Any] = []
+    values: list[Any] = []
+    for family in families:
+        samples = family.samples
+        if type(samples) is Columns:
+            if len(families) == 1:
+                return samples.labels, samples.values
+            labels += samples.labels
+            values += samples.values
+            continue
+        try:
+            split_labels, split_values = zip(*samples)
+        except (TypeError, ValueError):  # not (labels, value) pairs
+            return None
+        if len(families) == 1:
+            return split_labels, split_values
+        labels += split_labels
+        values += split_values
+    return labels, values
+
+
 def _scalar_fast(
-    name: str, names: tuple[str, ...], samples: Sequence[Any], shape: _Shape, touched: set[_MemoKey], out: list[str]
+    name: str, names: tuple[str, ...], families: Sequence[Family], shape: _Shape, touched: set[_MemoKey], out: list[str]
 ) -> bool:
-    try:
-        labels, values = zip(*samples)
-    except (TypeError, ValueError):
+    split = _split(families)
+    if split is None:
         return False
+    labels, values = split
     if not _plain_finite(values) or (shape.nonneg and min(values) < 0):
         return False
     if shape.type_name == "info" and set(values) != {1}:  # OpenMetrics: an info value is 1
@@ -398,11 +424,10 @@ def _histogram_fast(
     touched: set[_MemoKey],
     out: list[str],
 ) -> bool:
-    samples = families[0].samples if len(families) == 1 else list(chain.from_iterable(f.samples for f in families))
-    try:
-        labels, values = zip(*samples)
-    except (TypeError, ValueError):
+    split = _split(families)
+    if split is None:
         return False
+    labels, values = split
     texts = _memoised((name, names, _HISTOGRAM), shapes[0].label_template, labels, touched)
     if texts is None:
         return False
@@ -556,8 +581,7 @@ def _render_group(name: str, families: list[Family], fmt: Format, touched: set[_
     kind = shapes[0].kind
     done = False
     if same_names and kind == _SCALAR:
-        samples = kept[0].samples if len(kept) == 1 else list(chain.from_iterable(f.samples for f in kept))
-        done = _scalar_fast(name, names, samples, shapes[0], touched, out)
+        done = _scalar_fast(name, names, kept, shapes[0], touched, out)
     elif same_names and kind == _HISTOGRAM:
         done = _histogram_fast(name, names, kept, shapes, touched, out)
     if not done:

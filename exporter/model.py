@@ -5,9 +5,9 @@ Nothing here knows where a sample came from or how it will be formatted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from enum import Enum
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 
 class MetricType(str, Enum):
@@ -42,6 +42,49 @@ class Sample(NamedTuple):
 
     labels: tuple[str, ...]
     value: Value
+
+
+class Columns(Sequence[Sample]):
+    """Samples as two parallel sequences, label values and values, read like a list of Sample.
+
+    What a source with many series (the store) hands over at scrape time: building a
+    Sample per series costs more than rendering it (measured: 100,000 gauges, ~220 ms
+    of Sample construction and garbage collection against ~15 ms for two lists), and
+    the exposition reads the two sequences directly.
+    """
+
+    __slots__ = ("labels", "values")
+
+    def __init__(self, labels: Sequence[tuple[str, ...]], values: Sequence[Value]) -> None:
+        if len(labels) != len(values):
+            raise ValueError(f"{len(labels)} label tuples for {len(values)} values")
+        self.labels = labels
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @overload
+    def __getitem__(self, index: int) -> Sample: ...
+    @overload
+    def __getitem__(self, index: slice) -> Columns: ...
+    def __getitem__(self, index: int | slice) -> Sample | Columns:
+        if isinstance(index, slice):
+            return Columns(self.labels[index], self.values[index])
+        return Sample(self.labels[index], self.values[index])
+
+    def __iter__(self) -> Iterator[Sample]:
+        return map(Sample, self.labels, self.values)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable contents, like a list
+
+    def __repr__(self) -> str:
+        return f"Columns({list(self)!r})"
 
 
 class FamilySpec(NamedTuple):
