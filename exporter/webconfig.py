@@ -412,21 +412,14 @@ class WebConfig:
         return self.authenticator is not None and path.split("?", 1)[0] not in self.auth_excluded_paths
 
     def peer_allowed(self, peer: ssl.SSLObject | ssl.SSLSocket | None) -> bool:
-        """Enforce client_allowed_sans on an established connection (Python has no verify hook).
+        """True if the peer's certificate names one of client_allowed_sans (or none are set).
 
-        web.py calls it once per connection, right after the handshake, and closes the
-        connection when it is False.
+        The SSL context already enforces this during the handshake (see _san_checking);
+        this is for callers that want to ask again.
         """
         if self.client_allowed_sans is None:
             return True
-        if peer is None:
-            return False
-        cert = peer.getpeercert()
-        if not cert:
-            return False
-        entries: Any = cert.get("subjectAltName", ())
-        sans = {str(entry[1]) for entry in entries}
-        return bool(sans & self.client_allowed_sans)
+        return peer is not None and _has_allowed_san(peer, self.client_allowed_sans)
 
     def reload_certificates(self) -> None:
         """Re-read the certificate and key into the same context (rotation without restart).
@@ -557,6 +550,8 @@ def _ssl_context(tls: TLSServerConfig, file: Path) -> ssl.SSLContext:
                 f"{file}: tls_server_config.cipher_suites: none usable by this OpenSSL: {err}") from None
     context.set_alpn_protocols(["http/1.1"])
     _load_chain(context, tls, base)
+    if tls.client_allowed_sans is not None:
+        _san_checking(context, frozenset(tls.client_allowed_sans))
     if tls.client_auth_type != "NoClientCert":
         context.verify_mode = (ssl.CERT_REQUIRED if tls.client_auth_type == "RequireAndVerifyClientCert"
                                else ssl.CERT_OPTIONAL)
@@ -569,6 +564,42 @@ def _ssl_context(tls: TLSServerConfig, file: Path) -> ssl.SSLContext:
             where = tls.client_ca_file or "client_ca"
             raise WebConfigError(f"{file}: tls_server_config: cannot load client CA {where}: {_reason(err)}") from None
     return context
+
+
+def _has_allowed_san(peer: ssl.SSLObject | ssl.SSLSocket, allowed: frozenset[str]) -> bool:
+    cert = peer.getpeercert()
+    if not cert:
+        return False
+    entries: Any = cert.get("subjectAltName", ())
+    return any(str(entry[1]) in allowed for entry in entries)
+
+
+def _san_checking(context: ssl.SSLContext, allowed: frozenset[str]) -> None:
+    """Fail the handshake of a client whose verified certificate has none of `allowed`.
+
+    Python's ssl has no verify callback, but a context builds its connections from
+    `sslobject_class` (asyncio, memory BIOs) and `sslsocket_class` (blocking sockets):
+    subclasses that check the SANs right after a successful handshake make the check part
+    of the handshake for every server built on this context, whatever the server does.
+    """
+
+    def check(peer: ssl.SSLObject | ssl.SSLSocket) -> None:
+        if peer.server_side and not _has_allowed_san(peer, allowed):
+            raise ssl.SSLCertVerificationError(
+                "client certificate has none of the names in client_allowed_sans")
+
+    class SANCheckingObject(ssl.SSLObject):
+        def do_handshake(self) -> None:
+            super().do_handshake()
+            check(self)
+
+    class SANCheckingSocket(ssl.SSLSocket):
+        def do_handshake(self, block: bool = False) -> None:
+            super().do_handshake(block)
+            check(self)
+
+    context.sslobject_class = SANCheckingObject
+    context.sslsocket_class = SANCheckingSocket
 
 
 def _resolve(base: Path, name: str) -> Path:

@@ -167,6 +167,16 @@ def test_client_certificate_required_and_enforced(daemon_factory: Factory, tmp_p
     assert Client(daemon, pki, cert=pki.client).request("/-/healthy")[0] == 200
 
 
+def test_client_allowed_sans_are_enforced(daemon_factory: Factory, tmp_path: Path, pki: PKI) -> None:
+    daemon = start(daemon_factory, tmp_path, tls_block(pki, (
+        f"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {pki.ca.cert}\n"
+        "  client_allowed_sans: [spiffe://test/prometheus]\n")))
+    assert Client(daemon, pki, cert=pki.client).request("/metrics")[0] == 200
+    # Signed by the same CA, but not a name on the list.
+    with pytest.raises((ssl.SSLError, ConnectionError, http.client.RemoteDisconnected)):
+        Client(daemon, pki, cert=pki.other_client).request("/metrics")
+
+
 # --- basic auth ---------------------------------------------------------------------------
 
 
