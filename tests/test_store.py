@@ -1,0 +1,91 @@
+"""The series store: type and label conflicts, limits, TTL expiry, histogram and summary values."""
+
+from __future__ import annotations
+
+import math
+
+from exporter.model import FamilySpec, HistogramValue, MetricType
+from exporter.store import Counter, Gauge, Histogram, Limits, Refusal, Store, Summary
+
+C = FamilySpec("hits_total", MetricType.COUNTER, "h", ("a",), namespaced=False)
+G = FamilySpec("hits_total", MetricType.GAUGE, "h", ("a",), namespaced=False)
+H = FamilySpec("lat", MetricType.HISTOGRAM, "h", (), (0.1, 1.0), namespaced=False)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_same_labels_give_the_same_series() -> None:
+    store = Store()
+    first = store.series(C, ("x",))
+    assert isinstance(first, Counter)
+    assert store.series(C, ("x",)) is first and len(store) == 1
+
+
+def test_type_conflict_is_refused_and_leaves_the_existing_series() -> None:
+    store = Store()
+    counter = store.series(C, ("x",))
+    assert isinstance(counter, Counter)
+    counter.inc(3)
+    assert store.series(G, ("x",)) is Refusal.TYPE_CONFLICT
+    assert store.series(G, ("y",)) is Refusal.TYPE_CONFLICT
+    assert store.series(C._replace(labels=("b",)), ("x",)) is Refusal.LABEL_CONFLICT
+    [family] = store.collect()
+    assert family.spec == C and [s.value for s in family.samples] == [3.0]
+
+
+def test_limits() -> None:
+    store = Store(Limits(max_series=3, max_series_per_family=2))
+    assert all(not isinstance(store.series(C, (str(i),)), Refusal) for i in range(2))
+    assert store.series(C, ("2",)) is Refusal.FAMILY_LIMIT
+    assert not isinstance(store.series(H, ()), Refusal)
+    assert store.series(H._replace(name="other"), ()) is Refusal.GLOBAL_LIMIT
+    assert len(store) == 3
+
+
+def test_ttl_only_for_families_that_have_one() -> None:
+    clock = Clock()
+    store = Store(clock=clock)
+    short = store.series(C, ("x",), ttl=10)
+    forever = store.series(H, ())
+    assert isinstance(short, Counter) and isinstance(forever, Histogram)
+    clock.now = 9
+    short.seen = clock.now  # what the ingest path does on each update
+    clock.now = 15
+    assert store.expire() == 0
+    clock.now = 20
+    assert store.expire() == 1 and len(store) == 1
+    assert [f.spec.name for f in store.collect()] == ["lat"]
+    fresh = store.series(C, ("x",), ttl=10)
+    assert isinstance(fresh, Counter) and fresh is not short and fresh.value == 0
+
+
+def test_histogram_le_is_inclusive_and_cumulative() -> None:
+    store = Store()
+    h = store.series(H, ())
+    assert isinstance(h, Histogram)
+    for v in (0.05, 0.1, 0.5, 1.0, 7.0):
+        h.observe(v)
+    value = h.sample()
+    assert value == HistogramValue([2, 4], 5, 8.65) or (value.counts == [2, 4] and math.isclose(value.sum, 8.65))
+
+
+def test_summary_quantiles_over_a_window() -> None:
+    s = Summary((0.5, 0.99), size=100)
+    for v in range(1, 201):
+        s.observe(float(v))
+    value = s.sample()
+    assert value.count == 200 and value.sum == sum(range(1, 201))
+    assert 150.0 <= dict(value.quantiles)[0.5] <= 151.0  # only the last 100 (101..200) are kept
+
+
+def test_gauge_set_and_add() -> None:
+    g = Gauge()
+    g.set(5)
+    g.add(-2)
+    assert g.sample() == 3 and g.members is None
