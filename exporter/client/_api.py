@@ -103,10 +103,22 @@ class Telemetry:
         return Batch(self._sender, queue, items if isinstance(items, int) else len(items))
 
     # --- integrations (exporter.client.integrations; third-party imports stay lazy) -------
-    def instrument_lru_cache(self, func: F, cache: str | None = None, level: str = "") -> F:
-        """Report a `functools.lru_cache` function's hits, misses, evictions, size, capacity."""
+    @overload
+    def instrument_lru_cache(self, func: F, cache: str | None = None, level: str = "") -> F: ...
+    @overload
+    def instrument_lru_cache(self, func: str, cache: None = None, level: str = "") -> Callable[[F], F]: ...
+
+    def instrument_lru_cache(self, func: Any, cache: str | None = None, level: str = "") -> Any:
+        """Report a `functools.lru_cache` function's hits, misses, evictions, size, capacity.
+
+        `tm.instrument_lru_cache(fn, "users")`, or as a decorator above `@lru_cache`:
+        `@tm.instrument_lru_cache("users")` (bare, the cache is named after the function).
+        """
         from exporter.client import integrations
 
+        if isinstance(func, str):
+            name = func
+            return lambda fn: integrations.lru_cache(self, fn, name, level)
         return integrations.lru_cache(self, func, cache, level)
 
     def instrument_cachetools(self, obj: Any, cache: str, level: str = "") -> Any:

@@ -320,8 +320,7 @@ class Sender:
 
     def _collect(self, final: bool) -> list[str]:
         lines: list[str] = []
-        if not final:
-            self._poll()
+        self._poll()  # at close too: polled counters (lru_cache) have a last delta to send
         budget = self.transport.payload
         for s in list(self.series_by_key.values()):
             s.lines(lines, budget, self.max_samples)

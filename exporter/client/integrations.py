@@ -72,7 +72,9 @@ class _LruCacheSource(Instrumented):
 
     def __init__(self, func: Any, cache: Cache) -> None:
         self._cache = cache
-        super().__init__(func, [cache.entries_gauge(), cache.capacity_gauge()])
+        # Held strongly: its totals are only read by polling, and a function local to main()
+        # would otherwise be gone before the flush at exit reads the last of them.
+        super().__init__(func, [cache.entries_gauge(), cache.capacity_gauge()], strong=True)
         self._last = func.cache_info()
 
     def _poll(self, func: Any) -> None:
