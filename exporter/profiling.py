@@ -146,8 +146,8 @@ def memory_report(snapshot: tracemalloc.Snapshot, top: int, group: str, header: 
     total = sum(s.size for s in stats)
     current, peak = tracemalloc.get_traced_memory() if tracemalloc.is_tracing() else (total, total)
     lines = [f"# {header}",
-             f"# {sum(s.count for s in stats):,} blocks, {_size(total)} in the traces shown; "
-             f"traced now {_size(current)}, peak {_size(peak)}",
+             (f"# {sum(s.count for s in stats):,} blocks, {_size(total)} in the traces shown; "
+              f"traced now {_size(current)}, peak {_size(peak)}"),
              f"# top {min(top, len(stats))} by size, grouped by {group}", ""]
     for i, stat in enumerate(stats[:top], 1):
         where = stat.traceback[0]
@@ -178,7 +178,7 @@ class Profiler:
             if fmt == "pstats":
                 return TEXT, (await self._cprofile(seconds, params)).encode()
             hz = _number(params, "hz", DEFAULT_HZ, 1, MAX_HZ)
-            stacks, samples = await asyncio.to_thread(sample_stacks, seconds, hz)
+            stacks, _ = await asyncio.to_thread(sample_stacks, seconds, hz)
             return TEXT, folded(stacks).encode()
 
     async def _cprofile(self, seconds: float, params: dict[str, str]) -> str:

@@ -377,7 +377,9 @@ class Run:
                 self._next += 1
                 if at > now:
                     await asyncio.sleep(at - now)
-                    now = at
+                elif now >= plan.duration:
+                    # Behind schedule at the end: the run is bounded in time, not in tokens.
+                    return
             else:
                 if now >= plan.duration:
                     return
