@@ -284,6 +284,10 @@ PROCESS_FDS = FamilySpec(
     "exporter_process_open_fds", G, "Open file descriptors of the exporter process.")
 PROCESS_START = FamilySpec(
     "exporter_process_start_time_seconds", G, "Unix time the exporter process started.", unit="seconds")
+# --- the exporter's HTTP server (web.py, webconfig.py) ------------------------------
+# reason: missing, malformed, unknown_user, wrong_password, overloaded (webconfig.Authenticator.failures).
+HTTP_AUTH_FAILURES = FamilySpec(
+    "exporter_http_auth_failures_total", C, "Requests refused by basic auth, by reason.", ("reason",))
 # --- the exporter's StatsD path (statsd/) ---------------------------------------
 STATSD_PACKETS = FamilySpec(
     "exporter_statsd_packets_total", C, "StatsD datagrams (or TCP reads) received, per listener.", ("listener",))
