@@ -152,5 +152,5 @@ class Daemon:
 
 
 def _limits(config: Config) -> Limits:
-    limits = config.statsd.limits
+    limits = config.statsd.defaults
     return Limits(limits.max_series, limits.max_series_per_family)

@@ -26,7 +26,7 @@ def test_scrape_is_valid_and_shows_host_metrics(daemon_factory: Factory, promtoo
     text = body.decode()
     assert promtool(text) == ""
     families = d.scrape()
-    for name in ("apm_host_cpu_seconds", "apm_host_memory_bytes", "apm_host_load_average",
+    for name in ("apm_host_cpu_seconds", "apm_host_memory_available_bytes", "apm_host_load1",
                  "apm_exporter_build_info", "apm_exporter_collector_success",
                  "apm_exporter_process_resident_memory_bytes"):
         assert name in families, name

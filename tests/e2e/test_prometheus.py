@@ -17,7 +17,7 @@ def test_prometheus_scrapes_host_cpu_and_memory(daemon_factory: Callable[..., Da
         assert up and up[0]["value"][1] == "1"
         cpu = prom.wait_for('sum by (mode) (apm_host_cpu_seconds_total{job="apm"})')
         assert {s["metric"]["mode"] for s in cpu} >= {"user", "system", "idle"}
-        memory = prom.wait_for('apm_host_memory_bytes{job="apm",state="available"}')
+        memory = prom.wait_for('apm_host_memory_available_bytes{job="apm"}')
         assert float(memory[0]["value"][1]) > 0
         # The scrape itself is healthy from Prometheus's side.
         health = prom.api("targets")["activeTargets"][0]
