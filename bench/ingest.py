@@ -180,11 +180,11 @@ class Exporter(Receiver):
     def start(self) -> None:
         config = self.tmp / f"exporter-{self.port}.yaml"
         config.write_text(MAPPING.format(port=self.port, workers=self.workers))
-        log = open(self.tmp / f"exporter-{self.port}.log", "wb")
-        self.proc = subprocess.Popen(
-            ["taskset", "-c", self.cpus, sys.executable, "-m", "exporter", "--config.file", str(config),
-             "--web.listen-address", f"127.0.0.1:{self.web}", "--log.level", "warn"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        with open(self.tmp / f"exporter-{self.port}.log", "wb") as log:
+            self.proc = subprocess.Popen(
+                ["taskset", "-c", self.cpus, sys.executable, "-m", "exporter", "--config.file", str(config),
+                 "--web.listen-address", f"127.0.0.1:{self.web}", "--log.level", "warn"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -199,7 +199,7 @@ class Exporter(Receiver):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.web}/metrics", timeout=30) as r:
             text = r.read().decode()
         return sum(float(m.group(1)) for m in re.finditer(
-            r'^apm_exporter_statsd_lines_total\{[^}]*\} (\S+)$', text, re.M))
+            r'^apm_exporter_statsd_lines_total\{[^}]*\} (\S+)$', text, re.MULTILINE))
 
 
 class Minimal(Receiver):
@@ -404,7 +404,7 @@ def write(table: str) -> None:
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     section = "## StatsD ingest\n\n" + table + "\n" + NOTES
-    pattern = re.compile(r"^## StatsD ingest\n.*?(?=^## |\Z)", re.M | re.S)
+    pattern = re.compile(r"^## StatsD ingest\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
 

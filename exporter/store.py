@@ -17,7 +17,14 @@ from enum import Enum
 from itertools import accumulate
 from typing import NamedTuple
 
-from exporter.model import Family, FamilySpec, HistogramValue, MetricType, Sample, SummaryValue
+from exporter.model import (
+    Family,
+    FamilySpec,
+    HistogramValue,
+    MetricType,
+    Sample,
+    SummaryValue,
+)
 
 
 class Refusal(str, Enum):
@@ -30,7 +37,7 @@ class Refusal(str, Enum):
 
 
 class Counter:
-    __slots__ = ("value", "seen")
+    __slots__ = ("seen", "value")
 
     def __init__(self) -> None:
         self.value = 0.0
@@ -45,7 +52,7 @@ class Counter:
 
 class Gauge:
     # `members` is only used by StatsD sets (the gauge counts distinct members).
-    __slots__ = ("value", "seen", "members")
+    __slots__ = ("members", "seen", "value")
 
     def __init__(self) -> None:
         self.value = 0.0
@@ -65,7 +72,7 @@ class Gauge:
 class Histogram:
     """Per-bucket (not cumulative) counts so an observation touches one slot."""
 
-    __slots__ = ("bounds", "buckets", "sum", "seen")
+    __slots__ = ("bounds", "buckets", "seen", "sum")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
         self.bounds = bounds
@@ -86,7 +93,7 @@ class Histogram:
 class Summary:
     """Quantiles over a bounded window of recent observations, for rules that ask for them."""
 
-    __slots__ = ("quantiles", "window", "size", "count", "sum", "seen", "_next")
+    __slots__ = ("_next", "count", "quantiles", "seen", "size", "sum", "window")
 
     def __init__(self, quantiles: tuple[float, ...], size: int = 1024) -> None:
         self.quantiles = quantiles
@@ -124,7 +131,7 @@ class Limits(NamedTuple):
 
 
 class _Family:
-    __slots__ = ("spec", "series", "ttl")
+    __slots__ = ("series", "spec", "ttl")
 
     def __init__(self, spec: FamilySpec, ttl: float) -> None:
         self.spec = spec
@@ -145,8 +152,8 @@ def _new_series(spec: FamilySpec) -> Series:
 class Store:
     """Families of pushed series by full name; the only state StatsD writes."""
 
-    def __init__(self, limits: Limits = Limits(), clock: Callable[[], float] = time.monotonic) -> None:
-        self.limits = limits
+    def __init__(self, limits: Limits | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits or Limits()
         self.clock = clock
         self._families: dict[str, _Family] = {}
         self._count = 0
@@ -208,3 +215,8 @@ class Store:
                 for f in self._families.values()
                 if f.series
             ]
+
+    def walk(self) -> list[tuple[FamilySpec, float, tuple[str, ...], Series]]:
+        """Every series with its family's spec and TTL (for shipping a worker's changes)."""
+        with self._lock:
+            return [(f.spec, f.ttl, labels, s) for f in self._families.values() for labels, s in f.series.items()]

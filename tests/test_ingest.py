@@ -44,9 +44,9 @@ mappings:
 
 
 class Harness:
-    def __init__(self, config: dict[str, object] | None = None, limits: Limits = Limits()) -> None:
+    def __init__(self, config: dict[str, object] | None = None, limits: Limits | None = None) -> None:
         self.clock = Clock()
-        self.store = Store(limits, clock=self.clock)
+        self.store = Store(limits or Limits(), clock=self.clock)
         self.stats = Store()
         self.ingest = Ingest(Mapper.from_config(StatsdConfig.model_validate(config or RULES)), self.store, self.stats)
         self.sink = self.ingest.sink("udp://test")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import contextlib
 import functools
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -171,3 +171,28 @@ async def test_disabled_binds_nothing() -> None:
     await statsd.start()
     assert statsd.ports == {}
     await statsd.stop()
+
+
+@aio
+async def test_udp_worker_processes_merge_into_one_store() -> None:
+    config = StatsdConfig(listeners=["udp://127.0.0.1:0"], udp_workers=2)
+    store, stats = Store(), Store()
+    statsd = StatsD(config, store, stats)
+    await statsd.start()
+    try:
+        port = statsd.ports["udp://127.0.0.1:0"]
+        # Many source sockets, so the kernel spreads them over both workers.
+        for i in range(40):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(b"w.hits:1|c\nw.lat:250|ms\napm.pool.active:+1|g|#pool:db", ("127.0.0.1", port))
+        await until(lambda: value(stats, "exporter_statsd_lines_total", "udp://127.0.0.1:0") == 120, 10)
+        await until(lambda: value(store, "w_hits_total") == 40, 10)
+        await until(lambda: value(store, "pool_connections", "db", "active") == 40, 10)
+        lat = value(store, "w_lat")
+        assert lat is not None and lat.count == 40 and abs(lat.sum - 10.0) < 1e-9  # type: ignore[attr-defined]
+        assert value(stats, "exporter_statsd_samples_total", "udp://127.0.0.1:0") == 120
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"apm.pool.active:-15|g|#pool:db", ("127.0.0.1", port))
+        await until(lambda: value(store, "pool_connections", "db", "active") == 25, 10)
+    finally:
+        await statsd.stop()

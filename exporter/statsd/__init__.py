@@ -7,11 +7,17 @@ import contextlib
 import logging
 
 from exporter import families
+from exporter.model import FamilySpec
 from exporter.statsd.config import StatsdConfig
 from exporter.statsd.ingest import Ingest
-from exporter.statsd.listener import Counters, DatagramListener, TcpListener, parse_listen
+from exporter.statsd.listener import (
+    Counters,
+    DatagramListener,
+    TcpListener,
+    parse_listen,
+)
 from exporter.statsd.mapper import Mapper
-from exporter.model import FamilySpec
+from exporter.statsd.workers import Merger, WorkerListener
 from exporter.store import Counter, Limits, Store
 
 log = logging.getLogger(__name__)
@@ -32,7 +38,8 @@ class StatsD:
         self._stats = stats
         store.limits = Limits(config.defaults.max_series, config.defaults.max_series_per_family)
         self.ingest = Ingest(Mapper.from_config(config), store, stats)
-        self._listeners: list[DatagramListener | TcpListener] = []
+        self._listeners: list[DatagramListener | TcpListener | WorkerListener] = []
+        self._merger = Merger(self.ingest, stats)
         self._tcp_errors: dict[str, Counter] = {}
         self._expiry: asyncio.Task[None] | None = None
 
@@ -44,7 +51,7 @@ class StatsD:
     async def start(self) -> None:
         """Bind every listener (OSError naming the address if one cannot be bound)."""
         if self.config.enabled:
-            started: list[DatagramListener | TcpListener] = []
+            started: list[DatagramListener | TcpListener | WorkerListener] = []
             try:
                 for address in self.config.listeners:
                     listener = self._listener(address)
@@ -65,10 +72,14 @@ class StatsD:
         self.ingest.set_mapper(Mapper.from_config(config))
         old = self.config
         self.config = config
-        if (old.enabled, old.listeners, old.read_buffer, old.tcp_idle_timeout, old.max_line_length,
-                old.tcp_max_connections) != (config.enabled, config.listeners, config.read_buffer,
-                                             config.tcp_idle_timeout, config.max_line_length,
-                                             config.tcp_max_connections):
+        def sockets(c: StatsdConfig) -> tuple[object, ...]:
+            return (c.enabled, c.listeners, c.read_buffer, c.tcp_idle_timeout, c.max_line_length,
+                    c.tcp_max_connections, c.udp_workers)
+
+        for listener in self._listeners:
+            if isinstance(listener, WorkerListener):
+                listener.reload(config)
+        if sockets(old) != sockets(config):
             for listener in self._listeners:
                 await listener.stop()
             self._listeners = []
@@ -91,11 +102,14 @@ class StatsD:
             await listener.stop()
         self._listeners = []
 
-    def _listener(self, address: str) -> DatagramListener | TcpListener:
+    def _listener(self, address: str) -> DatagramListener | TcpListener | WorkerListener:
+        scheme = parse_listen(address).scheme
+        if scheme == "udp" and self.config.udp_workers > 1:
+            return WorkerListener(address, self.config, self.config.udp_workers, self._merger)
         sink = self.ingest.sink(address)
         counters = Counters(self._counter(families.STATSD_PACKETS, address),
                             self._counter(families.STATSD_BYTES, address))
-        if parse_listen(address).scheme == "tcp":
+        if scheme == "tcp":
             if not self._tcp_errors:
                 self._tcp_errors = {r: self._counter(families.STATSD_TCP_ERRORS, r) for r in _TCP_ERRORS}
             return TcpListener(address, sink, counters, self._tcp_errors, self.config.tcp_idle_timeout,

@@ -88,7 +88,7 @@ class Mapping(Section):
     match_metric_type: Literal["counter", "gauge", "observer", "timer", "set"] | None = None
     action: Literal["map", "drop"] = "map"
     name: str = ""
-    labels: dict[LabelName, str] = {}
+    labels: dict[LabelName, str] = Field(default_factory=dict)
     observer_type: Literal["histogram", "summary"] | None = None
     histogram_options: HistogramOptions | None = None
     buckets: Buckets | None = None
@@ -100,7 +100,7 @@ class Mapping(Section):
     help: str | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "Mapping":
+    def _check(self) -> Mapping:
         if self.match_type == "regex":
             try:
                 re.compile(self.match)
@@ -144,7 +144,7 @@ class StatsdConfig(Section):
     """The `statsd:` section. Default: on, UDP on 127.0.0.1:8125, built-in conventions, no rules."""
 
     enabled: bool = True
-    listeners: list[ListenAddress] = ["udp://127.0.0.1:8125"]
+    listeners: list[ListenAddress] = Field(default_factory=lambda: ["udp://127.0.0.1:8125"])
     # SO_RCVBUF for datagram listeners, in bytes; unset keeps the kernel default
     # (net.core.rmem_default). The kernel caps it at net.core.rmem_max.
     read_buffer: Annotated[int, Field(ge=4096)] | None = None
@@ -159,13 +159,13 @@ class StatsdConfig(Section):
     # 1 reads in a thread of the daemon. See BENCHMARKS.md for what more gives.
     udp_workers: Annotated[int, Field(ge=1, le=64)] = 1
     defaults: Defaults = Defaults()
-    mappings: list[Mapping] = []
+    mappings: list[Mapping] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _check(self) -> "StatsdConfig":
+    def _check(self) -> StatsdConfig:
         if len(set(self.listeners)) != len(self.listeners):
             raise ValueError("a listener address is given twice")
         return self
 
 
-__all__ = ["StatsdConfig", "Mapping", "Defaults", "LABEL_NAME"]
+__all__ = ["LABEL_NAME", "Defaults", "Mapping", "StatsdConfig"]

@@ -22,7 +22,14 @@ from typing import Any
 from exporter import families
 from exporter.model import MetricType
 from exporter.statsd.mapper import Mapper, MappingError, Route
-from exporter.statsd.parser import Event, Ignored, Kind, ParseError, parse_line, parse_value
+from exporter.statsd.parser import (
+    Event,
+    Ignored,
+    Kind,
+    ParseError,
+    parse_line,
+    parse_value,
+)
 from exporter.store import Counter, Gauge, Histogram, Refusal, Store, Summary
 
 log = logging.getLogger(__name__)
@@ -93,6 +100,17 @@ class Ingest:
             self._cache_size.value = len(self._cache)
         return expired
 
+    @property
+    def lock(self) -> threading.Lock:
+        """Held while the store is written; whoever else writes it (worker merges) takes it too."""
+        return self._lock
+
+    def refused(self, refusal: Refusal) -> None:
+        self._drop(refusal.value)
+
+    def counted(self) -> None:
+        self._series.value = len(self.store)
+
     def handle(self, data: bytes, lines: Counter, samples: Counter) -> None:
         with self._lock:
             try:
@@ -140,26 +158,26 @@ class Ingest:
                 s.sum += v * weight
                 s.seen = now
             elif op == _COUNT:
-                v = value_get(value)
-                if v is None or v < 0.0:
+                cached = value_get(value)
+                if cached is None or cached < 0.0:
                     nslow += 1
                     got += slow(line, name, value, rest, entry, now)
                     continue
                 s = entry[1]
-                s.value += v * entry[2]
+                s.value += cached * entry[2]
                 s.seen = now
             elif op == _GAUGE:
-                v = value_get(value)
-                if v is None:
+                cached = value_get(value)
+                if cached is None:
                     nslow += 1
                     got += slow(line, name, value, rest, entry, now)
                     continue
                 s = entry[1]
                 sign = value[0]
                 if sign == 43 or sign == 45:  # "+" or "-": a relative update
-                    s.value += v * entry[2]
+                    s.value += cached * entry[2]
                 else:
-                    s.value = v * entry[2]
+                    s.value = cached * entry[2]
                 s.seen = now
             else:
                 nslow += 1

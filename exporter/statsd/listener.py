@@ -105,8 +105,10 @@ def datagram_socket(endpoint: Endpoint, address: str, read_buffer: int | None, r
 class DatagramListener:
     """UDP or unixgram: one blocking reader thread per socket."""
 
-    def __init__(self, address: str, sink: Sink, counters: Counters, read_buffer: int | None = None) -> None:
+    def __init__(self, address: str, sink: Sink, counters: Counters, read_buffer: int | None = None,
+                 reuse_port: bool = False) -> None:
         self.address = address
+        self._reuse_port = reuse_port
         self._endpoint = parse_listen(address)
         self._sink = sink
         self._counters = counters
@@ -121,7 +123,11 @@ class DatagramListener:
         return int(self._sock.getsockname()[1]) if self._endpoint.scheme == "udp" else 0
 
     async def start(self) -> None:
-        self._sock = datagram_socket(self._endpoint, self.address, self._read_buffer)
+        self.open()
+
+    def open(self) -> None:
+        """Bind and start reading (the synchronous half of start, for worker processes)."""
+        self._sock = datagram_socket(self._endpoint, self.address, self._read_buffer, self._reuse_port)
         self._thread = threading.Thread(target=self._run, name=f"statsd {self.address}", daemon=True)
         self._thread.start()
 
@@ -147,6 +153,9 @@ class DatagramListener:
             handle(data)
 
     async def stop(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    def close(self) -> None:
         if self._sock is None:
             return
         self._stopping = True
@@ -154,7 +163,7 @@ class DatagramListener:
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 5.0)
+            self._thread.join(5.0)
         self._sock.close()
         self._sock = None
         if self._endpoint.scheme == "unixgram":

@@ -186,7 +186,9 @@ def _expand(template: str, match: re.Match[str]) -> str:
 class Mapper:
     """Immutable routing table built from the `statsd:` section."""
 
-    def __init__(self, rules: Sequence[Mapping] = (), defaults: Defaults = Defaults(), conventions: bool = True) -> None:
+    def __init__(self, rules: Sequence[Mapping] = (), defaults: Defaults | None = None,
+                 conventions: bool = True) -> None:
+        defaults = defaults or Defaults()
         self._defaults = defaults
         self._rules = [_rule(m, defaults) for m in rules]
         self._conventions = CONVENTIONS if conventions else {}

@@ -1,0 +1,267 @@
+"""UDP read by several processes (SO_REUSEPORT), for ingest beyond one core.
+
+Each worker binds the same address with SO_REUSEPORT (the kernel spreads
+datagrams across them by source), runs the same Ingest on a private store, and
+once per FLUSH_INTERVAL sends the daemon what changed: counter and histogram
+increments, gauges' current values (the daemon sums them over workers, which
+is what relative `+n|g` updates from many client processes mean), and summary
+counts and windows. The daemon merges those into its store, so limits, TTL and
+`/metrics` work as with one process; values lag by up to one interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+from exporter import families
+from exporter.model import FamilySpec
+from exporter.statsd.config import StatsdConfig
+from exporter.statsd.ingest import Ingest
+from exporter.statsd.listener import Counters, DatagramListener
+from exporter.statsd.mapper import Mapper
+from exporter.store import Counter, Gauge, Histogram, Limits, Refusal, Store, Summary
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 1.0
+# Gauges each process sets for itself: shipping them would add up nonsense.
+_LOCAL_STATS = frozenset(s.name for s in (families.SERIES, families.SERIES_EXPIRED, families.STATSD_CACHE_ENTRIES,
+                                          families.STATSD_MAPPING_RULES))
+
+Change = tuple[FamilySpec, float, tuple[str, ...], str, Any]
+
+
+class _Tracker:
+    """Turns a store's cumulative values into changes since the last call."""
+
+    def __init__(self, skip: frozenset[str] = frozenset()) -> None:
+        self._skip = skip
+        self._shipped: dict[tuple[str, tuple[str, ...]], tuple[object, Any]] = {}
+
+    def changes(self, store: Store) -> list[Change]:
+        out: list[Change] = []
+        shipped = self._shipped
+        for spec, ttl, labels, s in store.walk():
+            if spec.name in self._skip:
+                continue
+            key = (spec.name, labels)
+            prev = shipped.get(key)
+            last = prev[1] if prev is not None and prev[0] is s else None  # a new object starts from zero
+            if isinstance(s, Histogram):
+                now: Any = (list(s.buckets), s.sum)
+                if last is None:
+                    out.append((spec, ttl, labels, "h", now))
+                elif now != last:
+                    out.append((spec, ttl, labels, "h", ([a - b for a, b in zip(now[0], last[0])], now[1] - last[1])))
+                else:
+                    continue
+            elif isinstance(s, Summary):
+                now = (s.count, s.sum)
+                if now == last:
+                    continue
+                base = last or (0, 0.0)
+                out.append((spec, ttl, labels, "s", (now[0] - base[0], now[1] - base[1], list(s.window))))
+            elif isinstance(s, Gauge):
+                now = s.value
+                if now == last:
+                    continue
+                out.append((spec, ttl, labels, "g", now))
+            else:
+                now = s.value
+                if now == last:
+                    continue
+                out.append((spec, ttl, labels, "c", now - (last or 0.0)))
+            shipped[key] = (s, now)
+        return out
+
+
+class Merger:
+    """The daemon's side: applies workers' changes to its stores under the ingest lock."""
+
+    def __init__(self, ingest: Ingest, stats: Store) -> None:
+        self._ingest = ingest
+        self._stats = stats
+        # (worker, store id, name, labels) -> (series it went into, the worker's gauge value)
+        self._gauges: dict[tuple[int, int, str, tuple[str, ...]], tuple[object, float]] = {}
+
+    def merge(self, worker: int, data: list[Change], stats: list[Change]) -> None:
+        ingest = self._ingest
+        with ingest.lock:
+            now = ingest.store.clock()
+            for store, changes in ((ingest.store, data), (self._stats, stats)):
+                for spec, ttl, labels, kind, value in changes:
+                    s = store.series(spec, labels, ttl)
+                    if isinstance(s, Refusal):
+                        ingest.refused(s)
+                        continue
+                    if kind == "c" and isinstance(s, Counter):
+                        s.value += value
+                    elif kind == "h" and isinstance(s, Histogram) and len(value[0]) == len(s.buckets):
+                        for i, n in enumerate(value[0]):
+                            s.buckets[i] += n
+                        s.sum += value[1]
+                    elif kind == "g" and isinstance(s, Gauge):
+                        key = (worker, id(store), spec.name, labels)
+                        prev = self._gauges.get(key)
+                        # The daemon's gauge is the sum of each worker's value; a series the
+                        # daemon re-created (after expiry) takes the worker's whole value again.
+                        s.value += value - (prev[1] if prev is not None and prev[0] is s else 0.0)
+                        self._gauges[key] = (s, value)
+                    elif kind == "s" and isinstance(s, Summary):
+                        s.count += value[0]
+                        s.sum += value[1]
+                        s.window = value[2][-s.size:]
+                        s._next = 0
+                    s.seen = now
+            ingest.counted()
+
+
+def _worker(index: int, config: StatsdConfig, label: str, address: str, conn: Connection) -> None:
+    """A worker process: read, aggregate, ship changes; exit when the daemon goes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when we stop
+    store = Store(Limits(config.defaults.max_series, config.defaults.max_series_per_family))
+    stats = Store()
+    ingest = Ingest(Mapper.from_config(config), store, stats)
+    counters = Counters(*(_counter(stats, spec, label) for spec in (families.STATSD_PACKETS, families.STATSD_BYTES)))
+    listener = DatagramListener(address, ingest.sink(label), counters, config.read_buffer, reuse_port=True)
+    try:
+        listener.open()
+    except OSError as err:
+        conn.send(("error", str(err)))
+        return
+    conn.send(("ready", listener.port))
+    data, own = _Tracker(), _Tracker(_LOCAL_STATS)
+    try:
+        while True:
+            stop = False
+            if conn.poll(FLUSH_INTERVAL):
+                message = conn.recv()
+                if message[0] == "reload":
+                    new: StatsdConfig = message[1]
+                    store.limits = Limits(new.defaults.max_series, new.defaults.max_series_per_family)
+                    ingest.set_mapper(Mapper.from_config(new))
+                stop = message[0] == "stop"
+            ingest.expire()
+            with ingest.lock:
+                changes = data.changes(store), own.changes(stats)
+            if changes[0] or changes[1]:
+                conn.send(("changes", *changes))
+            if stop:
+                conn.send(("stopped", None))
+                return
+    except (EOFError, OSError, BrokenPipeError):
+        return  # the daemon is gone
+    finally:
+        listener.close()
+
+
+def _counter(stats: Store, spec: FamilySpec, *labels: str) -> Counter:
+    series = stats.series(spec, labels)
+    assert isinstance(series, Counter)
+    return series
+
+
+class WorkerListener:
+    """Looks like a listener to StatsD: N worker processes behind one UDP address."""
+
+    def __init__(self, address: str, config: StatsdConfig, workers: int, merger: Merger) -> None:
+        self.address = address
+        self._config = config
+        self._workers = workers
+        self._merger = merger
+        self._procs: list[tuple[subprocess.Popen[bytes], Connection, threading.Thread | None]] = []
+        self._port = 0
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._start)
+
+    def _start(self) -> None:
+        address = self.address
+        for index in range(self._workers):
+            # A fresh interpreter per worker (not multiprocessing's spawn, which would re-run
+            # the daemon's __main__), talking over an inherited socket pair.
+            ours, theirs = socket.socketpair()
+            proc = subprocess.Popen(
+                [sys.executable, "-c", "from exporter.statsd.workers import main; main()", str(index),
+                 str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+            theirs.close()
+            conn = Connection(ours.detach())
+            self._procs.append((proc, conn, None))
+            conn.send((self._config, self.address, address))
+            if not conn.poll(30):
+                self._stop_all()
+                raise OSError(f"statsd: worker for {address} did not start")
+            try:
+                kind, detail = conn.recv()
+            except EOFError:
+                self._stop_all()
+                raise OSError(f"statsd: worker for {address} exited at start") from None
+            if kind == "error":
+                self._stop_all()
+                raise OSError(detail)
+            if index == 0:
+                # With port 0 the first worker's port is where the others must bind too.
+                address = address.rsplit(":", 1)[0] + f":{detail}"
+            thread = threading.Thread(target=self._receive, args=(index, conn), daemon=True,
+                                      name=f"statsd worker {index} merge")
+            self._procs[-1] = (proc, conn, thread)
+            thread.start()
+        self._port = int(address.rsplit(":", 1)[1])
+
+    def _receive(self, index: int, conn: Connection) -> None:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                return
+            if message[0] == "changes":
+                try:
+                    self._merger.merge(index, message[1], message[2])
+                except Exception:
+                    log.exception("statsd: merging worker %d's changes failed", index)
+            elif message[0] == "stopped":
+                return
+
+    def reload(self, config: StatsdConfig) -> None:
+        for _, conn, _ in self._procs:
+            with contextlib.suppress(OSError):
+                conn.send(("reload", config))
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self._stop_all)
+
+    def _stop_all(self) -> None:
+        for _, conn, _ in self._procs:
+            with contextlib.suppress(OSError):
+                conn.send(("stop", None))
+        for proc, conn, thread in self._procs:
+            if thread is not None:
+                thread.join(5 + FLUSH_INTERVAL)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            conn.close()
+        self._procs = []
+
+
+def main() -> None:
+    """Entry point of a worker process: argv is its index and the inherited socket's fd."""
+    conn = Connection(int(sys.argv[2]))
+    config, label, bind = conn.recv()
+    _worker(int(sys.argv[1]), config, label, bind, conn)
