@@ -2,9 +2,11 @@
 
 Workers (fixed concurrency) take request slots from a rate schedule
 (tools/schedule.py); each HTTP worker keeps one keep-alive connection
-(asyncio + h11: measured to drive more requests per second than http.client
-in threads, see BENCHMARKS.md). Every run is bounded: by a request count, a
-duration, or the default duration cap.
+(asyncio + h11). http.client in threads drives about as many requests per
+second (BENCHMARKS.md, "Load generator"), but asyncio cancels in-flight
+requests at once on Ctrl-C, times out each request without a thread per
+worker, and awaits async callables natively. Every run is bounded: by a
+request count, a duration, or the default duration cap.
 """
 
 from __future__ import annotations

@@ -505,20 +505,23 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_compare(c: dict[str, Any]) -> str:
-    def change(d: dict[str, Any], fmt: Any) -> str:
-        before, after = fmt(d["before"]), fmt(d["after"])
-        text = f"{before} → {after}"
-        if d["change_ratio"] is not None:
-            text += f" ({d['change_ratio'] * 100:+.0f}%)"
+    def change(d: dict[str, Any], fmt: Any, points: bool | str = False) -> str:
+        """`before → after (±x%)`; ratios and scores change in points, not in percent of themselves."""
+        text = f"{fmt(d['before'])} → {fmt(d['after'])}"
+        if points and d["change"] is not None:
+            text += f" ({d['change'] * 100:+.1f} pp)" if points == "ratio" else f" ({d['change']:+.0f})"
+        elif d["change_ratio"] is not None:
+            r = d["change_ratio"] * 100
+            text += f" ({r:+.1f}%)" if abs(r) >= 99.5 and r < 0 else f" ({r:+.0f}%)"
         return text
 
     lines = [f"Before: {c['before']['source']} at {c['before']['generated_at']}",
              f"After:  {c['after']['source']} at {c['after']['generated_at']}",
-             f"Health: {change(c['health'], lambda v: '-' if v is None else str(int(v)))}"]
+             f"Health: {change(c['health'], lambda v: '-' if v is None else str(int(v)), points=True)}"]
     if c["operations"]:
         lines += ["", "Operations", table(
             ["operation", "rate/s", "errors", "p50", "p95", "p99"],
-            [[o["operation"], change(o["rate"], lambda v: num(v, 1)), change(o["error_ratio"], pct),
+            [[o["operation"], change(o["rate"], lambda v: num(v, 1)), change(o["error_ratio"], pct, "ratio"),
               change(o["p50"], ms), change(o["p95"], ms), change(o["p99"], ms)] for o in c["operations"]])]
     if c["sql"]:
         def plan(v: float | None) -> str:
@@ -530,12 +533,12 @@ def render_compare(c: dict[str, Any]) -> str:
     if c["caches"]:
         lines += ["", "Caches", table(
             ["cache", "level", "hit ratio", "lookups/s"],
-            [[x["cache"], x["level"] or "-", change(x["hit_ratio"], lambda v: pct(v, 1)),
+            [[x["cache"], x["level"] or "-", change(x["hit_ratio"], lambda v: pct(v, 1), "ratio"),
               change(x["lookup_rate"], lambda v: num(v, 1))] for x in c["caches"]])]
     if c["pools"]:
         lines += ["", "Pools", table(
             ["pool", "utilisation", "waiting", "wait p99"],
-            [[p["pool"], change(p["utilisation"], lambda v: pct(v, 1)), change(p["waiting"], lambda v: num(v, 0)),
+            [[p["pool"], change(p["utilisation"], lambda v: pct(v, 1), "ratio"), change(p["waiting"], lambda v: num(v, 0)),
               change(p["wait_p99"], ms)] for p in c["pools"]])]
     if c["queues"]:
         lines += ["", "Queues", table(
@@ -543,8 +546,8 @@ def render_compare(c: dict[str, Any]) -> str:
             [[q["queue"], change(q["depth"], lambda v: num(v, 0)), change(q["consumer_lag"], lambda v: num(v, 0))]
              for q in c["queues"]])]
     h = c["host"]
-    lines += ["", "Host", f"  CPU busy     {change(h['cpu_busy_ratio'], lambda v: pct(v, 1))}",
-              f"  memory used  {change(h['memory_used_ratio'], lambda v: pct(v, 1))}"]
+    lines += ["", "Host", f"  CPU busy     {change(h['cpu_busy_ratio'], lambda v: pct(v, 1), 'ratio')}",
+              f"  memory used  {change(h['memory_used_ratio'], lambda v: pct(v, 1), 'ratio')}"]
     return "\n".join(lines) + "\n"
 
 
