@@ -1,0 +1,63 @@
+"""Promises about the code's shape: docstrings, import direction, generated docs in step."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from exporter import reference
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "exporter"
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py"))
+
+
+def test_every_module_says_what_it_is_for() -> None:
+    missing = [str(p.relative_to(ROOT)) for p in _modules()
+               if p.stat().st_size and ast.get_docstring(ast.parse(p.read_text())) is None]
+    assert missing == []
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_nothing_imports_the_daemon_or_the_cli() -> None:
+    offenders = [str(p.relative_to(ROOT)) for p in _modules()
+                 if p.name not in ("cli.py", "__main__.py")
+                 and _imports(p) & {"exporter.daemon", "exporter.cli"}]
+    assert offenders == []
+
+
+def test_model_families_and_schema_import_nothing_of_the_daemon() -> None:
+    for name in ("model.py", "families.py", "schema.py"):
+        inner = {m for m in _imports(PACKAGE / name) if m.startswith("exporter")}
+        assert inner <= {"exporter.model", "exporter"}, (name, inner)
+
+
+def test_sources_never_import_the_exposition() -> None:
+    for path in [*(PACKAGE / "collectors").glob("*.py"), *(PACKAGE / "statsd").glob("*.py")]:
+        assert "exporter.exposition" not in _imports(path), path
+
+
+def test_metric_reference_is_generated_from_the_code() -> None:
+    shipped = (ROOT / "docs" / "metrics.md").read_text()
+    assert shipped == reference.markdown(), "regenerate: apm-exporter metrics-reference > docs/metrics.md"
+
+
+def test_client_import_stays_light() -> None:
+    code = ("import sys, exporter.client; heavy = {'aiohttp', 'psutil', 'pydantic', 'yaml', 'h11', "
+            "'exporter.daemon', 'exporter.config', 'exporter.store'}; print(sorted(heavy & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]"
