@@ -134,12 +134,16 @@ def test_memory_top_allocations_in_a_window() -> None:
         _kept.clear()
 
 
+async def _call(path: str, query: str) -> tuple[str, bytes]:
+    return await profiling.routes()[path](query)
+
+
 @pytest.mark.parametrize("query", ["seconds=abc", "seconds=0", "seconds=100000", "format=svg", "hz=0"])
 def test_bad_parameters_are_clear_errors(query: str) -> None:
     with pytest.raises(profiling.ProfilingError):
-        asyncio.run(profiling.routes()[profiling.CPU_PATH](query))
+        asyncio.run(_call(profiling.CPU_PATH, query))
 
 
 def test_bad_memory_parameters_are_clear_errors() -> None:
     with pytest.raises(profiling.ProfilingError, match="group"):
-        asyncio.run(profiling.routes()[profiling.MEMORY_PATH]("group=nope"))
+        asyncio.run(_call(profiling.MEMORY_PATH, "group=nope"))

@@ -313,10 +313,15 @@ def test_health_score_formula_and_sections(capsys: pytest.CaptureFixture[str]) -
         assert heading in text
 
 
+def _constant(text: str) -> Callable[[int], str]:
+    return lambda n: text
+
+
 def test_compare_shows_before_after_deltas(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     saved = []
     for name, bucket, scan in (("before", 10, 1), ("after", 4, 0)):
-        with ExpositionServer(lambda n, b=bucket, s=scan: slow_then_fast(b) + host_and_sql(10, s)) as server:
+        body = slow_then_fast(bucket) + host_and_sql(10, scan)
+        with ExpositionServer(_constant(body)) as server:
             assert report.main(["--url", server.url, "--interval", "0", "--json"]) == 0
         path = tmp_path / f"{name}.json"
         path.write_text(capsys.readouterr().out)
