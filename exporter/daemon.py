@@ -140,6 +140,7 @@ class Daemon:
             await self.statsd.start()
             await self.server.start(host, port)
             self.ready = True
+            _release_startup_memory()
             log.info("listening", extra={"address": self.config.web.listen_address,
                                          "path": web_options.telemetry_path})
             await self._stop.wait()
@@ -149,6 +150,20 @@ class Daemon:
             await self.server.stop()
             await self.statsd.stop()
             await self.scraper.close()
+
+
+def _release_startup_memory() -> None:
+    """Hand back to the OS the heap that config parsing and schema building freed.
+
+    glibc keeps freed memory in the heap; trimming once after start-up lowers the
+    idle RSS by about 1 MiB (docs in BENCHMARKS.md). Harmless where it is unavailable.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _limits(config: Config) -> Limits:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import html
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
@@ -211,12 +210,12 @@ class Server:
     def _landing(self) -> bytes:
         links = [(self.options.telemetry_path, "Metrics"), ("/-/healthy", "Health"), ("/-/ready", "Readiness")]
         links += [(p, p) for p in sorted(self.options.routes)]
-        items = "".join(f'<li><a href="{html.escape(p)}">{html.escape(t)}</a></li>' for p, t in links)
+        items = "".join(f'<li><a href="{_escape_html(p)}">{_escape_html(t)}</a></li>' for p, t in links)
         reload = ("<p><code>POST /-/reload</code> reloads the configuration.</p>"
                   if self.options.enable_reload else "")
         return (
             "<!doctype html><html><head><meta charset='utf-8'><title>apm-exporter</title></head>"
-            f"<body><h1>apm-exporter</h1><p>Version {html.escape(__version__)}</p><ul>{items}</ul>{reload}"
+            f"<body><h1>apm-exporter</h1><p>Version {_escape_html(__version__)}</p><ul>{items}</ul>{reload}"
             "</body></html>\n"
         ).encode()
 
@@ -237,6 +236,11 @@ class Server:
         data += conn.send(h11.EndOfMessage()) or b""
         writer.write(data)
         await writer.drain()
+
+
+def _escape_html(text: str) -> str:
+    # Not html.escape: importing the html package costs ~0.5 MiB of the idle RSS budget.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
 def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
