@@ -429,7 +429,8 @@ class Run:
         errors = f"{self.failed} errors ({pct(self.failed / total if total else 0.0, 1)})"
         target = ""
         if self.plan.schedule is not None:
-            target = f" (target {self.plan.schedule.rate(elapsed):,.0f})"
+            at = min(elapsed, self.plan.schedule.duration - 1e-6)
+            target = f" (target {self.plan.schedule.rate(at):,.0f})"
         return (f"{elapsed:6.1f}s  {total:,} requests  {rate:,.1f} req/s{target}  {errors}  "
                 f"p95 {ms(self.live.percentile(95))}")
 
