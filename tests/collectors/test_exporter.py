@@ -1,0 +1,25 @@
+"""The exporter's own process figures agree with psutil's reading of the same process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+
+import psutil
+
+from exporter import __version__, families
+from exporter.collectors.exporter import ExporterCollector
+
+
+def test_self_metrics_match_psutil() -> None:
+    collected = {f.spec: f.samples for f in asyncio.run(ExporterCollector().collect())}
+    me = psutil.Process(os.getpid())
+    assert collected[families.BUILD_INFO][0].labels == (__version__, platform.python_version())
+    assert collected[families.PROCESS_START][0].value == me.create_time()
+    cpu = {s.labels[0]: s.value for s in collected[families.PROCESS_CPU]}
+    times = me.cpu_times()
+    assert abs(cpu["user"] - times.user) <= 0.05 and abs(cpu["system"] - times.system) <= 0.05
+    rss = collected[families.PROCESS_RSS][0].value
+    assert abs(rss - me.memory_info().rss) <= 1 << 20  # both read the same page counts, moments apart
+    assert collected[families.PROCESS_FDS][0].value >= 3
