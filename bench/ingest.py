@@ -339,6 +339,38 @@ def search(receiver: Receiver, packet_file: Path, lines_per_packet: int, start: 
     return good, trials, sender_limited
 
 
+def cpu_cost(lines_per_packet: int) -> tuple[float, float]:
+    """CPU time per line (ns) of the daemon's ingest path and of the minimal loop, in this
+    process, on the same packets: a figure that other load on the machine barely moves."""
+    import yaml
+
+    from exporter.statsd import StatsdConfig
+    from exporter.statsd.ingest import Ingest
+    from exporter.statsd.mapper import Mapper
+    from exporter.store import Store
+
+    config = StatsdConfig.model_validate(yaml.safe_load(MAPPING.format(port=1, workers=1))["statsd"])
+    packets = traffic(lines_per_packet, 20_000 if lines_per_packet > 1 else 300_000, seed=2)
+    n = sum(p.count(b"\n") + 1 for p in packets)
+    sink = Ingest(Mapper.from_config(config), Store(), Store()).sink("cpu")
+    for p in packets[:1000]:
+        sink.handle_packet(p)
+    best_ours = best_minimal = float("inf")
+    for _ in range(3):
+        t = time.thread_time()
+        for p in packets:
+            sink.handle_packet(p)
+        best_ours = min(best_ours, time.thread_time() - t)
+        d: dict[bytes, int] = {}
+        t = time.thread_time()
+        for data in packets:
+            for line in data.split(b"\n"):
+                name, _, _rest = line.partition(b":")
+                d[name] = d.get(name, 0) + 1
+        best_minimal = min(best_minimal, time.thread_time() - t)
+    return best_ours / n * 1e9, best_minimal / n * 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one trial")
@@ -346,12 +378,25 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 s trials, 2 bisection steps")
     parser.add_argument("--only", default="", help="comma list: exporter,workers,minimal,collectd")
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    parser.add_argument("--cpu-only", action="store_true", help="only the in-process CPU cost per line")
+    parser.add_argument("--rmem", type=int, default=8 << 20,
+                        help="socket receive buffer for every receiver, set through net.core.rmem_default "
+                             "for the run and restored after (0: leave the kernel's)")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.steps = 1.0, 2
     only = set(filter(None, args.only.split(",")))
+    cpu = {}
+    for lpp in (30, 1):
+        cpu[lpp] = cpu_cost(lpp)
+        print(f"CPU per line, {lpp}-line packets: ingest {cpu[lpp][0]:.0f} ns ({1e9 / cpu[lpp][0]:,.0f} lines/s"
+              f" per core), minimal loop {cpu[lpp][1]:.0f} ns", flush=True)
+    if args.cpu_only:
+        return
+    saved = _set_rmem(args.rmem) if args.rmem else None
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     results: list[tuple[str, int, float, bool]] = []
+    sys.path.insert(0, str(ROOT))
     kinds: list[tuple[str, type[Receiver], dict[str, object]]] = [
         ("exporter", Exporter, {}),
         ("workers", Exporter, {"workers": 2, "cpus": "0,1"}),
@@ -381,13 +426,32 @@ def main() -> None:
                 results.append((receiver.name, lines_per_packet, best, limited))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    table = report(results, args)
+        if saved:
+            _restore_rmem(saved)
+    table = report(results, cpu, args)
     print(table)
     if args.write:
         write(table)
 
 
-def report(results: list[tuple[str, int, float, bool]], args: argparse.Namespace) -> str:
+_RMEM = ("/proc/sys/net/core/rmem_default", "/proc/sys/net/core/rmem_max")
+
+
+def _set_rmem(size: int) -> list[str]:
+    """The same receive buffer for all three receivers (collectd has no setting of its own)."""
+    saved = [Path(p).read_text() for p in _RMEM]
+    for p in reversed(_RMEM):  # max first, so default may reach it
+        Path(p).write_text(str(max(size, int(saved[1])) if p.endswith("max") else size))
+    return saved
+
+
+def _restore_rmem(saved: list[str]) -> None:
+    for p, value in zip(_RMEM, saved):
+        Path(p).write_text(value)
+
+
+def report(results: list[tuple[str, int, float, bool]], cpu: dict[int, tuple[float, float]],
+           args: argparse.Namespace) -> str:
     rows = ["| receiver | lines per packet | highest rate with <0.1% loss (lines/s) |", "|---|---:|---:|"]
     minimal = {lpp: best for name, lpp, best, _ in results if name.startswith("minimal")}
     for name, lpp, best, limited in results:
@@ -397,7 +461,13 @@ def report(results: list[tuple[str, int, float, bool]], args: argparse.Namespace
                 if line.startswith("model name")), "?")
     head = (f"`python3 bench/ingest.py{' --quick' if args.quick else ''}` — {os.cpu_count()} CPUs ({cpu}), "
             f"Python {sys.version.split()[0]}, {args.seconds:g} s trials, receiver on CPU 0, sender on CPU 1.")
-    return head + "\n\n" + "\n".join(rows) + "\n"
+    if args.rmem:
+        head += f" Every receiver's socket buffer: {args.rmem:,} bytes (net.core.rmem_default for the run)."
+    cpu_rows = ["| in-process CPU per line | ingest path | minimal loop | ingest lines/s per core |",
+                "|---|---:|---:|---:|"]
+    for lpp, (ours, minimal_ns) in cpu.items():
+        cpu_rows.append(f"| {lpp}-line packets | {ours:.0f} ns | {minimal_ns:.0f} ns | {1e9 / ours:,.0f} |")
+    return head + "\n\n" + "\n".join(rows) + "\n\n" + "\n".join(cpu_rows) + "\n"
 
 
 def write(table: str) -> None:

@@ -14,9 +14,11 @@ takes a lock per packet, so the store sees a single writer.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from bisect import bisect_left
+from collections.abc import Callable
 from typing import Any
 
 from exporter import families
@@ -111,80 +113,81 @@ class Ingest:
     def counted(self) -> None:
         self._series.value = len(self.store)
 
-    def handle(self, data: bytes, lines: Counter, samples: Counter) -> None:
-        with self._lock:
-            try:
-                self._handle(data, lines, samples)
-            except Exception:  # the daemon must outlive any bug on this path
-                log.exception("statsd: failed to handle a packet")
-                self._error("internal_error")
-
-    # --- the hot path ----------------------------------------------------------------------
-    def _handle(self, data: bytes, lines_counter: Counter, samples_counter: Counter) -> None:
-        cache_get = self._cache.get
-        value_get = self._values.get
-        slow = self._slow
-        bisect = bisect_left
-        now = self._clock()
-        lines = data.split(b"\n")
-        self._blank = 0
-        nslow = 0
-        got = 0
-        for line in lines:
-            head, _, rest = line.partition(b"|")
-            name, _, value = head.partition(b":")
-            entry = cache_get((name, rest))
-            if entry is None:
-                nslow += 1
-                got += slow(line, name, value, rest, None, now)
-                continue
-            op = entry[0]
-            if op == _OBSERVE:
-                # Timer values rarely repeat, so they skip the value cache.
-                try:
-                    v = float(value)
-                except ValueError:
+    def handle(self, lines_counter: Counter, samples_counter: Counter, data: bytes) -> None:
+        """One packet of lines (listeners call it through their ListenerSink). The hot path:
+        kept in one function, since a Python call costs as much as a line's dict lookups."""
+        lock = self._lock
+        lock.acquire()  # cheaper than `with` on this path (measured: 90 vs 190 ns)
+        try:
+            cache_get = self._cache.get
+            value_get = self._values.get
+            slow = self._slow
+            bisect = bisect_left
+            now = self._clock()
+            lines = data.split(b"\n")
+            self._blank = 0
+            nslow = 0
+            got = 0
+            for line in lines:
+                head, _, rest = line.partition(b"|")
+                name, _, value = head.partition(b":")
+                entry = cache_get((name, rest))
+                if entry is None:
                     nslow += 1
-                    got += slow(line, name, value, rest, entry, now)
+                    got += slow(line, name, value, rest, None, now)
                     continue
-                if v - v != 0.0:  # NaN or infinity
-                    nslow += 1
-                    self._error("non_finite_value")
-                    continue
-                s = entry[1]
-                v *= entry[2]
-                weight = entry[5]
-                entry[3][bisect(entry[4], v)] += weight
-                s.sum += v * weight
-                s.seen = now
-            elif op == _COUNT:
-                cached = value_get(value)
-                if cached is None or cached < 0.0:
-                    nslow += 1
-                    got += slow(line, name, value, rest, entry, now)
-                    continue
-                s = entry[1]
-                s.value += cached * entry[2]
-                s.seen = now
-            elif op == _GAUGE:
-                cached = value_get(value)
-                if cached is None:
-                    nslow += 1
-                    got += slow(line, name, value, rest, entry, now)
-                    continue
-                s = entry[1]
-                sign = value[0]
-                if sign == 43 or sign == 45:  # "+" or "-": a relative update
+                op = entry[0]
+                if op == _OBSERVE:
+                    # Timer values rarely repeat, so they skip the value cache.
+                    try:
+                        v = float(value)
+                    except ValueError:
+                        nslow += 1
+                        got += slow(line, name, value, rest, entry, now)
+                        continue
+                    if v - v != 0.0:  # NaN or infinity
+                        nslow += 1
+                        self._error("non_finite_value")
+                        continue
+                    s = entry[1]
+                    v *= entry[2]
+                    weight = entry[5]
+                    entry[3][bisect(entry[4], v)] += weight
+                    s.sum += v * weight
+                    s.seen = now
+                elif op == _COUNT:
+                    cached = value_get(value)
+                    if cached is None or cached < 0.0:
+                        nslow += 1
+                        got += slow(line, name, value, rest, entry, now)
+                        continue
+                    s = entry[1]
                     s.value += cached * entry[2]
+                    s.seen = now
+                elif op == _GAUGE:
+                    cached = value_get(value)
+                    if cached is None:
+                        nslow += 1
+                        got += slow(line, name, value, rest, entry, now)
+                        continue
+                    s = entry[1]
+                    sign = value[0]
+                    if sign == 43 or sign == 45:  # "+" or "-": a relative update
+                        s.value += cached * entry[2]
+                    else:
+                        s.value = cached * entry[2]
+                    s.seen = now
                 else:
-                    s.value = cached * entry[2]
-                s.seen = now
-            else:
-                nslow += 1
-                got += slow(line, name, value, rest, entry, now)
-        lines_counter.value += len(lines) - self._blank
-        # Blank lines went through _slow too (and stored nothing).
-        samples_counter.value += len(lines) - nslow + got
+                    nslow += 1
+                    got += slow(line, name, value, rest, entry, now)
+            lines_counter.value += len(lines) - self._blank
+            # Blank lines went through _slow too (and stored nothing).
+            samples_counter.value += len(lines) - nslow + got
+        except Exception:  # the daemon must outlive any bug on this path
+            log.exception("statsd: failed to handle a packet")
+            self._error("internal_error")
+        finally:
+            lock.release()
 
     # --- everything that is not a cached plain value ------------------------------------
     def _slow(self, line: bytes, name: bytes, value: bytes, rest: bytes, entry: Entry | None, now: float) -> int:
@@ -291,8 +294,9 @@ class Ingest:
         else:
             kind = entry[1]
             if kind is _UNMAPPED:
-                self._unmapped.value += 1
-                return self._apply(entry[2], v, value, now, member)
+                stored = self._apply(entry[2], v, value, now, member)
+                self._unmapped.value += stored
+                return stored
             if kind is _DROP:
                 self._ignore("mapping_drop")
                 return 0
@@ -347,14 +351,10 @@ class Ingest:
 
 
 class ListenerSink:
-    """What a listener holds: `handle_packet` never raises and counts per listener."""
+    """What a listener holds: `handle_packet(data)` never raises and counts per listener."""
 
-    __slots__ = ("_ingest", "_lines", "_samples")
+    __slots__ = ("handle_packet",)
 
     def __init__(self, ingest: Ingest, lines: Counter, samples: Counter) -> None:
-        self._ingest = ingest
-        self._lines = lines
-        self._samples = samples
-
-    def handle_packet(self, data: bytes) -> None:
-        self._ingest.handle(data, self._lines, self._samples)
+        # A partial, not a method: one Python frame less per packet.
+        self.handle_packet: Callable[[bytes], None] = functools.partial(ingest.handle, lines, samples)
