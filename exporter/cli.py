@@ -19,7 +19,7 @@ def _run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="apm-exporter",
         description="Export application performance telemetry to Prometheus.",
-        epilog="Subcommands: check-config FILE, schema, metrics-reference. "
+        epilog="Subcommands: check-config FILE, schema, metrics-reference, loadtest, report. "
                "Run `apm-exporter SUBCOMMAND --help` for theirs.")
     p.add_argument("--config.file", dest="config_file", default=DEFAULT_CONFIG, metavar="FILE",
                    help="YAML configuration file (default: %(default)s)")
@@ -32,6 +32,8 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--web.enable-lifecycle", dest="enable_lifecycle", default=True,
                    action=argparse.BooleanOptionalAction,
                    help="allow POST /-/reload (default: on; --no-web.enable-lifecycle turns it off)")
+    p.add_argument("--web.enable-profiling", dest="enable_profiling", action="store_true",
+                   help="serve /-/profile/cpu and /-/profile/memory (CPU stack samples, tracemalloc); off by default")
     p.add_argument("--log.level", dest="log_level", default="info",
                    choices=["debug", "info", "warn", "error"], help="(default: %(default)s)")
     p.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"],
@@ -40,7 +42,7 @@ def _run_parser() -> argparse.ArgumentParser:
     return p
 
 
-SUBCOMMANDS = ("check-config", "schema", "metrics-reference")
+SUBCOMMANDS = ("check-config", "schema", "metrics-reference", "loadtest", "report")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,6 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _subcommand(name: str, argv: list[str]) -> int:
+    if name == "loadtest":
+        from exporter.tools import loadtest
+
+        return loadtest.main(argv)
+    if name == "report":
+        from exporter.tools import report
+
+        return report.main(argv)
     from exporter import config
 
     if name == "check-config":
@@ -100,6 +110,12 @@ def _run(ns: argparse.Namespace) -> int:
         log.error("invalid web configuration", extra={"file": ns.web_config_file, "err": str(err)})
         return 1
 
+    routes = {}
+    if ns.enable_profiling:
+        from exporter import profiling
+
+        routes.update(profiling.routes())
+
     async def run() -> None:
         daemon = Daemon(ns.config_file, cfg, overrides)
         options = Options(
@@ -109,6 +125,7 @@ def _run(ns: argparse.Namespace) -> int:
             ssl_context=web.ssl_context if web else None,
             authenticator=web.authenticator if web else None,
             headers=dict(web.headers) if web else {},
+            routes=routes,
         )
         await daemon.run(options)
 

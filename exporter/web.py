@@ -187,7 +187,10 @@ class Server:
                 return Response(500, f"failed to reload config: {error}\n".encode())
             return Response(200, b"Reloaded.\n")
         if path in self.options.routes:
-            content_type, payload = await self.options.routes[path](query)
+            try:
+                content_type, payload = await self.options.routes[path](query)
+            except ValueError as err:  # a bad parameter, e.g. ?seconds=abc
+                return Response(400, f"{err}\n".encode())
             return Response(200, payload, content_type)
         if path == "/":
             return Response(200, self._landing(), "text/html; charset=utf-8")

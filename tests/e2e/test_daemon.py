@@ -135,3 +135,14 @@ def test_bad_config_exits_non_zero_with_every_problem(tmp_path: Any) -> None:
     assert "bad.yaml:2: web.listen_address" in result.stderr
     assert "bad.yaml:5: collectors.host.enabled" in result.stderr
     assert "bad.yaml:6: collectors.hots" in result.stderr
+
+
+def test_profiling_endpoints_only_behind_their_flag(daemon_factory: Factory) -> None:
+    plain = daemon_factory()
+    assert plain.get("/-/profile/cpu?seconds=1")[0] == 404
+    profiled = daemon_factory(None, "--web.enable-profiling")
+    status, _, body = profiled.get("/-/profile/cpu?seconds=1")
+    assert status == 200 and body
+    status, _, body = profiled.get("/-/profile/memory?top=5")
+    assert status == 200 and body
+    assert profiled.get("/-/profile/cpu?seconds=abc")[0] == 400
