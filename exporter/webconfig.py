@@ -424,11 +424,15 @@ class WebConfig:
     def reload_certificates(self) -> None:
         """Re-read the certificate and key into the same context (rotation without restart).
 
-        Connections opened after the call use the new pair; nothing is changed if reading fails.
+        Connections opened after the call use the new pair. Raises WebConfigError, with the
+        old pair still in use, when the new files do not load or do not match.
         """
         tls = self.spec.tls_server_config
         if self.ssl_context is None or tls is None or self.path is None:
             return
+        # A failed load can leave a context half-updated (new certificate, old key): try the
+        # pair on a scratch context first, so a bad rotation keeps serving the old pair.
+        _load_chain(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), tls, self.path.parent)
         _load_chain(self.ssl_context, tls, self.path.parent)
 
     def close(self) -> None:

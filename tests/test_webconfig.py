@@ -450,7 +450,13 @@ def test_reload_certificates_rotates_without_restart(pki: PKI, tmp_path: Path) -
         shutil.copy(fresh.server.cert, tmp_path / "server.crt")
         shutil.copy(fresh.server.key, tmp_path / "server.key")
         config.reload_certificates()
-        assert serial_seen(port, fresh) != first
+        second = serial_seen(port, fresh)
+        assert second != first
+        # A certificate whose key was not rotated with it: refused, and the running pair stays.
+        shutil.copy(pki.server.cert, tmp_path / "server.crt")
+        with pytest.raises(WebConfigError, match="cannot load"):
+            config.reload_certificates()
+        assert serial_seen(port, fresh) == second
 
 
 def serial_seen(port: int, pki: PKI) -> str:
