@@ -30,6 +30,9 @@ UDP_PAYLOAD: Final = 1432
 # Keeps a line under the daemon parser's 1024 values even for one-digit values.
 UNIXGRAM_PAYLOAD: Final = 2048
 DEFAULT_MAX_SAMPLES: Final = 20_000
+# Unix datagram sockets push back when the daemon's buffer is full (UDP drops instead):
+# the flush thread waits this long for room before it gives up on the rest of a flush.
+UNIXGRAM_SEND_TIMEOUT: Final = 0.5
 
 TIMER: Final = "ms"
 HISTOGRAM: Final = "h"
@@ -194,7 +197,10 @@ class Transport:
             # Resolved on the flush thread, never in the app's; retried at the next flush on failure.
             family, _, _, _, target = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
             sock = socket.socket(family, socket.SOCK_DGRAM)
-        sock.setblocking(False)
+        if self.family == socket.AF_UNIX:
+            sock.settimeout(UNIXGRAM_SEND_TIMEOUT)
+        else:
+            sock.setblocking(False)
         try:
             sock.connect(target)
         except OSError:
@@ -209,11 +215,14 @@ class Transport:
         except OSError:
             stats["send_errors"] += len(datagrams)
             return
-        for datagram in datagrams:
+        for i, datagram in enumerate(datagrams):
             try:
                 sock.send(datagram)
-            except BlockingIOError:  # socket buffer full: the daemon is not keeping up
+            except BlockingIOError:  # UDP send buffer full
                 stats["send_errors"] += 1
+            except TimeoutError:  # unixgram: the daemon has not read for a while; do not wait per datagram
+                stats["send_errors"] += len(datagrams) - i
+                return
             except ConnectionRefusedError:  # ICMP port unreachable from an earlier send: daemon down
                 stats["send_errors"] += 1
             except OSError:

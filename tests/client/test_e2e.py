@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -305,8 +306,11 @@ class TestQueues:
 
 
 WORKER = textwrap.dedent("""
-    import sys
+    import atexit, sys
     from exporter.client import Telemetry
+
+    # Registered first, so it runs last: after the client's own exit flush.
+    atexit.register(lambda: print(tm.stats(), file=sys.stderr))
 
     tm = Telemetry(flush_interval=0.02)  # address from APM_STATSD_ADDRESS; sends while working
 
@@ -329,15 +333,36 @@ WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.fixture(params=["udp", "unixgram"])
+def busy_sidecar(request: pytest.FixtureRequest, daemon_factory: Callable[..., Daemon]) -> Iterator[Sidecar]:
+    """A daemon sized for bursts: UDP with a 4 MiB read buffer (the kernel's 208 KiB default
+    drops datagrams when several processes flush at once), or a unix datagram socket, where
+    a full buffer makes the client's flush thread wait instead of losing data."""
+    if request.param == "udp":
+        statsd = f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
+        listener, address = f"udp://{statsd}", statsd
+    else:
+        directory = tempfile.mkdtemp(prefix="apm-")  # short: socket paths are limited to 108 bytes
+        listener = address = f"unixgram://{directory}/statsd.sock"
+    daemon = daemon_factory({"statsd": {"listeners": [listener], "read_buffer": 4 << 20},
+                             "collectors": {"host": {"enabled": False}}})
+    tm = Telemetry(address, flush_interval=3600)
+    yield Sidecar(daemon, address, tm)
+    tm.close()
+
+
 class TestWorkerProcesses:
-    def test_several_processes_merge_exactly(self, sidecar: Sidecar) -> None:
+    def test_several_processes_merge_exactly(self, busy_sidecar: Sidecar) -> None:
         """4 processes x 5000 calls, flushing every 20 ms while they run: totals are exact;
         their gauges add up while they live and go back to 0 when they exit."""
+        sidecar = busy_sidecar
         n, calls = 4, 5000
         env = {**os.environ, "APM_STATSD_ADDRESS": sidecar.statsd, "PYTHONPATH": str(ROOT)}
         workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(calls)], env=env, cwd=ROOT,
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
                    for _ in range(n)]
+        client_stats: list[str] = []
         try:
             for w in workers:
                 assert "ready" == w.stdout.readline().strip()  # type: ignore[union-attr]
@@ -350,8 +375,9 @@ class TestWorkerProcesses:
             assert n == sidecar.value("apm_pool_connections", pool="db", state="idle")
         finally:
             for w in workers:
-                w.communicate("exit\n", timeout=30)
+                client_stats.append(w.communicate("exit\n", timeout=30)[1].strip())
 
-        assert [0] * n == [w.returncode for w in workers]
-        assert 0 == sidecar.settle("apm_pool_connections", 0, pool="db", state="active")
-        assert 0 == sidecar.value("apm_pool_connections", pool="db", state="idle")
+        assert [0] * n == [w.returncode for w in workers], client_stats
+        # On failure, the workers' own counters say whether a send failed (see send_errors).
+        assert 0 == sidecar.settle("apm_pool_connections", 0, pool="db", state="active"), client_stats
+        assert 0 == sidecar.value("apm_pool_connections", pool="db", state="idle"), client_stats
