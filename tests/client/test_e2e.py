@@ -274,6 +274,38 @@ class TestPools:
         client.close()
 
 
+    def test_redis_asyncio(self, sidecar: Sidecar, redis_server: RedisServer) -> None:
+        import redis.asyncio as aredis
+
+        async def main() -> None:
+            client = aredis.Redis(host="127.0.0.1", port=redis_server.port, max_connections=4)
+            sidecar.tm.instrument_redis(client, "async")
+            # Six at once on a pool of four: four connect, two are refused at once.
+            results = await asyncio.gather(*(client.incr("n") for _ in range(6)), return_exceptions=True)
+            refused = [r for r in results if isinstance(r, aredis.ConnectionError)]
+            assert 2 == len(refused)
+            self._assert_pool(sidecar, "async", active=0, idle=4, max=4, waits=6, timeouts=2)
+            await client.aclose()
+
+        asyncio.run(main())
+
+    def test_psycopg_async_pool(self, sidecar: Sidecar, postgres_server: PostgresServer) -> None:
+        from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+        async def main() -> None:
+            async with AsyncConnectionPool(postgres_server.dsn(), min_size=1, max_size=1, timeout=0.3) as pool:
+                await pool.wait()
+                sidecar.tm.instrument_psycopg_pool(pool, "apg")
+                async with pool.connection() as conn:
+                    await conn.execute("select 1")
+                    with pytest.raises(PoolTimeout):
+                        async with pool.connection():
+                            pass
+                    self._assert_pool(sidecar, "apg", active=1, idle=0, max=1, waits=2, timeouts=1)
+
+        asyncio.run(main())
+
+
 class TestQueues:
     def test_queue_depths_and_batches(self, sidecar: Sidecar) -> None:
         import queue

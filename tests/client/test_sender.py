@@ -156,6 +156,33 @@ class TestDaemonDown:
 
         assert 1 == tm.stats()["send_errors"]
 
+    def test_unixgram_daemon_not_reading_is_waited_for_then_counted(
+            self, make_tm: Callable[..., Telemetry]) -> None:
+        """A full unix socket makes the flush thread wait briefly, then give up on that flush
+        (counted); nothing is raised, and the next flush goes through once the daemon reads."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = str(Path(tmp) / "apm.sock")
+            rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            rx.bind(path)
+            tm = make_tm(f"unixgram://{path}")
+            for i in range(20_000):
+                tm.record("stuck", i / 1e6)
+            tm.flush()
+            dropped = tm.stats()["send_errors"]
+            rx.settimeout(0.5)
+            while True:
+                try:
+                    rx.recv(65535)
+                except TimeoutError:
+                    break
+            tm.record("later", 0.001)
+            tm.flush()
+
+            assert dropped > 0
+            assert b"apm.operation:1000000e-6|ms|#operation:later,outcome:ok" == rx.recv(65535)
+            rx.close()
+
     def test_past_max_samples_a_subset_goes_out_with_its_rate(self, make_tm: Callable[..., Telemetry],
                                                               receiver: Receiver) -> None:
         """The flush cost per series is bounded; the rate lets the daemon scale counts back."""
