@@ -259,6 +259,7 @@ class Dashboard:
 
 def overview() -> Dashboard:
     s = sel('operation=~"$operation"')
+    p99 = sel('operation=~"$operation"', 'quantile="0.99"')
     ops = f"instance_operation:apm_operations:rate5m{s}"
     errs = f"instance_operation:apm_operation_errors:rate5m{s}"
     le = f"instance_operation_le:apm_operation_duration_seconds_bucket:rate5m{s}"
@@ -314,6 +315,16 @@ def overview() -> Dashboard:
            Q(f"sum by (operation) (rate(apm_operation_duration_seconds_sum{s}[{RI}])) / "
              f"sum by (operation) (rate(apm_operation_duration_seconds_count{s}[{RI}]))", "{{operation}}"),
            unit="s", thresholds=high_bad(y_lat, r_lat)),
+        row("Per instance (find the one bad instance)"),
+        ts("Error ratio by instance", "Each instance's error ratio per operation (5-minute window): one "
+           "instance far above the others points at that host or pod, not the code.",
+           Q(f"instance_operation:apm_operation_error_ratio:rate5m{s}", "{{instance}} {{operation}}"),
+           unit="percentunit", thresholds=high_bad(y_err, r_err)),
+        ts("p99 by instance", "Each instance's p99 latency per operation (5-minute window; recording rule "
+           "instance_operation_quantile:apm_operation_duration_seconds:histogram_quantile5m).",
+           Q(f"instance_operation_quantile:apm_operation_duration_seconds:histogram_quantile5m{p99}",
+             "{{instance}} {{operation}}"),
+           unit="s", thresholds=high_bad(y_lat, r_lat)),
         ts("Host health by instance", "0-100 health score per instance from CPU busy, memory used and the "
            "fullest filesystem (docs/alerts.md, 'Health score'). Below 80 yellow, below 50 red.",
            Q(f"instance:apm_health:score{sel()}", "{{instance}}"), unit="none", max=100,
@@ -331,6 +342,10 @@ def caches() -> Dashboard:
         ts("Hit ratio by cache and level", "Hits over lookups in the last 5 minutes (every selected instance "
            "together). Red under 50%, yellow under 80%. A sudden fall is ApmCacheHitRatioCollapse.",
            Q(f"sum by (cache, level) ({hits}) / sum by (cache, level) ({reqs})", "{{cache}} {{level}}"),
+           unit="percentunit", max=1, thresholds=low_bad(0.5, 0.8)),
+        ts("Hit ratio by instance", "Each instance's hit ratio per cache and level (5-minute window): an "
+           "instance far below the others has a cold or misconfigured cache.",
+           Q(f"instance_cache_level:apm_cache_hit_ratio:rate5m{s}", "{{instance}} {{cache}} {{level}}"),
            unit="percentunit", max=1, thresholds=low_bad(0.5, 0.8)),
         ts("Lookups by result", "Cache lookups per second by hit or miss.",
            Q(f"sum by (cache, level, result) (rate(apm_cache_requests_total{s}[{RI}]))",
@@ -396,6 +411,10 @@ def pools() -> Dashboard:
            "every selected instance together).",
            Q(f"histogram_quantile(0.95, sum by (pool, le) "
              f"(instance_pool_le:apm_pool_wait_duration_seconds_bucket:rate5m{s}))", "{{pool}}"),
+           unit="s", thresholds=high_bad(0.1, 1)),
+        ts("Wait time p95 by instance", "Each instance's 95th percentile wait for a connection (5-minute "
+           "window).",
+           Q(f"instance_pool_quantile:apm_pool_wait_duration_seconds:histogram_quantile5m{s}", "{{instance}} {{pool}}"),
            unit="s", thresholds=high_bad(0.1, 1)),
         ts("Timeouts", "Requests per second that gave up waiting for a connection; each is a failed request "
            "(ApmPoolTimeouts).",
