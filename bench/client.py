@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -55,7 +54,7 @@ def per_call(fn: Callable[[], object], calls: int, after: Callable[[], object] |
     """Seconds per call of `calls` calls, plus `after()` (a flush) amortised over them."""
     t0 = time.perf_counter()
     for _ in range(calls // 10):
-        fn(); fn(); fn(); fn(); fn(); fn(); fn(); fn(); fn(); fn()  # noqa: E702
+        fn(); fn(); fn(); fn(); fn(); fn(); fn(); fn(); fn(); fn()
     if after is not None:
         after()
     return (time.perf_counter() - t0) / calls

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sized
 from contextlib import contextmanager
 from time import perf_counter_ns
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, overload
 
 from exporter.client import _wire as wire
 from exporter.client._sender import (
@@ -171,7 +171,7 @@ def _op_tags(operation: str, outcome: str, labels: dict[str, str]) -> Tags:
 
 
 class _TimerSeries:
-    __slots__ = ("ok", "error", "cancelled")
+    __slots__ = ("cancelled", "error", "ok")
 
     def __init__(self, ok: Series, error: Series, cancelled: Series) -> None:
         self.ok, self.error, self.cancelled = ok, error, cancelled
@@ -395,7 +395,7 @@ class Batch:
         """Mark n items of this batch as failed."""
         self.failed += n
 
-    def __enter__(self) -> Batch:
+    def __enter__(self) -> Self:
         self._t0 = perf_counter_ns()
         return self
 
@@ -408,7 +408,7 @@ class Batch:
         s.series(wire.BATCH_ITEMS, COUNTER, tags + (("outcome", OK),)).values.append(self.size - failed)
         s.series(wire.BATCH_ITEMS, COUNTER, tags + (("outcome", ERROR),)).values.append(failed)
 
-    async def __aenter__(self) -> Batch:
+    async def __aenter__(self) -> Self:
         return self.__enter__()
 
     async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,

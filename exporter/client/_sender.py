@@ -64,7 +64,7 @@ def _num(v: float) -> str:
 class Series:
     """One wire line's identity (name, type, tags) and the values recorded since the last flush."""
 
-    __slots__ = ("name", "kind", "tags", "values", "announce", "_prefix", "_tagpart")
+    __slots__ = ("_prefix", "_tagpart", "announce", "kind", "name", "tags", "values")
 
     def __init__(self, name: str, kind: str, tags: Tags) -> None:
         self.name = name
@@ -129,7 +129,7 @@ class Gauge:
     (`+n|g`, `-n|g`) from the value last reported; closing reports back to 0.
     """
 
-    __slots__ = ("name", "tags", "value", "reported", "deltas", "announced", "reset_on_fork", "owner", "_line")
+    __slots__ = ("_line", "announced", "deltas", "name", "owner", "reported", "reset_on_fork", "tags", "value")
 
     def __init__(self, name: str, tags: Tags, reset_on_fork: bool = False) -> None:
         self.name = name
@@ -352,7 +352,7 @@ class Sender:
                     dead.append(src)
                     continue
                 src.poll()
-            except Exception:  # an instrumented object in a bad state must not stop the flush
+            except Exception:  # noqa: BLE001 - an instrumented object in a bad state must not stop the flush
                 self.stats["poll_errors"] += 1
         for src in dead:
             for g in src.gauges():
@@ -370,7 +370,7 @@ class Sender:
         while not self._stop.wait(self.interval):
             try:
                 self.flush()
-            except Exception:
+            except Exception:  # noqa: BLE001 - counted; the thread must keep running for the app
                 self.stats["flush_errors"] += 1
 
     def _start(self) -> None:
@@ -384,7 +384,7 @@ class Sender:
             return
         try:
             self.flush(final=True)
-        except Exception:
+        except Exception:  # noqa: BLE001 - runs at exit: never raise into the app's shutdown
             self.stats["flush_errors"] += 1
         with self._flush_lock:
             self.closed = True
@@ -415,7 +415,7 @@ class Sender:
         for src in self.sources:
             try:
                 src.after_fork_child()
-            except Exception:
+            except Exception:  # noqa: BLE001 - inside fork(): must not fail the child
                 self.stats["poll_errors"] += 1
         for key in self.stats:
             self.stats[key] = 0

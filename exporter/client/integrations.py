@@ -111,7 +111,7 @@ def lru_cache(tm: Telemetry, func: F, cache: str | None, level: str) -> F:
 _cachetools_classes: dict[type, type] = {}
 
 
-def _counting_subclass(base: type) -> type:
+def _counting_subclass(base: Any) -> type:
     """A subclass of the cache's own class that counts lookups; instances switch to it in place.
 
     Only `__getitem__` and `get` count: they are the lookups (`@cached` uses
@@ -190,7 +190,7 @@ def cachetools(tm: Telemetry, obj: Any, cache: str, level: str) -> Any:
     cls = type(obj)
     if cls not in _cachetools_classes.values():
         obj.__class__ = _counting_subclass(cls)
-    obj._apm_cache = handle
+    obj._apm_cache = handle  # type: ignore[attr-defined]  # read by the counting subclass
     _register(tm, _CachetoolsSource(obj, handle))
     return obj
 
@@ -359,11 +359,11 @@ def queue_depth(tm: Telemetry, obj: Any, name: str) -> Instrumented:
     strong = False
     depth: Callable[[Any], int]
     if hasattr(obj, "_work_queue"):
-        depth = lambda e: e._work_queue.qsize()  # noqa: E731
+        depth = lambda e: e._work_queue.qsize()
     elif hasattr(obj, "_pending_work_items"):
-        depth = lambda e: len(e._pending_work_items)  # noqa: E731
+        depth = lambda e: len(e._pending_work_items)
     elif callable(getattr(obj, "qsize", None)):
-        depth = lambda q: q.qsize()  # noqa: E731
+        depth = lambda q: q.qsize()
     elif hasattr(obj, "__len__"):
         depth = len
     elif callable(obj):

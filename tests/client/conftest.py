@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import socket
+import tempfile
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from exporter.client import Telemetry
 from exporter.client.testing import Sample, parse_line
+from tests.support.daemon import Daemon
+from tests.support.net import free_port
+from tests.support.servers import (  # noqa: F401  (fixtures for the e2e tests)
+    _postgres_session,
+    _redis_session,
+    postgres_server,
+    redis_server,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Receiver:
@@ -74,3 +87,52 @@ def make_tm() -> Iterator[Callable[..., Telemetry]]:
 @pytest.fixture
 def tm(make_tm: Callable[..., Telemetry], receiver: Receiver) -> Telemetry:
     return make_tm(receiver.address)
+
+
+class Sidecar:
+    """The daemon with a StatsD listener, and the Telemetry that talks to it."""
+
+    def __init__(self, daemon: Daemon, statsd: str, tm: Telemetry) -> None:
+        self.daemon, self.statsd, self.tm = daemon, statsd, tm
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.daemon.value(name, **labels)
+
+    def settle(self, name: str, expected: float, timeout: float = 10.0, **labels: str) -> float | None:
+        """Flush, then read `name` until it shows `expected` (UDP is asynchronous) or time runs out."""
+        self.tm.flush()
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.value(name, **labels)
+            if got == expected or time.monotonic() > deadline:
+                return got
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def sidecar(daemon_factory: Callable[..., Daemon]) -> Iterator[Sidecar]:
+    port = free_port(socket.SOCK_DGRAM)
+    statsd = f"127.0.0.1:{port}"
+    daemon = daemon_factory({"statsd": {"listeners": [f"udp://{statsd}"]},
+                             "collectors": {"host": {"enabled": False}}})
+    tm = Telemetry(statsd, flush_interval=3600)
+    yield Sidecar(daemon, statsd, tm)
+    tm.close()
+
+
+@pytest.fixture(params=["udp", "unixgram"])
+def busy_sidecar(request: pytest.FixtureRequest, daemon_factory: Callable[..., Daemon]) -> Iterator[Sidecar]:
+    """A daemon sized for bursts: UDP with a 4 MiB read buffer (the kernel's 208 KiB default
+    drops datagrams when several processes flush at once), or a unix datagram socket, where
+    a full buffer makes the client's flush thread wait instead of losing data."""
+    if request.param == "udp":
+        statsd = f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
+        listener, address = f"udp://{statsd}", statsd
+    else:
+        directory = tempfile.mkdtemp(prefix="apm-")  # short: socket paths are limited to 108 bytes
+        listener = address = f"unixgram://{directory}/statsd.sock"
+    daemon = daemon_factory({"statsd": {"listeners": [listener], "read_buffer": 4 << 20},
+                             "collectors": {"host": {"enabled": False}}})
+    tm = Telemetry(address, flush_interval=3600)
+    yield Sidecar(daemon, address, tm)
+    tm.close()

@@ -11,64 +11,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import cachetools
 import pytest
 
-from exporter.client import Telemetry
-from tests.support.daemon import Daemon
-from tests.support.net import free_port
-from tests.support.servers import (  # noqa: F401  (fixtures)
-    PostgresServer,
-    RedisServer,
-    _postgres_session,
-    _redis_session,
-    postgres_server,
-    redis_server,
-)
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class Sidecar:
-    """The daemon with a StatsD listener, and the Telemetry that talks to it."""
-
-    def __init__(self, daemon: Daemon, statsd: str, tm: Telemetry) -> None:
-        self.daemon, self.statsd, self.tm = daemon, statsd, tm
-
-    def value(self, name: str, **labels: str) -> float | None:
-        return self.daemon.value(name, **labels)
-
-    def settle(self, name: str, expected: float, timeout: float = 10.0, **labels: str) -> float | None:
-        """Flush, then read `name` until it shows `expected` (UDP is asynchronous) or time runs out."""
-        self.tm.flush()
-        deadline = time.monotonic() + timeout
-        while True:
-            got = self.value(name, **labels)
-            if got == expected or time.monotonic() > deadline:
-                return got
-            time.sleep(0.05)
-
-
-@pytest.fixture
-def sidecar(daemon_factory: Callable[..., Daemon]) -> Iterator[Sidecar]:
-    port = free_port(socket.SOCK_DGRAM)
-    statsd = f"127.0.0.1:{port}"
-    daemon = daemon_factory({"statsd": {"listeners": [f"udp://{statsd}"]},
-                             "collectors": {"host": {"enabled": False}}})
-    tm = Telemetry(statsd, flush_interval=3600)
-    yield Sidecar(daemon, statsd, tm)
-    tm.close()
+from tests.client.conftest import ROOT, Sidecar
+from tests.support.servers import PostgresServer, RedisServer
 
 
 class TestOperations:
@@ -216,9 +169,8 @@ class TestPools:
             with pool.connection() as conn:
                 conn.execute("select 1")
             held = [pool.getconn() for _ in range(2)]
-            with pytest.raises(PoolTimeout):
-                with pool.connection():
-                    pass
+            with pytest.raises(PoolTimeout), pool.connection():
+                pass
 
             self._assert_pool(sidecar, "psycopg", active=2, idle=0, max=2, waits=4, timeouts=1)
             for conn in held:
@@ -363,24 +315,6 @@ WORKER = textwrap.dedent("""
     print("ready", flush=True)
     sys.stdin.readline()  # exit when told; atexit sends the rest and takes the gauges back
 """)
-
-
-@pytest.fixture(params=["udp", "unixgram"])
-def busy_sidecar(request: pytest.FixtureRequest, daemon_factory: Callable[..., Daemon]) -> Iterator[Sidecar]:
-    """A daemon sized for bursts: UDP with a 4 MiB read buffer (the kernel's 208 KiB default
-    drops datagrams when several processes flush at once), or a unix datagram socket, where
-    a full buffer makes the client's flush thread wait instead of losing data."""
-    if request.param == "udp":
-        statsd = f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
-        listener, address = f"udp://{statsd}", statsd
-    else:
-        directory = tempfile.mkdtemp(prefix="apm-")  # short: socket paths are limited to 108 bytes
-        listener = address = f"unixgram://{directory}/statsd.sock"
-    daemon = daemon_factory({"statsd": {"listeners": [listener], "read_buffer": 4 << 20},
-                             "collectors": {"host": {"enabled": False}}})
-    tm = Telemetry(address, flush_interval=3600)
-    yield Sidecar(daemon, address, tm)
-    tm.close()
 
 
 class TestWorkerProcesses:

@@ -44,7 +44,7 @@ class TestLruCache:
         assert 2 == m.gauge("apm.cache.capacity", cache="squares")
 
     def test_call_sites_are_unchanged_and_cache_clear_is_handled(self, tm: Telemetry) -> None:
-        @functools.lru_cache(maxsize=None)
+        @functools.cache
         def double(x: int) -> int:
             return 2 * x
 

@@ -14,7 +14,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "statsd-conventions.md"
 def _doc_rows() -> dict[str, tuple[str, str]]:
     """wire name -> (type, family) from the conventions table."""
     rows = {}
-    for match in re.finditer(r"^\| `(apm\.[a-z.]+):[^|`]*\\\|([a-z]+)[^`]*` \| `apm_([a-z_]+)", DOC.read_text(), re.M):
+    for match in re.finditer(r"^\| `(apm\.[a-z.]+):[^|`]*\\\|([a-z]+)[^`]*` \| `apm_([a-z_]+)", DOC.read_text(), re.MULTILINE):
         rows[match.group(1)] = (match.group(2), match.group(3))
     return rows
 
