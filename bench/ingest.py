@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import pickle
 import random
@@ -262,12 +263,32 @@ SENDER = textwrap.dedent("""
 """)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process and its children (worker processes), from /proc."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    while pids:
+        p = pids.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                children = task / "children"
+                if children.exists():
+                    pids.extend(int(c) for c in children.read_text().split())
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 @dataclass
 class Trial:
     rate: float  # lines/s asked
     sent_rate: float  # lines/s achieved by the sender
     loss: float  # from the receiver's own count when it has one, else kernel drops
     kernel_loss: float
+    cpu_per_line: float  # receiver CPU seconds per line received (taskset-independent)
 
     @property
     def ok(self) -> bool:
@@ -277,20 +298,31 @@ class Trial:
 def trial(receiver: Receiver, packet_file: Path, lines_per_packet: int, rate: float, seconds: float) -> Trial:
     before_lines = receiver.lines() if receiver.own_count else 0.0
     _, before_drops = kernel_udp(receiver.port)
+    assert receiver.proc is not None
+    before_cpu = cpu_seconds(receiver.proc.pid)
     out = subprocess.run(["taskset", "-c", "1", sys.executable, "-c", SENDER, str(receiver.port),
                           str(rate / lines_per_packet), str(seconds), str(packet_file)],
                          capture_output=True, check=True, text=True)
     sent = json.loads(out.stdout)
-    # Drain: the socket queue empties and the receiver's count stops moving.
-    deadline = time.monotonic() + 30
+    # CPU while the traffic flowed (before the drain's scrapes add their own).
+    queue_wait = time.monotonic() + 30
+    while kernel_udp(receiver.port)[0] and time.monotonic() < queue_wait:
+        time.sleep(0.05)
+    used_cpu = cpu_seconds(receiver.proc.pid) - before_cpu
+    # Drain: the socket queue empties and the receiver's count stops moving for longer
+    # than worker processes take to report (1 s).
+    deadline = time.monotonic() + 60
     last = -1.0
     while time.monotonic() < deadline:
         queue, _ = kernel_udp(receiver.port)
+        if queue:
+            time.sleep(0.1)
+            continue
         count = receiver.lines() if receiver.own_count else 0.0
-        if queue == 0 and count == last:
+        if count == last:
             break
         last = count
-        time.sleep(0.2)
+        time.sleep(1.5 if receiver.own_count else 0.2)
     _, drops = kernel_udp(receiver.port)
     kernel_loss = (drops - before_drops) / max(1, sent["packets"])
     if receiver.own_count:
@@ -298,7 +330,8 @@ def trial(receiver: Receiver, packet_file: Path, lines_per_packet: int, rate: fl
         loss = 1.0 - received / max(1, sent["lines"])
     else:
         loss = kernel_loss
-    return Trial(rate, sent["lines"] / sent["elapsed"], loss, kernel_loss)
+    received_lines = sent["lines"] * (1 - loss)
+    return Trial(rate, sent["lines"] / sent["elapsed"], loss, kernel_loss, used_cpu / max(1.0, received_lines))
 
 
 def search(receiver: Receiver, packet_file: Path, lines_per_packet: int, start: float, seconds: float,
@@ -312,7 +345,7 @@ def search(receiver: Receiver, packet_file: Path, lines_per_packet: int, start: 
         t = trial(receiver, packet_file, lines_per_packet, rate, seconds)
         trials.append(t)
         print(f"    {rate:>12,.0f} lines/s asked, {t.sent_rate:>12,.0f} sent, loss {t.loss:8.4%}"
-              f" (kernel drops {t.kernel_loss:8.4%})", flush=True)
+              f" (kernel drops {t.kernel_loss:8.4%}), receiver CPU {t.cpu_per_line * 1e9:,.0f} ns/line", flush=True)
         if t.sent_rate < 0.97 * rate:
             sender_limited = t.ok
             if t.ok:
@@ -331,7 +364,7 @@ def search(receiver: Receiver, packet_file: Path, lines_per_packet: int, start: 
         t = trial(receiver, packet_file, lines_per_packet, rate, seconds)
         trials.append(t)
         print(f"    {rate:>12,.0f} lines/s asked, {t.sent_rate:>12,.0f} sent, loss {t.loss:8.4%}"
-              f" (kernel drops {t.kernel_loss:8.4%})", flush=True)
+              f" (kernel drops {t.kernel_loss:8.4%}), receiver CPU {t.cpu_per_line * 1e9:,.0f} ns/line", flush=True)
         if t.ok:
             good = rate
         else:
@@ -395,7 +428,7 @@ def main() -> None:
         return
     saved = _set_rmem(args.rmem) if args.rmem else None
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    results: list[tuple[str, int, float, bool]] = []
+    results: list[tuple[str, int, float, bool, float]] = []
     sys.path.insert(0, str(ROOT))
     kinds: list[tuple[str, type[Receiver], dict[str, object]]] = [
         ("exporter", Exporter, {}),
@@ -418,12 +451,16 @@ def main() -> None:
                 receiver.start()
                 try:
                     trial(receiver, packet_file, lines_per_packet, start / 4, 0.5)  # warm caches
-                    best, _, limited = search(receiver, packet_file, lines_per_packet, start, args.seconds, args.steps)
+                    best, trials, limited = search(receiver, packet_file, lines_per_packet, start, args.seconds,
+                                                   args.steps)
                 finally:
                     receiver.stop()
                 note = " (sender-limited)" if limited else ""
                 print(f"  => {best:,.0f} lines/s with <0.1% loss{note}\n", flush=True)
-                results.append((receiver.name, lines_per_packet, best, limited))
+                # CPU per line from the fastest lossless trial: what one core could take, had it all.
+                ok = [t for t in trials if t.ok]
+                cost = min(ok, key=lambda t: -t.rate).cpu_per_line if ok else float("nan")
+                results.append((receiver.name, lines_per_packet, best, limited, cost))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if saved:
@@ -450,16 +487,21 @@ def _restore_rmem(saved: list[str]) -> None:
         Path(p).write_text(value)
 
 
-def report(results: list[tuple[str, int, float, bool]], cpu: dict[int, tuple[float, float]],
+def report(results: list[tuple[str, int, float, bool, float]], cpu: dict[int, tuple[float, float]],
            args: argparse.Namespace) -> str:
-    rows = ["| receiver | lines per packet | highest rate with <0.1% loss (lines/s) |", "|---|---:|---:|"]
-    minimal = {lpp: best for name, lpp, best, _ in results if name.startswith("minimal")}
-    for name, lpp, best, limited in results:
+    rows = [("| receiver | lines per packet | highest rate with <0.1% loss (lines/s) | receiver CPU per line |"
+             " lines/s per core at that cost |"), "|---|---:|---:|---:|---:|"]
+    minimal = {lpp: best for name, lpp, best, _, _ in results if name.startswith("minimal")}
+    for name, lpp, best, limited, cost in results:
         ratio = f" ({best / minimal[lpp]:.2f}x minimal)" if minimal.get(lpp) else ""
-        rows.append(f"| {name} | {lpp} | {best:,.0f}{ratio}{' sender-limited' if limited else ''} |")
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "?")
-    head = (f"`python3 bench/ingest.py{' --quick' if args.quick else ''}` — {os.cpu_count()} CPUs ({cpu}), "
+        per_core = f"{1 / cost:,.0f}" if math.isfinite(cost) and cost > 0 else "?"
+        rows.append(f"| {name} | {lpp} | {best:,.0f}{ratio}{' sender-limited' if limited else ''} |"
+                    f" {cost * 1e9:,.0f} ns | {per_core} |")
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "?")
+    load = Path("/proc/loadavg").read_text().split()[0]
+    head = (f"`python3 bench/ingest.py{' --quick' if args.quick else ''}` — {os.cpu_count()} CPUs ({model}), "
+            f"load average {load} at the end, "
             f"Python {sys.version.split()[0]}, {args.seconds:g} s trials, receiver on CPU 0, sender on CPU 1.")
     if args.rmem:
         head += f" Every receiver's socket buffer: {args.rmem:,} bytes (net.core.rmem_default for the run)."

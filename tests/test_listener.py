@@ -196,3 +196,23 @@ async def test_udp_worker_processes_merge_into_one_store() -> None:
         await until(lambda: value(store, "pool_connections", "db", "active") == 25, 10)
     finally:
         await statsd.stop()
+
+
+@aio
+async def test_reload_that_cannot_bind_keeps_the_old_listeners(tmp_path: Path) -> None:
+    async with started(tmp_path) as running:
+        statsd, store, _, _ = running
+        udp, _ = ports(statsd)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            busy = taken.getsockname()[1]
+            bad = statsd.config.model_copy(update={
+                "listeners": [*statsd.config.listeners, f"tcp://127.0.0.1:{busy}"],
+                "mappings": StatsdConfig.model_validate({"mappings": [{"match": "k", "name": "new"}]}).mappings})
+            with pytest.raises(OSError, match=f"tcp://127.0.0.1:{busy}"):
+                await statsd.reload(bad)
+        assert ports(statsd)[0] == udp
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"k:1|c", ("127.0.0.1", udp))
+        await until(lambda: value(store, "k_total") == 1)  # the old rules still apply

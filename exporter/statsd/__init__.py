@@ -27,6 +27,12 @@ __all__ = ["StatsD", "StatsdConfig"]
 _TCP_ERRORS = ("idle_timeout", "line_too_long", "unterminated_line", "too_many_connections", "connection_error")
 # How often stale series are looked for when some rule (or the default) sets a TTL.
 EXPIRY_INTERVAL = 1.0
+Listener = DatagramListener | TcpListener | WorkerListener
+
+
+def _options(c: StatsdConfig) -> tuple[object, ...]:
+    """Socket settings other than the addresses: a change rebinds every listener."""
+    return (c.read_buffer, c.tcp_idle_timeout, c.max_line_length, c.tcp_max_connections, c.udp_workers)
 
 
 class StatsD:
@@ -38,7 +44,7 @@ class StatsD:
         self._stats = stats
         store.limits = Limits(config.defaults.max_series, config.defaults.max_series_per_family)
         self.ingest = Ingest(Mapper.from_config(config), store, stats)
-        self._listeners: list[DatagramListener | TcpListener | WorkerListener] = []
+        self._listeners: list[Listener] = []
         self._merger = Merger(self.ingest, stats)
         self._tcp_errors: dict[str, Counter] = {}
         self._expiry: asyncio.Task[None] | None = None
@@ -51,46 +57,55 @@ class StatsD:
     async def start(self) -> None:
         """Bind every listener (OSError naming the address if one cannot be bound)."""
         if self.config.enabled:
-            started: list[DatagramListener | TcpListener | WorkerListener] = []
-            try:
-                for address in self.config.listeners:
-                    listener = self._listener(address)
-                    await listener.start()
-                    started.append(listener)
-            except BaseException:
-                for listener in started:
-                    await listener.stop()
-                raise
-            self._listeners = started
+            self._listeners = await self._start_all(self.config.listeners, self.config)
             log.info("statsd: listening on %s", ", ".join(self.config.listeners))
         self._expiry = asyncio.create_task(self._expire_loop(), name="statsd expiry")
 
     async def reload(self, config: StatsdConfig) -> None:
         """New rules take effect at once (routing cache cleared); the store and its series stay.
-        Listeners are rebound only when the addresses or socket options changed."""
-        self.store.limits = Limits(config.defaults.max_series, config.defaults.max_series_per_family)
-        self.ingest.set_mapper(Mapper.from_config(config))
+        Only listeners whose address (or socket options) changed are rebound. If a new address
+        cannot be bound, OSError is raised and the old listeners and rules stay in force."""
         old = self.config
-        self.config = config
-        def sockets(c: StatsdConfig) -> tuple[object, ...]:
-            return (c.enabled, c.listeners, c.read_buffer, c.tcp_idle_timeout, c.max_line_length,
-                    c.tcp_max_connections, c.udp_workers)
-
-        for listener in self._listeners:
-            if isinstance(listener, WorkerListener):
-                listener.reload(config)
-        if sockets(old) != sockets(config):
+        if _options(old) != _options(config) or not old.enabled or not config.enabled:
             for listener in self._listeners:
                 await listener.stop()
             self._listeners = []
-            if config.enabled:
-                started = []
-                for address in config.listeners:
-                    listener = self._listener(address)
-                    await listener.start()
-                    started.append(listener)
-                self._listeners = started
+            try:
+                self._listeners = await self._start_all(config.listeners if config.enabled else [], config)
+            except OSError:
+                if old.enabled:  # put the old ones back before reporting
+                    self._listeners = await self._start_all(old.listeners, old)
+                raise
+        elif old.listeners != config.listeners:
+            current = {listener.address: listener for listener in self._listeners}
+            added = await self._start_all([a for a in config.listeners if a not in current], config)
+            for address, listener in current.items():
+                if address not in config.listeners:
+                    await listener.stop()
+            fresh = {listener.address: listener for listener in added}
+            self._listeners = [current.get(a) or fresh[a] for a in config.listeners]
+        self.store.limits = Limits(config.defaults.max_series, config.defaults.max_series_per_family)
+        self.ingest.set_mapper(Mapper.from_config(config))
+        for listener in self._listeners:
+            if isinstance(listener, WorkerListener):
+                listener.reload(config)
+        self.config = config
+        if old.listeners != config.listeners or old.enabled != config.enabled:
             log.info("statsd: listeners now %s", ", ".join(config.listeners) if config.enabled else "none")
+
+    async def _start_all(self, addresses: list[str], config: StatsdConfig) -> list[Listener]:
+        """Start these listeners, or none of them (OSError naming the address that failed)."""
+        started: list[Listener] = []
+        try:
+            for address in addresses:
+                listener = self._listener(address, config)
+                await listener.start()
+                started.append(listener)
+        except BaseException:
+            for listener in started:
+                await listener.stop()
+            raise
+        return started
 
     async def stop(self) -> None:
         if self._expiry is not None:
@@ -102,19 +117,19 @@ class StatsD:
             await listener.stop()
         self._listeners = []
 
-    def _listener(self, address: str) -> DatagramListener | TcpListener | WorkerListener:
+    def _listener(self, address: str, config: StatsdConfig) -> Listener:
         scheme = parse_listen(address).scheme
-        if scheme == "udp" and self.config.udp_workers > 1:
-            return WorkerListener(address, self.config, self.config.udp_workers, self._merger)
+        if scheme == "udp" and config.udp_workers > 1:
+            return WorkerListener(address, config, config.udp_workers, self._merger)
         sink = self.ingest.sink(address)
         counters = Counters(self._counter(families.STATSD_PACKETS, address),
                             self._counter(families.STATSD_BYTES, address))
         if scheme == "tcp":
             if not self._tcp_errors:
                 self._tcp_errors = {r: self._counter(families.STATSD_TCP_ERRORS, r) for r in _TCP_ERRORS}
-            return TcpListener(address, sink, counters, self._tcp_errors, self.config.tcp_idle_timeout,
-                               self.config.max_line_length, self.config.tcp_max_connections)
-        return DatagramListener(address, sink, counters, self.config.read_buffer)
+            return TcpListener(address, sink, counters, self._tcp_errors, config.tcp_idle_timeout,
+                               config.max_line_length, config.tcp_max_connections)
+        return DatagramListener(address, sink, counters, config.read_buffer)
 
     def _counter(self, spec: FamilySpec, *labels: str) -> Counter:
         series = self._stats.series(spec, labels)
