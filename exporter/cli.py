@@ -117,7 +117,7 @@ def _run(ns: argparse.Namespace) -> int:
         routes.update(profiling.routes())
 
     async def run() -> None:
-        daemon = Daemon(ns.config_file, cfg, overrides)
+        daemon = Daemon(ns.config_file, cfg, overrides, web)
         options = Options(
             telemetry_path=daemon.config.web.telemetry_path,
             enable_reload=ns.enable_lifecycle,
@@ -125,6 +125,7 @@ def _run(ns: argparse.Namespace) -> int:
             ssl_context=web.ssl_context if web else None,
             authenticator=web.authenticator if web else None,
             headers=dict(web.headers) if web else {},
+            auth_excluded_paths=web.auth_excluded_paths if web else frozenset(),
             routes=routes,
         )
         await daemon.run(options)

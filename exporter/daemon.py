@@ -25,6 +25,7 @@ from exporter.scrape import Job, Scraper
 from exporter.statsd import StatsD
 from exporter.store import Gauge, Limits, Store
 from exporter.web import Options, Server
+from exporter.webconfig import WebConfig, WebConfigError
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,10 @@ def build_jobs(config: Config) -> list[Job]:
 
 
 class Daemon:
-    def __init__(self, config_path: str, config: Config, overrides: Overrides = Overrides()) -> None:
+    def __init__(self, config_path: str, config: Config, overrides: Overrides = Overrides(),
+                 web_config: WebConfig | None = None) -> None:
         self.config_path = config_path
+        self.web_config = web_config
         self.overrides = overrides
         self.config = apply(config, overrides)
         self.namespace = self.config.namespace
@@ -91,10 +94,14 @@ class Daemon:
         out = await self.scraper.collect()
         out += self.store.collect()
         out += self.stats.collect()
+        auth = self.web_config.authenticator if self.web_config else None
+        if auth is not None:
+            out.append(families.HTTP_AUTH_FAILURES.family(((r,), float(n)) for r, n in auth.failures.items()))
         return out
 
     async def reload(self) -> str | None:
         async with self._reload_lock:
+            self._rotate_certificates()
             try:
                 config = apply(config_module.load(self.config_path), self.overrides)
                 jobs = build_jobs(config)
@@ -118,6 +125,15 @@ class Daemon:
             self.stats.series(families.CONFIG_RELOADS, ("success",)).inc()  # type: ignore[union-attr]
             log.info("configuration reloaded", extra={"file": self.config_path, "collectors": len(jobs)})
             return None
+
+    def _rotate_certificates(self) -> None:
+        """Re-read the TLS pair on every reload; a bad new pair keeps the old one serving."""
+        if self.web_config is None:
+            return
+        try:
+            self.web_config.reload_certificates()
+        except WebConfigError as err:
+            log.error("TLS certificate reload failed, keeping the current pair", extra={"err": str(err)})
 
     def _reload_failed(self, problems: list[str]) -> str:
         for problem in problems:
@@ -150,6 +166,8 @@ class Daemon:
             await self.server.stop()
             await self.statsd.stop()
             await self.scraper.close()
+            if self.web_config is not None:
+                self.web_config.close()
 
 
 def _release_startup_memory() -> None:

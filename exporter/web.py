@@ -33,7 +33,8 @@ MAX_CONNECTIONS = 256
 
 
 class Authenticator(Protocol):
-    def check(self, authorization: str | None) -> bool: ...
+    # Async: bcrypt runs off the event loop, so wrong passwords cannot stall other requests.
+    async def check_async(self, authorization: str | None) -> bool: ...
 
 
 class App(Protocol):
@@ -57,6 +58,8 @@ class Options:
     ssl_context: ssl.SSLContext | None = None
     authenticator: Authenticator | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Paths the operator leaves open on purpose (e.g. probes of /-/healthy by the kubelet).
+    auth_excluded_paths: frozenset[str] = frozenset()
     # Extra GET routes (e.g. profiling) given by the daemon: path -> handler(query) -> (type, body).
     routes: dict[str, Callable[[str], Awaitable[tuple[str, bytes]]]] = field(default_factory=dict)
 
@@ -154,6 +157,10 @@ class Server:
                 if isinstance(event, h11.ConnectionClosed):
                     return None
                 if isinstance(event, h11.Request):
+                    # h11 bounds only a head that arrives in pieces; a whole one in a read is checked here.
+                    size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+                    if size > MAX_HEADER_BYTES:
+                        raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
                     request = event
                 elif isinstance(event, h11.Data):
                     body += event.data
@@ -167,7 +174,8 @@ class Server:
     async def _dispatch(self, method: str, target: str, headers: dict[bytes, bytes], body: bytes) -> Response:
         path, _, query = target.partition("?")
         auth = self.options.authenticator
-        if auth is not None and not auth.check(_header(headers, b"authorization")):
+        if (auth is not None and path not in self.options.auth_excluded_paths
+                and not await auth.check_async(_header(headers, b"authorization"))):
             return Response(401, b"Unauthorized\n", headers=[("WWW-Authenticate", 'Basic realm="apm-exporter"')])
         if path == self.options.telemetry_path:
             if method not in ("GET", "HEAD"):

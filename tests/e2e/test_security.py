@@ -221,8 +221,6 @@ def test_configured_headers_are_on_every_response(daemon_factory: Factory, tmp_p
         assert headers["X-Content-Type-Options"] == "nosniff"
 
 
-@pytest.mark.xfail(reason="web.py does not consult WebConfig.requires_auth (auth_excluded_paths) yet",
-                   strict=False)
 def test_auth_excluded_paths_are_open_and_nothing_else(daemon_factory: Factory, tmp_path: Path,
                                                        pki: PKI, password_hash: str) -> None:
     daemon = start(daemon_factory, tmp_path,
@@ -359,9 +357,7 @@ def test_slowloris_client_is_disconnected(daemon_factory: Factory) -> None:
 
 
 @pytest.mark.parametrize("size", [
-    pytest.param(20 * 1024, marks=pytest.mark.xfail(
-        reason="web.py: h11's max_incomplete_event_size only bounds a head that arrives in pieces; "
-               "a 20 KiB head read in one chunk is accepted", strict=False)),
+    20 * 1024,
     70 * 1024,
     512 * 1024,
 ])
