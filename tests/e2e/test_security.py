@@ -467,3 +467,35 @@ def test_wrong_passwords_do_not_stall_other_clients(daemon_factory: Factory, tmp
           f"{len(wrong_statuses)} wrong attempts answered")
     assert good_statuses == [200] * 5
     assert wrong_statuses and set(wrong_statuses) == {401}
+
+
+def test_reload_rotates_the_certificate_and_a_bad_pair_keeps_the_old(daemon_factory: Factory, tmp_path: Path,
+                                                                     pki: PKI) -> None:
+    other = make_pki(tmp_path / "other")
+    live = tmp_path / "live"
+    live.mkdir()
+    cert, key = live / "cert.pem", live / "key.pem"
+    cert.write_bytes(pki.server.cert.read_bytes())
+    key.write_bytes(pki.server.key.read_bytes())
+    daemon = start(daemon_factory, tmp_path, f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n")
+    assert Client(daemon, pki).request("/-/healthy")[0] == 200
+
+    def serves(trusted: PKI) -> bool:
+        try:
+            return Client(daemon, trusted).request("/-/healthy")[0] == 200
+        except ssl.SSLError:
+            return False
+
+    # A half-written rotation (new certificate, old key) is refused; the old pair keeps serving.
+    cert.write_bytes(other.server.cert.read_bytes())
+    daemon.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+    assert serves(pki) and not serves(other)
+
+    key.write_bytes(other.server.key.read_bytes())
+    daemon.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while not serves(other) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert serves(other) and not serves(pki)
+    assert "TLS certificate reload failed" in daemon.log()
