@@ -708,6 +708,11 @@ def exporter() -> Dashboard:
            Q(f"apm_exporter_process_virtual_memory_bytes{e}", "{{instance}} virtual"), unit="bytes"),
         ts("Exporter open fds", "File descriptors the exporter holds (sockets to targets and clients).",
            Q(f"apm_exporter_process_open_fds{e}", "{{instance}}")),
+        ts("Requests refused by basic auth", "Requests per second the web server refused, by reason (missing, "
+           "malformed, unknown_user, wrong_password, overloaded). Only with basic_auth_users in "
+           "--web.config.file; a steady rate is a scraper with stale credentials or someone guessing.",
+           Q(f"sum by (instance, reason) (rate(apm_exporter_http_auth_failures_total{e}[{RI}]))",
+             "{{instance}} {{reason}}"), unit="reqps", thresholds=any_bad(0.01)),
         ts("Scrapes served", "Metrics endpoint requests per second.",
            Q(f"sum by (instance) (rate(apm_exporter_scrapes_total{e}[{RI}]))", "{{instance}}"), unit="reqps"),
         ts("Uptime and config age", "Seconds since the process started and since its configuration was last "

@@ -13,6 +13,7 @@ or only NaN is a failure.
 
 from __future__ import annotations
 
+import base64
 import http.server
 import math
 import os
@@ -31,7 +32,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
+import yaml
 
 from tests.support.daemon import Daemon
 from tests.support.net import free_port
@@ -202,6 +205,30 @@ def _has_data(result: list[dict[str, Any]]) -> bool:
     return any(math.isfinite(float(v)) for v in values)
 
 
+def _auth(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+USER, PASSWORD = "prometheus", "e2e-dashboards"
+AUTH = _auth(USER, PASSWORD)
+
+
+def _wait_ready(daemon: Daemon, timeout: float = 30.0) -> None:
+    """/-/ready with credentials (the fixture's own wait is anonymous, so it cannot be used here)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert daemon.proc is not None
+        if daemon.proc.poll() is not None:
+            raise RuntimeError(f"daemon exited with {daemon.proc.returncode}; log:\n{daemon.log()}")
+        try:
+            if daemon.get("/-/ready", AUTH)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"daemon not ready; log:\n{daemon.log()}")
+
+
 def _query(prom: Prometheus, expr: str) -> list[dict[str, Any]]:
     """Instant query; a query Prometheus rejects fails the test with its error, not a bare 400."""
     try:
@@ -266,11 +293,19 @@ def test_every_panel_and_recording_rule_shows_data(
             "http": [{"name": "api", "url": url, "ca_file": str(ca), "timeout": "2s"}],
         },
     }
-    daemon = daemon_factory(config, env={"PG_PASSWORD": postgres.password})
-    assert daemon.reload()[0] == 200  # so the reload counter has a series
+    # Behind basic auth, as a production scrape is (and so the auth-failure panel has data).
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users:\n  {USER}: {bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()}\n")
+    daemon = daemon_factory(config, "--web.config.file", str(web), wait=False, env={"PG_PASSWORD": postgres.password})
+    _wait_ready(daemon)
+    assert daemon.get("/-/reload", AUTH, method="POST")[0] == 200  # so the reload counter has a series
+    assert daemon.get("/metrics", _auth(USER, "wrong"))[0] == 401
     prom_dir = tmp_path / "prometheus"
     prom_dir.mkdir()
     prom = Prometheus(prom_dir, [f"127.0.0.1:{daemon.port}"], rule_files=[str(p) for p in RULE_FILES])
+    scrape = yaml.safe_load(prom.config_path.read_text())
+    scrape["scrape_configs"][0]["basic_auth"] = {"username": USER, "password": PASSWORD}
+    prom.config_path.write_text(yaml.safe_dump(scrape))
     cgroup.thread.start()
     traffic = Traffic(udp, tcp, pgbouncer_server).start()
     prom.start()
