@@ -462,3 +462,17 @@ def test_any_mix_of_families_parses_in_both_formats(parts: list[tuple[FamilySpec
 def test_sample_namedtuples_and_plain_pairs_render_alike() -> None:
     plain = Family(families.QUEUE_DEPTH, [(("a",), 1.0)])  # type: ignore[list-item]
     assert render([plain]) == render([Family(families.QUEUE_DEPTH, [Sample(("a",), 1.0)])])
+
+
+def test_info_families() -> None:
+    spec = FamilySpec("exporter_info", MetricType.INFO, "Which build runs.", ("version",))
+    fam = spec.family([(("1.2.3",), 1)])
+    text = render([fam]).decode()
+    assert "# TYPE apm_exporter_info gauge\n" in text
+    om = render([fam], Format.OPENMETRICS).decode()
+    assert "# TYPE apm_exporter info\napm_exporter_info{version=\"1.2.3\"} 1\n" in om
+    assert [(m.name, m.type, [s.labels for s in m.samples]) for m in parse_om(om)] == [
+        ("apm_exporter", "info", [{"version": "1.2.3"}])]
+    # An info value other than 1 cannot be OpenMetrics; text keeps it as the gauge it is there.
+    assert render([spec.one(2, "x")], Format.OPENMETRICS) == b"# EOF\n"
+    assert b'apm_exporter_info{version="x"} 2\n' in render([spec.one(2, "x")])
