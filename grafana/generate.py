@@ -197,7 +197,8 @@ def _datasource_var() -> dict[str, Any]:
 def _query_var(name: str, label: str, query: str, all_value: str | None) -> dict[str, Any]:
     v: dict[str, Any] = {
         "name": name, "label": label, "type": "query", "datasource": DS,
-        "definition": query, "query": {"query": query, "refId": f"{name}-variable"},
+        # The plain-string query form: every Grafana version reads it (newer ones convert it).
+        "definition": query, "query": query,
         "refresh": 2, "sort": 1, "multi": True, "includeAll": True, "current": {}, "hide": 0, "regex": "",
     }
     if all_value is not None:

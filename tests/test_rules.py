@@ -241,3 +241,14 @@ def test_dashboard_structure(path: Path) -> None:
     for name in variables:
         if name != "datasource":
             assert f"${name}" in exprs, f"{path.name}: variable ${name} is never used"
+
+
+def test_provisioning_files_point_grafana_at_prometheus_and_the_dashboards() -> None:
+    provisioning = ROOT / "grafana" / "provisioning"
+    sources = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
+    assert sources["apiVersion"] == 1
+    assert [(d["type"], d["access"]) for d in sources["datasources"]] == [("prometheus", "proxy")]
+    providers = yaml.safe_load((provisioning / "dashboards" / "apm.yml").read_text())
+    assert providers["apiVersion"] == 1
+    (provider,) = providers["providers"]
+    assert provider["type"] == "file" and provider["folder"] == "APM" and provider["options"]["path"]
