@@ -12,6 +12,9 @@ import pytest
 from tests.support.binaries import require
 from tests.support.daemon import Daemon
 
+# Real servers (Redis, memcached, PostgreSQL, PgBouncer) as fixtures for any test.
+pytest_plugins = ["tests.support.servers"]
+
 MINIMAL = {"statsd": {"listeners": []}}
 
 

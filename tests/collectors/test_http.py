@@ -16,7 +16,7 @@ from exporter.collectors._probe import BackoffError, ProbeError
 from exporter.collectors.http import Config, HTTPCollector
 from tests.collectors.helpers import run, until_ok, values
 from tests.support.binaries import require
-from tests.support.servers import BlackHole, black_hole  # noqa: F401  (fixture)
+from tests.support.servers import BlackHole
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

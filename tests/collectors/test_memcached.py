@@ -13,14 +13,7 @@ import pytest
 from exporter.collectors._probe import BackoffError, ProbeError
 from exporter.collectors.memcached import Config, MemcachedCollector
 from tests.collectors.helpers import run, until_ok, values
-from tests.support.servers import (  # noqa: F401  (fixtures)
-    BlackHole,
-    MemcachedServer,
-    _memcached_session,
-    black_hole,
-    memcached_server,
-    running,
-)
+from tests.support.servers import BlackHole, MemcachedServer, running
 
 
 def collector(address: str, **extra: object) -> MemcachedCollector:

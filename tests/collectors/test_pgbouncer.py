@@ -11,14 +11,7 @@ import pytest
 from exporter.collectors._probe import BackoffError, ProbeError
 from exporter.collectors.pgbouncer import Config, PgBouncerCollector
 from tests.collectors.helpers import run, until_ok, values
-from tests.support.servers import (  # noqa: F401  (fixtures)
-    BlackHole,
-    PgBouncerServer,
-    _pgbouncer_session,
-    _postgres_session,
-    black_hole,
-    pgbouncer_server,
-)
+from tests.support.servers import BlackHole, PgBouncerServer
 
 
 def collector(dsn: str, **extra: object) -> PgBouncerCollector:

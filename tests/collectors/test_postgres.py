@@ -11,13 +11,7 @@ import pytest
 from exporter.collectors._probe import BackoffError, ProbeError
 from exporter.collectors.postgres import Config, PostgresCollector, query_label
 from tests.collectors.helpers import run, until_ok, values
-from tests.support.servers import (  # noqa: F401  (fixtures)
-    BlackHole,
-    PostgresServer,
-    _postgres_session,
-    black_hole,
-    postgres_server,
-)
+from tests.support.servers import BlackHole, PostgresServer
 
 
 def collector(dsn: str, **extra: object) -> PostgresCollector:

@@ -9,21 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.daemon import Daemon
-from tests.support.servers import (  # noqa: F401  (fixtures)
-    BlackHole,
-    MemcachedServer,
-    PgBouncerServer,
-    PostgresServer,
-    RedisServer,
-    _memcached_session,
-    _pgbouncer_session,
-    _postgres_session,
-    _redis_session,
-    black_hole,
-    memcached_server,
-    pgbouncer_server,
-    redis_server,
-)
+from tests.support.servers import BlackHole, MemcachedServer, PgBouncerServer, PostgresServer, RedisServer
 
 
 def wait_for_value(daemon: Daemon, want: float, name: str, **labels: str) -> float | None:

@@ -10,13 +10,7 @@ import pytest
 from exporter.collectors._probe import BackoffError, ProbeError
 from exporter.collectors.redis import Config, RedisCollector
 from tests.collectors.helpers import run, until_ok, values
-from tests.support.servers import (  # noqa: F401  (fixtures)
-    BlackHole,
-    RedisServer,
-    _redis_session,
-    black_hole,
-    redis_server,
-)
+from tests.support.servers import BlackHole, RedisServer
 
 
 def collector(url: str, **extra: object) -> RedisCollector:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from exporter.collectors._probe import BackoffError, ProbeError
 from exporter.collectors.sql import Config, SQLCollector, postgres_full_scans, sqlite_full_scans
 from tests.collectors.helpers import run, until_ok, values
-from tests.support.servers import PostgresServer, _postgres_session, postgres_server  # noqa: F401
+from tests.support.servers import PostgresServer
 
 FOREVER = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
 
