@@ -25,13 +25,15 @@ import asyncio
 import json
 import logging
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
+
+if TYPE_CHECKING:  # imported where used: the daemon loads it only when a SQLite probe runs
+    import sqlite3
 
 from exporter import families
 from exporter.collectors._probe import (
@@ -127,8 +129,13 @@ class _SQLite:
             self._conn = await asyncio.to_thread(self._open)
 
     def _open(self) -> sqlite3.Connection:
+        import sqlite3
+
         uri = f"file:{self.path}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, timeout=self.timeout, check_same_thread=False)
+        # No statement cache: a cached EXPLAIN QUERY PLAN keeps the plan it was prepared with,
+        # so an index added later would never show (the full-scan gauge would stay at 1).
+        conn = sqlite3.connect(uri, uri=True, timeout=self.timeout, check_same_thread=False,
+                               cached_statements=0)
         conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # fails now if it is not a database
         return conn
 
@@ -153,6 +160,8 @@ class _SQLite:
             raise
 
     def _execute(self, conn: sqlite3.Connection, sql: str, deadline: float) -> Rows:
+        import sqlite3
+
         with self._lock:
             conn.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 1000)
             try:

@@ -93,6 +93,23 @@ def test_an_index_turns_the_full_scan_gauge_off(shop_db: Path) -> None:
     assert run(scan) == {("paid", "orders"): 0}
 
 
+def test_the_same_running_probe_sees_an_index_added_after_it_connected(shop_db: Path) -> None:
+    query = [{"name": "paid", "explain": True, "sql": "SELECT count(*) FROM orders WHERE status = 'paid'"}]
+
+    async def main() -> tuple[dict, dict]:
+        probe = collector(f"sqlite://{shop_db}", query)
+        try:
+            before = values(await probe.collect())["sql_query_full_scan"]
+            with sqlite3.connect(shop_db) as conn:
+                conn.execute("CREATE INDEX orders_status ON orders (status)")
+            return before, values(await probe.collect())["sql_query_full_scan"]
+        finally:
+            await probe.close()
+
+    before, after = run(main)
+    assert before == {("paid", "orders"): 1} and after == {("paid", "orders"): 0}
+
+
 def test_a_runaway_sqlite_query_stops_at_its_timeout_and_leaves_no_thread(shop_db: Path) -> None:
     async def main() -> None:
         probe = collector(f"sqlite://{shop_db}", [{"name": "forever", "sql": FOREVER}], timeout="200ms")
