@@ -532,8 +532,15 @@ def write(table: str) -> None:
 NOTES = """\
 Traffic: a realistic mix (about 65% convention lines with DogStatsD tags, the rest
 rule-mapped, default-rule and dropped lines; timer values lognormal milliseconds with
-3 decimals). Loss for apm-exporter is its own `apm_exporter_statsd_lines_total` against
-lines sent; for the anchors, the kernel's drop count on their socket against packets sent.
+3 decimals, so float() runs on nearly every observation). Loss for apm-exporter is its
+own `apm_exporter_statsd_lines_total` against lines sent; for the anchors, the kernel's
+drop count on their socket against packets sent. "Receiver CPU per line" is the
+receiver's user+system time (all threads and worker processes) during the fastest
+lossless trial divided by the lines it took; its inverse is what one whole core would
+take, which the loss-bounded column only approaches on an otherwise idle machine (this
+one is shared with other work, and its second core runs the sender). "sender-limited"
+means the Python sender, not the receiver, set the ceiling. The in-process table runs
+the same packets through `Ingest.handle` and through the minimal loop with no sockets.
 """
 
 
