@@ -122,6 +122,7 @@ class Ingest:
             cache_get = self._cache.get
             value_get = self._values.get
             slow = self._slow
+            apply = self._apply
             bisect = bisect_left
             now = self._clock()
             lines = data.split(b"\n")
@@ -177,9 +178,13 @@ class Ingest:
                     else:
                         s.value = cached * entry[2]
                     s.seen = now
-                else:
+                else:  # unmapped, drop, refused, set, summary: counted or stored by _apply
                     nslow += 1
-                    got += slow(line, name, value, rest, entry, now)
+                    cached = value_get(value)
+                    if cached is None:
+                        got += slow(line, name, value, rest, entry, now)
+                    else:
+                        got += apply(entry, cached, value, now)
             lines_counter.value += len(lines) - self._blank
             # Blank lines went through _slow too (and stored nothing).
             samples_counter.value += len(lines) - nslow + got
