@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 # Entry opcodes. The first three are handled inline in the loop; _OTHER goes to _apply.
 _OBSERVE, _COUNT, _GAUGE, _OTHER = 0, 1, 2, 3
+# The default rule's entries: the same plus _UNMAPPED_SHIFT, so they are counted as unmapped.
+_UNMAPPED_SHIFT = 4
+_U_OBSERVE, _U_COUNT = _OBSERVE + _UNMAPPED_SHIFT, _COUNT + _UNMAPPED_SHIFT
 # _OTHER subkinds
 _SUMMARY, _SET, _DROP, _REFUSED, _UNMAPPED = "summary", "set", "drop", "refused", "unmapped"
 
@@ -129,6 +132,7 @@ class Ingest:
             self._blank = 0
             nslow = 0
             got = 0
+            unmapped = 0
             for line in lines:
                 head, _, rest = line.partition(b"|")
                 name, _, value = head.partition(b":")
@@ -178,13 +182,25 @@ class Ingest:
                     else:
                         s.value = cached * entry[2]
                     s.seen = now
-                else:  # unmapped, drop, refused, set, summary: counted or stored by _apply
+                elif op == _U_COUNT:  # the default rule's counters, common without any rules
+                    cached = value_get(value)
+                    if cached is None or cached < 0.0:
+                        nslow += 1
+                        got += slow(line, name, value, rest, entry, now)
+                        continue
+                    s = entry[1]
+                    s.value += cached * entry[2]
+                    s.seen = now
+                    unmapped += 1
+                else:  # other unmapped, drop, refused, set, summary: counted or stored by _apply
                     nslow += 1
                     cached = value_get(value)
                     if cached is None:
                         got += slow(line, name, value, rest, entry, now)
                     else:
                         got += apply(entry, cached, value, now)
+            if unmapped:
+                self._unmapped.value += unmapped
             lines_counter.value += len(lines) - self._blank
             # Blank lines went through _slow too (and stored nothing).
             samples_counter.value += len(lines) - nslow + got
@@ -247,12 +263,12 @@ class Ingest:
 
     def _entry(self, route: Route | None, event: Event) -> Entry:
         if route is None:
-            return (_OTHER, _DROP)
+            return (_OTHER, _DROP, event.kind is Kind.COUNTER)
         series = self.store.series(route.spec, route.labels, route.ttl)
         self._series.value = len(self.store)
         self._cache_size.value = len(self._cache) + 1
         if isinstance(series, Refusal):
-            entry: Entry = (_OTHER, _REFUSED, self._drop_counter(series.value))
+            entry: Entry = (_OTHER, _REFUSED, self._drop_counter(series.value), event.kind is Kind.COUNTER)
         elif event.kind is Kind.SET and isinstance(series, Gauge):
             entry = (_OTHER, _SET, series)
         elif isinstance(series, Histogram):
@@ -264,9 +280,11 @@ class Ingest:
         elif isinstance(series, Gauge) and route.spec.type is MetricType.GAUGE:
             entry = (_GAUGE, series, route.scale)
         else:  # pragma: no cover - the mapper builds specs from the event kind
-            entry = (_OTHER, _REFUSED, self._drop_counter(Refusal.TYPE_CONFLICT.value))
+            entry = (_OTHER, _REFUSED, self._drop_counter(Refusal.TYPE_CONFLICT.value), False)
         if route.unmapped:
-            return (_OTHER, _UNMAPPED, entry)
+            if entry[0] == _OTHER:
+                return (_OTHER, _UNMAPPED, entry)
+            return (entry[0] + _UNMAPPED_SHIFT, *entry[1:])
         return entry
 
     def _apply_event(self, entry: Entry, event: Event, now: float) -> int:
@@ -279,6 +297,10 @@ class Ingest:
     def _apply(self, entry: Entry, v: float, value: bytes, now: float, member: str | None = None) -> int:
         """One value through any entry; the hot loop inlines the first three cases."""
         op = entry[0]
+        if op > _OTHER:
+            stored = self._apply((op - _UNMAPPED_SHIFT, *entry[1:]), v, value, now, member)
+            self._unmapped.value += stored
+            return stored
         if op == _OBSERVE:
             s = entry[1]
             v *= entry[2]
@@ -302,6 +324,10 @@ class Ingest:
                 stored = self._apply(entry[2], v, value, now, member)
                 self._unmapped.value += stored
                 return stored
+            # A negative counter is a bad line first, as the parser says on an uncached line.
+            if (kind is _DROP or kind is _REFUSED) and entry[-1] and v < 0.0:
+                self._error("negative_counter")
+                return 0
             if kind is _DROP:
                 self._ignore("mapping_drop")
                 return 0
