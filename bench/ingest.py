@@ -240,9 +240,13 @@ SENDER = textwrap.dedent("""
     port, pps, seconds, path = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
     packets = pickle.load(open(path, "rb"))
     n = len(packets)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.connect(("127.0.0.1", port))
-    send = s.send
+    # Several source sockets, as from several client processes: SO_REUSEPORT spreads
+    # datagrams across worker sockets by source address, so one source would feed one worker.
+    socks = []
+    for _ in range(8):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.connect(("127.0.0.1", port))
+        socks.append(s.send)
     sent = lines = 0
     counts = [p.count(b"\\n") + 1 for p in packets]
     # When this process was held up (the machine is shared), it does not fire the whole
@@ -263,7 +267,7 @@ SENDER = textwrap.dedent("""
             time.sleep(0.0002)
             continue
         for i in range(sent, due):
-            send(packets[i % n])
+            socks[i & 7](packets[i % n])
             lines += counts[i % n]
         sent = due
     elapsed = time.perf_counter() - t0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -164,6 +165,13 @@ def _worker(index: int, config: StatsdConfig, label: str, address: str, conn: Co
         listener.close()
 
 
+def _child_env() -> dict[str, str]:
+    """The daemon's environment, with this copy of the package importable whatever the cwd."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+
+
 def _counter(stats: Store, spec: FamilySpec, *labels: str) -> Counter:
     series = stats.series(spec, labels)
     assert isinstance(series, Counter)
@@ -197,7 +205,7 @@ class WorkerListener:
             proc = subprocess.Popen(
                 [sys.executable, "-c", "from exporter.statsd.workers import main; main()", str(index),
                  str(theirs.fileno())],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=_child_env())
             theirs.close()
             conn = Connection(ours.detach())
             self._procs.append((proc, conn, None))
