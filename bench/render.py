@@ -9,12 +9,10 @@ Gauge and Histogram objects (`_created` series off, so both print the same
 lines). Renders alternate between the two so the machine's noise falls on both
 alike; figures are medians. Times:
 
-- ours, end to end: `render(store.collect())`, what a scrape costs;
-- ours, columnar: `render(columnar_collect(store))`, the Store.collect() proposed
-  in BENCHMARKS.md (label tuples and values as two lists, model.Columns, instead of
-  one Sample per series);
+- ours, end to end: `render(store.collect())`, what a scrape costs (the store hands
+  over label tuples and values as two lists, model.Columns, not a Sample per series);
 - ours, render only: `render(families)` on families collected once;
-- ours, cold: the first render (columnar collect), before the label-text memo is
+- ours, cold: the first render, before the label-text memo is
   warm: after a restart, or what series new since the last scrape cost;
 - anchor: `prometheus_client.generate_latest(registry)`.
 
@@ -35,7 +33,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from operator import attrgetter, methodcaller
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -52,7 +49,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import exposition, families
 from exporter.exposition import Format, render
-from exporter.model import Columns, Family, MetricType
+
 from exporter.store import Counter as StoreCounter
 from exporter.store import Gauge as StoreGauge
 from exporter.store import Histogram as StoreHistogram
@@ -122,24 +119,6 @@ def build(case: str, n: int) -> tuple[Store, CollectorRegistry]:
     return store, registry
 
 
-_VALUE = attrgetter("value")
-_SAMPLE = methodcaller("sample")
-
-
-def columnar_collect(store: Store) -> list[Family]:
-    """Store.collect() as proposed: the same families, with samples as model.Columns."""
-    with store._lock:
-        out = []
-        for family in store._families.values():
-            series = family.series
-            if not series:
-                continue
-            plain = family.spec.type in (MetricType.COUNTER, MetricType.GAUGE)
-            values = list(map(_VALUE if plain else _SAMPLE, series.values()))
-            out.append(Family(family.spec, Columns(list(series), values)))
-        return out
-
-
 def timed(fn: Callable[[], bytes]) -> tuple[float, bytes]:
     gc.collect()
     start = time.perf_counter()
@@ -171,10 +150,9 @@ def run_case(case: str, n: int, repeats: int, anchor_repeats: int, do_check: boo
     store, registry = build(case, n)
     build_seconds = time.perf_counter() - build_start
     exposition._MEMO.clear()
-    cold, first = timed(lambda: render(columnar_collect(store), Format.TEXT, NAMESPACE))
+    cold, first = timed(lambda: render(store.collect(), Format.TEXT, NAMESPACE))
     collected = store.collect()
     ours_e2e: list[float] = []
-    ours_columnar: list[float] = []
     ours_render: list[float] = []
     anchor: list[float] = []
     anchor_out = b""
@@ -183,10 +161,6 @@ def run_case(case: str, n: int, repeats: int, anchor_repeats: int, do_check: boo
         ours_e2e.append(t)
         if out != first:
             raise SystemExit(f"{case}: two renders differ")
-        t, out = timed(lambda: render(columnar_collect(store), Format.TEXT, NAMESPACE))
-        ours_columnar.append(t)
-        if out != first:
-            raise SystemExit(f"{case}: columnar render differs")
         t, _ = timed(lambda: render(collected, Format.TEXT, NAMESPACE))
         ours_render.append(t)
         if i < anchor_repeats:
@@ -201,9 +175,8 @@ def run_case(case: str, n: int, repeats: int, anchor_repeats: int, do_check: boo
     rows = [
         ("prometheus_client generate_latest", med_anchor, len(anchor)),
         ("ours: render(store.collect())", med_e2e, repeats),
-        ("ours: render(columnar_collect(store))", statistics.median(ours_columnar), repeats),
         ("ours: render(families) only", med_render, repeats),
-        ("ours: cold memo, render(columnar_collect)", cold, 1),
+        ("ours: cold memo, render(store.collect())", cold, 1),
         ("ours: OpenMetrics render(families)", statistics.median(om_times), 3),
     ]
     print(f"  {'':40} {'median':>10} {'per series':>12} {'per line':>10} {'vs anchor':>10}  runs")

@@ -15,14 +15,15 @@ from bisect import bisect_left
 from collections.abc import Callable
 from enum import Enum
 from itertools import accumulate
+from operator import attrgetter, methodcaller
 from typing import NamedTuple
 
 from exporter.model import (
+    Columns,
     Family,
     FamilySpec,
     HistogramValue,
     MetricType,
-    Sample,
     SummaryValue,
 )
 
@@ -149,6 +150,9 @@ def _new_series(spec: FamilySpec) -> Series:
     return Summary(spec.buckets)  # a summary spec carries its quantiles in `buckets`
 
 
+_VALUE, _SAMPLE = attrgetter("value"), methodcaller("sample")
+
+
 class Store:
     """Families of pushed series by full name; the only state StatsD writes."""
 
@@ -209,12 +213,19 @@ class Store:
         return expired
 
     def collect(self) -> list[Family]:
+        """Each family's series as two lists (model.Columns): no Sample object per series.
+
+        Building one Sample per series cost more than rendering it (bench/render.py:
+        about 2 µs a series, mostly garbage collection, against 0.15 µs for two lists).
+        """
         with self._lock:
-            return [
-                Family(f.spec, [Sample(labels, s.sample()) for labels, s in list(f.series.items())])
-                for f in self._families.values()
-                if f.series
-            ]
+            out = []
+            for f in self._families.values():
+                if f.series:
+                    plain = f.spec.type is MetricType.COUNTER or f.spec.type is MetricType.GAUGE
+                    values = list(map(_VALUE if plain else _SAMPLE, f.series.values()))
+                    out.append(Family(f.spec, Columns(list(f.series), values)))
+            return out
 
     def walk(self) -> list[tuple[FamilySpec, float, tuple[str, ...], Series]]:
         """Every series with its family's spec and TTL (for shipping a worker's changes)."""
