@@ -72,7 +72,7 @@ class Daemon:
         self.namespace = self.config.namespace
         self.ready = False
         self.stats = Store(Limits(max_series=1_000_000, max_series_per_family=1_000_000))
-        self.store = Store(_limits(self.config))
+        self.store = Store()  # StatsD sets its limits from the `statsd.defaults` section
         self.scraper = Scraper(build_jobs(self.config))
         self.statsd = StatsD(self.config.statsd, self.store, self.stats)
         self._stop = asyncio.Event()
@@ -182,8 +182,3 @@ def _release_startup_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
-
-
-def _limits(config: Config) -> Limits:
-    limits = config.statsd.defaults
-    return Limits(limits.max_series, limits.max_series_per_family)
