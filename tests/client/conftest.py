@@ -15,12 +15,6 @@ from exporter.client import Telemetry
 from exporter.client.testing import Sample, parse_line
 from tests.support.daemon import Daemon
 from tests.support.net import free_port
-from tests.support.servers import (  # noqa: F401  (fixtures for the e2e tests)
-    _postgres_session,
-    _redis_session,
-    postgres_server,
-    redis_server,
-)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.daemon import Daemon
-from tests.support.servers import BlackHole, MemcachedServer, PgBouncerServer, PostgresServer, RedisServer
+from tests.support.servers import BlackHole, MemcachedServer, PgBouncerServer, RedisServer
 
 
 def wait_for_value(daemon: Daemon, want: float, name: str, **labels: str) -> float | None:

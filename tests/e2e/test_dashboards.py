@@ -39,18 +39,7 @@ import yaml
 from tests.support.daemon import Daemon
 from tests.support.net import free_port
 from tests.support.prometheus import Prometheus
-from tests.support.servers import (  # noqa: F401  (fixtures)
-    MemcachedServer,
-    PgBouncerServer,
-    RedisServer,
-    _memcached_session,
-    _pgbouncer_session,
-    _postgres_session,
-    _redis_session,
-    memcached_server,
-    pgbouncer_server,
-    redis_server,
-)
+from tests.support.servers import MemcachedServer, PgBouncerServer, RedisServer
 from tests.support.tls import make_pki
 from tests.test_rules import RULE_FILES, alert_rules, dashboards, panels, recording_rules
 
