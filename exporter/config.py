@@ -49,7 +49,8 @@ class WebSection(Section):
 
 def _collector_sections() -> tuple[type[Section], type[Section]]:
     plain = {name: (e.config, e.config()) for name, e in REGISTRY.items() if not e.targets}
-    probes = {name: (list[e.config], []) for name, e in REGISTRY.items() if e.targets}  # type: ignore[valid-type]
+    probes: dict[str, Any] = {name: (list[e.config], []) for name, e in REGISTRY.items()  # type: ignore[name-defined]
+                              if e.targets}
     validators = {"_unique_names": field_validator(*probes, check_fields=False)(_unique_names)} if probes else {}
     collectors = create_model("Collectors", __base__=Section, **plain)  # type: ignore[call-overload]
     targets = create_model("Probes", __base__=Section, __validators__=validators, **probes)  # type: ignore[call-overload]
@@ -70,7 +71,7 @@ Collectors, Probes = _collector_sections()
 class Config(Section):
     # Prefix of every built-in family; dashboards and rules assume the default.
     namespace: str = Field("apm", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-    web: WebSection = WebSection()
+    web: WebSection = WebSection()  # type: ignore[call-arg]  # pydantic fills the defaults
     collectors: Collectors = Collectors()  # type: ignore[valid-type]
     probes: Probes = Probes()  # type: ignore[valid-type]
     statsd: StatsdConfig = StatsdConfig()

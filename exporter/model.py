@@ -22,7 +22,7 @@ class HistogramValue(NamedTuple):
     """Cumulative counts per upper bound (the spec's buckets, +Inf excluded), count and sum."""
 
     counts: Sequence[float]
-    count: float
+    count: float  # type: ignore[assignment]  # a field, shadowing tuple.count on purpose
     sum: float
 
 
@@ -30,7 +30,7 @@ class SummaryValue(NamedTuple):
     """Client-side quantiles: only for mapping rules that ask for them (they cannot be summed)."""
 
     quantiles: Sequence[tuple[float, float]]
-    count: float
+    count: float  # type: ignore[assignment]  # a field, shadowing tuple.count on purpose
     sum: float
 
 

@@ -100,19 +100,20 @@ def _families(target: str, pools: list[dict[str, Any]], databases: list[dict[str
         cap = _num(row, "max_connections")  # max_db_connections; 0 means unlimited
         limits[db] = min(limit, cap) if cap > 0 else limit
 
-    wait_time, queries, query_time = [], [], []
+    def pool(db: str) -> str:
+        return f"{target}/{db}"
+
+    wait_time: list[tuple[tuple[str, ...], float]] = []
+    queries: list[tuple[tuple[str, ...], float]] = []
+    query_time: list[tuple[tuple[str, ...], float]] = []
     for row in stats:
         db = str(row.get("database"))
         if db not in servers:
             continue
-        pool = (f"{target}/{db}",)
         # PgBouncer reports times in microseconds.
-        wait_time.append((pool, _num(row, "total_wait_time") / 1e6))
-        queries.append((pool, _num(row, "total_query_count")))
-        query_time.append((pool, _num(row, "total_query_time") / 1e6))
-
-    def pool(db: str) -> str:
-        return f"{target}/{db}"
+        wait_time.append(((pool(db),), _num(row, "total_wait_time") / 1e6))
+        queries.append(((pool(db),), _num(row, "total_query_count")))
+        query_time.append(((pool(db),), _num(row, "total_query_time") / 1e6))
 
     return [
         families.POOL_CONNECTIONS.family(
