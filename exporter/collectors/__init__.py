@@ -37,7 +37,17 @@ class Entry:
 
 def _registry() -> dict[str, Entry]:
     # Imported here so each collector module stays free to import its own dependencies.
-    from exporter.collectors import container, host, http, memcached, pgbouncer, postgres, process, redis, sql
+    from exporter.collectors import (
+        container,
+        host,
+        http,
+        memcached,
+        pgbouncer,
+        postgres,
+        process,
+        redis,
+        sql,
+    )
 
     return {
         "host": Entry(host.HostCollector, host.Config),

@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from exporter import redact as _redact
-
 from exporter.model import Family, FamilySpec
 from exporter.store import Histogram
 

@@ -26,7 +26,14 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, field_validator
 
 from exporter import __version__, families
-from exporter.collectors._probe import Backoff, Operations, ProbeError, describe, redact_url, url_password
+from exporter.collectors._probe import (
+    Backoff,
+    Operations,
+    ProbeError,
+    describe,
+    redact_url,
+    url_password,
+)
 from exporter.model import Family
 from exporter.schema import Target
 

@@ -25,7 +25,13 @@ from typing import Any
 from pydantic import Field
 
 from exporter import families
-from exporter.collectors._probe import Backoff, PgSession, ProbeError, describe, redact_url
+from exporter.collectors._probe import (
+    Backoff,
+    PgSession,
+    ProbeError,
+    describe,
+    redact_url,
+)
 from exporter.model import Family
 from exporter.redact import MASK, redact
 from exporter.schema import Target

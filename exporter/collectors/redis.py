@@ -22,7 +22,13 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from exporter import families
-from exporter.collectors._probe import Backoff, ProbeError, describe, redact_url, url_password
+from exporter.collectors._probe import (
+    Backoff,
+    ProbeError,
+    describe,
+    redact_url,
+    url_password,
+)
 from exporter.model import Family
 from exporter.schema import Section, Target
 
