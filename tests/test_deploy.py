@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import re
 import shlex
 import shutil
@@ -32,22 +31,13 @@ import pytest
 import yaml
 
 from exporter import cli, config
+from tests.support.binaries import require
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 UNIT = DEPLOY / "systemd" / "apm-exporter.service"
 KUBERNETES_VERSION = "1.30.0"
-IN_CI = os.environ.get("CI") == "true"
-
-
-def require(binary: str) -> str:
-    path = shutil.which(binary)
-    if path is None:
-        if IN_CI:
-            pytest.fail(f"{binary} is required in CI")
-        pytest.skip(f"{binary} is not installed")
-    return path
 
 
 # --- systemd -------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from typing import Any
 import bcrypt
 import pytest
 
-from exporter.collectors import REGISTRY
 from tests.support.binaries import require
 from tests.support.daemon import Daemon, executable
 from tests.support.tls import PKI, make_pki
@@ -282,7 +281,6 @@ REDIS_PASSWORD = "s3cr3t-Redis-pw-4711"
 WRONG_PASSWORD = "n0t-the-Redis-pw-0815"
 
 
-@pytest.mark.skipif("redis" not in REGISTRY, reason="the redis probe is not registered in collectors.REGISTRY")
 def test_passwords_in_dsns_never_appear(daemon_factory: Factory, tmp_path: Path, pki: PKI, password_hash: str,
                                         redis_with_password: Any) -> None:
     port = redis_with_password.port
