@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from exporter import redact as _redact
 from exporter.model import Family, FamilySpec
+from exporter.redact import redact
 from exporter.store import Histogram
 
 BACKOFF_INITIAL = 1.0
@@ -76,15 +76,10 @@ class Backoff:
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
-def redact_url(url: str) -> str:
-    """The URL or DSN with any password masked, fit for a log line or an error."""
-    return _redact.redact(url)
-
-
 def describe(err: BaseException, secrets: Iterable[str | None] = ()) -> str:
     """`Type: message` with every secret masked: drivers like to echo DSNs in errors."""
     text = str(err) or type(err).__name__
-    return f"{type(err).__name__}: {_redact.redact(text, [s for s in secrets if s])}"
+    return f"{type(err).__name__}: {redact(text, [s for s in secrets if s])}"
 
 
 def url_password(url: str) -> str | None:

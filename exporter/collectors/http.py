@@ -31,10 +31,10 @@ from exporter.collectors._probe import (
     Operations,
     ProbeError,
     describe,
-    redact_url,
     url_password,
 )
 from exporter.model import Family
+from exporter.redact import redact_url
 from exporter.schema import Target
 
 # What the probe reads of a body before it stops counting (it still drains to the end).

@@ -31,9 +31,9 @@ from exporter.collectors._probe import (
     PgSession,
     ProbeError,
     describe,
-    redact_url,
 )
 from exporter.model import Family
+from exporter.redact import redact_url
 from exporter.schema import Target
 
 _ADMIN_DB = "pgbouncer"

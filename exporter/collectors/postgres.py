@@ -30,10 +30,9 @@ from exporter.collectors._probe import (
     PgSession,
     ProbeError,
     describe,
-    redact_url,
 )
 from exporter.model import Family
-from exporter.redact import MASK, redact
+from exporter.redact import MASK, redact, redact_url
 from exporter.schema import Target
 
 _QUERY_LABEL_MAX = 160

@@ -26,10 +26,10 @@ from exporter.collectors._probe import (
     Backoff,
     ProbeError,
     describe,
-    redact_url,
     url_password,
 )
 from exporter.model import Family
+from exporter.redact import redact_url
 from exporter.schema import Section, Target
 
 # Celery's Redis transport (kombu) keeps one list per priority step: the queue's own name
