@@ -8,7 +8,8 @@ code; config.py assembles them. Durations accept Prometheus-style strings
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from collections import Counter
+from typing import Annotated, Any, Protocol, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -79,6 +80,25 @@ LabelName = Annotated[str, Field(pattern=LABEL_NAME)]
 MetricName = Annotated[str, Field(pattern=METRIC_NAME)]
 # A target's name becomes a label value; keep it readable and non-empty.
 TargetName = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_N = TypeVar("_N", bound=_Named)
+
+
+def unique_names(items: list[_N], what: str) -> list[_N]:
+    """Validator body: `items` unchanged, or ValueError naming every repeated name.
+
+    A name becomes a label value, so two items sharing one would merge their series.
+    """
+    repeated = sorted(name for name, n in Counter(item.name for item in items).items() if n > 1)
+    if repeated:
+        raise ValueError(f"{what} names must be unique, repeated: {', '.join(repeated)}")
+    return items
 
 
 def split_address(address: str) -> tuple[str, int]:

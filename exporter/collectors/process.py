@@ -31,7 +31,7 @@ from pydantic import Field, field_validator, model_validator
 from exporter import families as F
 from exporter.collectors._procfs import read_bytes, read_optional, read_text
 from exporter.model import Family
-from exporter.schema import CollectorConfig, Regex, Section
+from exporter.schema import CollectorConfig, Regex, Section, unique_names
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +70,7 @@ class Config(CollectorConfig):
     @field_validator("groups")
     @classmethod
     def _unique_names(cls, groups: list[Group]) -> list[Group]:
-        names = [g.name for g in groups]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"group names must be unique: {', '.join(dupes)} repeated")
-        return groups
+        return unique_names(groups, "group")
 
 
 # --- pure parsers ---------------------------------------------------------------------------

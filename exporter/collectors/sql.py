@@ -43,10 +43,17 @@ from exporter.collectors._probe import (
     PgSession,
     ProbeError,
     describe,
-    redact_url,
 )
 from exporter.model import Family, FamilySpec, MetricType
-from exporter.schema import Duration, LabelName, MetricName, Section, Target
+from exporter.redact import redact_url
+from exporter.schema import (
+    Duration,
+    LabelName,
+    MetricName,
+    Section,
+    Target,
+    unique_names,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +93,7 @@ class Config(Target):
     @field_validator("queries")
     @classmethod
     def _unique(cls, queries: list[Query]) -> list[Query]:
-        names = [q.name for q in queries]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"query names must be unique within a target: {', '.join(dupes)}")
+        unique_names(queries, "query")
         metrics: dict[str, str] = {}
         for query in queries:
             for metric in query.metrics:
