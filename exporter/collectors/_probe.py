@@ -10,10 +10,11 @@ server.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,6 +70,29 @@ class Backoff:
     def delay(self) -> float:
         """The delay applied after the last failure (0 when the last attempt succeeded)."""
         return self._delay
+
+    @contextlib.asynccontextmanager
+    async def attempt(self, target: str, secrets: Iterable[str | None] = (),
+                      drop: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[None]:
+        """One read of `target` (already redacted), the way every probe does it.
+
+        Raises BackoffError instead while the target is backing off. Any failure,
+        cancellation included, calls `drop` first: a reply may be half read, so the
+        connection cannot be reused. An Exception becomes a redacted ProbeError
+        that starts the next delay.
+        """
+        self.check()
+        try:
+            yield
+        except BaseException as err:
+            if drop is not None:
+                await drop()
+            if not isinstance(err, Exception):
+                raise
+            reason = str(err) if isinstance(err, ProbeError) else describe(err, secrets)
+            self.failed(reason)
+            raise ProbeError(f"{target}: {reason}") from None
+        self.succeeded()
 
 
 # libpq key=value DSNs ("host=db password=secret"): to learn the password, so an

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from exporter import families
-from exporter.collectors._probe import Backoff, ProbeError, describe
+from exporter.collectors._probe import Backoff, ProbeError
 from exporter.model import Family
 from exporter.schema import Address, Target, split_address
 
@@ -33,15 +33,9 @@ class MemcachedCollector:
         self._backoff = Backoff()
 
     async def collect(self) -> list[Family]:
-        self._backoff.check()
-        try:
-            async with asyncio.timeout(self.config.timeout):
-                stats = await self._stats()
-        except Exception as err:
-            reason = describe(err)
-            self._backoff.failed(reason)
-            raise ProbeError(f"memcached {self.config.address}: {reason}") from None
-        self._backoff.succeeded()
+        # No connection is kept between scrapes, so there is nothing to drop on failure.
+        async with self._backoff.attempt(f"memcached {self.config.address}"), asyncio.timeout(self.config.timeout):
+            stats = await self._stats()
         return _families(self.config.name, stats)
 
     async def _stats(self) -> dict[str, str]:

@@ -29,8 +29,6 @@ from exporter import families
 from exporter.collectors._probe import (
     Backoff,
     PgSession,
-    ProbeError,
-    describe,
 )
 from exporter.model import Family
 from exporter.redact import redact_url
@@ -52,20 +50,12 @@ class PgBouncerCollector:
         self._backoff = Backoff()
 
     async def collect(self) -> list[Family]:
-        self._backoff.check()
-        try:
-            async with asyncio.timeout(self.config.timeout):
-                pools = await self._session.query("SHOW POOLS")
-                databases = await self._session.query("SHOW DATABASES")
-                stats = await self._session.query("SHOW STATS")
-        except BaseException as err:
-            await self._session.drop()
-            if isinstance(err, Exception):
-                reason = describe(err, self._session.secrets)
-                self._backoff.failed(reason)
-                raise ProbeError(f"pgbouncer {redact_url(self.config.dsn)}: {reason}") from None
-            raise
-        self._backoff.succeeded()
+        async with (self._backoff.attempt(f"pgbouncer {redact_url(self.config.dsn)}", self._session.secrets,
+                                          self._session.drop),
+                    asyncio.timeout(self.config.timeout)):
+            pools = await self._session.query("SHOW POOLS")
+            databases = await self._session.query("SHOW DATABASES")
+            stats = await self._session.query("SHOW STATS")
         return _families(self.config.name, pools, databases, stats)
 
     async def close(self) -> None:

@@ -28,8 +28,6 @@ from exporter import families
 from exporter.collectors._probe import (
     Backoff,
     PgSession,
-    ProbeError,
-    describe,
 )
 from exporter.model import Family
 from exporter.redact import MASK, redact, redact_url
@@ -77,19 +75,10 @@ class PostgresCollector:
         self._backoff = Backoff()
 
     async def collect(self) -> list[Family]:
-        self._backoff.check()
-        try:
-            async with asyncio.timeout(self.config.timeout):
-                out = await self._read()
-        except BaseException as err:
-            await self._session.drop()
-            if isinstance(err, Exception):
-                reason = describe(err, self._session.secrets)
-                self._backoff.failed(reason)
-                raise ProbeError(f"postgres {redact_url(self.config.dsn)}: {reason}") from None
-            raise
-        self._backoff.succeeded()
-        return out
+        async with (self._backoff.attempt(f"postgres {redact_url(self.config.dsn)}", self._session.secrets,
+                                          self._session.drop),
+                    asyncio.timeout(self.config.timeout)):
+            return await self._read()
 
     async def _read(self) -> list[Family]:
         target = self.config.name

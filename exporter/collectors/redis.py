@@ -25,7 +25,6 @@ from exporter import families
 from exporter.collectors._probe import (
     Backoff,
     ProbeError,
-    describe,
     url_password,
 )
 from exporter.model import Family
@@ -91,22 +90,11 @@ class RedisCollector:
             max_connections=2)
 
     async def collect(self) -> list[Family]:
-        self._backoff.check()
-        try:
-            async with asyncio.timeout(self.config.timeout):
-                if self._client is None:
-                    self._client = self._connect()
-                result = await self._read(self._client)
-        except BaseException as err:
-            # Any failure (cancellation included) may leave a reply half read: drop the connection.
-            await self._drop()
-            if isinstance(err, Exception):
-                reason = describe(err, [self._secret])
-                self._backoff.failed(reason)
-                raise ProbeError(f"redis {redact_url(self.config.url)}: {reason}") from None
-            raise
-        self._backoff.succeeded()
-        return result
+        async with (self._backoff.attempt(f"redis {redact_url(self.config.url)}", [self._secret], self._drop),
+                    asyncio.timeout(self.config.timeout)):
+            if self._client is None:
+                self._client = self._connect()
+            return await self._read(self._client)
 
     async def _read(self, client: Any) -> list[Family]:
         out: list[Family] = []

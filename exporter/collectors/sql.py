@@ -299,8 +299,7 @@ class SQLCollector:
         return self._driver.session.secrets if isinstance(self._driver, _Postgres) else []
 
     async def collect(self) -> list[Family]:
-        self._backoff.check()
-        try:
+        async with self._backoff.attempt(f"sql {redact_url(self.config.dsn)}", self._secrets, self._driver.close):
             await self._driver.connect()
             now = time.monotonic()
             for state in self._queries:
@@ -309,14 +308,6 @@ class SQLCollector:
                     error = await self._run(state)
                     if not self._driver.alive():
                         raise ProbeError(f"connection lost: {error}")
-        except BaseException as err:
-            await self._driver.close()
-            if isinstance(err, Exception):
-                reason = str(err) if isinstance(err, ProbeError) else describe(err, self._secrets)
-                self._backoff.failed(reason)
-                raise ProbeError(f"sql {redact_url(self.config.dsn)}: {reason}") from None
-            raise
-        self._backoff.succeeded()
         out = [self._latency.family(), self._errors.family(), self._slow.family()]
         for state in self._queries:
             out += state.gauges
