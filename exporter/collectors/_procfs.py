@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 _CHUNK = 65536
 
@@ -29,6 +30,20 @@ def read_bytes(path: str) -> bytes:
 
 def read_text(path: str) -> str:
     return read_bytes(path).decode("utf-8", "replace")
+
+
+def boot_time(proc: str = "/proc") -> float:
+    """When the machine booted, in Unix seconds: the zero of a process's start time in ticks.
+
+    Falls back to the clocks' difference where /proc/stat is unreadable or has no btime.
+    """
+    try:
+        for line in read_text(f"{proc}/stat").splitlines():
+            if line.startswith("btime "):
+                return float(line[6:])
+    except OSError:
+        pass
+    return time.time() - time.monotonic()
 
 
 def read_optional(path: str) -> str | None:

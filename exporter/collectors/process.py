@@ -29,7 +29,7 @@ from typing import NamedTuple
 from pydantic import Field, field_validator, model_validator
 
 from exporter import families as F
-from exporter.collectors._procfs import read_bytes, read_optional, read_text
+from exporter.collectors._procfs import boot_time, read_bytes, read_optional, read_text
 from exporter.model import Family
 from exporter.schema import CollectorConfig, Regex, Section, unique_names
 
@@ -162,7 +162,7 @@ class ProcessCollector:
         # Last counters per (group, pid, start) and the sums left by processes that exited.
         self._last: dict[tuple[int, int, int], tuple[float, float, int, int]] = {}
         self._gone = [[0.0, 0.0, 0, 0] for _ in config.groups]
-        self._boot_time = self._read_boot_time()
+        self._boot_time = boot_time(self._proc)
         self._bad_pidfiles: set[int] = set()
         # A read of /proc/<pid>/cmdline can block while that process's memory map is locked;
         # a scrape that finds the previous one still stuck fails fast instead of queueing behind it.
@@ -175,15 +175,6 @@ class ProcessCollector:
 
     async def close(self) -> None:
         return None
-
-    def _read_boot_time(self) -> float:
-        try:
-            for line in read_text(f"{self._proc}/stat").splitlines():
-                if line.startswith("btime "):
-                    return float(line[6:])
-        except OSError:
-            pass
-        return time.time() - time.monotonic()
 
     def _collect(self) -> list[Family]:
         if not self._lock.acquire(blocking=False):
