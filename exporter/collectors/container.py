@@ -26,7 +26,6 @@ from exporter.schema import CollectorConfig
 
 # v1 writes "no limit" as the largest page-aligned counter (9223372036854771712 on 4 KiB pages).
 V1_UNLIMITED = 1 << 62
-V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 

@@ -66,16 +66,6 @@ def quantiles(qs: Sequence[float], buckets: Iterable[tuple[float, float]]) -> li
     return [histogram_quantile(q, pairs) for q in qs]
 
 
-def from_le(counts: dict[str, float]) -> list[tuple[float, float]]:
-    """`{"0.1": 3, "+Inf": 5}` (label text as exposed) → `[(0.1, 3.0), (inf, 5.0)]`."""
-    return [(_parse_le(le), float(c)) for le, c in counts.items()]
-
-
-def _parse_le(text: str) -> float:
-    # float() reads "+Inf", "inf" and "Infinity" alike, as Prometheus's ParseFloat does.
-    return float(text)
-
-
 def _divide(a: float, b: float) -> float:
     """IEEE division as Go does it: q = 0 over an empty first bucket is 0/0 = NaN, not an exception."""
     if b == 0:
