@@ -298,7 +298,7 @@ class Authenticator:
         self._executor: ThreadPoolExecutor | None = None
         self._pending = 0
         # Refusals by reason (missing, malformed, unknown_user, wrong_password, overloaded),
-        # for web.py to export as apm_exporter_http_auth_failures_total.
+        # for the daemon to export as apm_exporter_http_auth_failures_total.
         self.failures: Counter[str] = Counter()
 
     @property
