@@ -106,7 +106,9 @@ class Summary:
         self._next = 0
 
     def observe(self, value: float, count: int = 1) -> None:
-        for _ in range(count):
+        # A sampled line weighs 1/rate, without bound (`@1e-12`); the window keeps at most
+        # `size` copies of it, and once it holds nothing else their order does not matter.
+        for _ in range(min(count, self.size)):
             if len(self.window) < self.size:
                 self.window.append(value)
             else:

@@ -104,6 +104,16 @@ def test_multi_value_sets_summaries_and_rates() -> None:
     assert h.stat("exporter_statsd_lines_unmapped_total") > 0
 
 
+@pytest.mark.timeout(60)  # without the fix this line loops 10**12 times: a hang, not a slow pass
+def test_tiny_sample_rate_on_a_summary_does_not_stall_ingest() -> None:
+    """A summary keeps a window of the last 1024 values: `@1e-12` weighs 10**12 but stores at most that many."""
+    h = Harness()
+    h.send("q.wait:5|h|@0.000000000001", "q.wait:1|h")
+    q = h.values()[("q_wait", ())]
+    assert q.count == 10**12 + 1 and q.sum == 5 * 10**12 + 1  # type: ignore[union-attr]
+    assert q.quantiles == [(0.5, 5.0)]  # type: ignore[union-attr]
+
+
 BAD = [
     (b"apm.operation:12.", "parse_errors", "malformed_line"),
     (b"\xff\xfe\x00garbage", "parse_errors", "invalid_utf8"),
