@@ -18,7 +18,7 @@ import yaml
 from pydantic import Field, ValidationError, create_model, field_validator
 
 from exporter.collectors import REGISTRY
-from exporter.schema import Address, Section
+from exporter.schema import Address, Section, unique_names
 from exporter.statsd.config import StatsdConfig
 
 DEFAULT_LISTEN_ADDRESS = ":9725"
@@ -58,11 +58,7 @@ def _collector_sections() -> tuple[type[Section], type[Section]]:
 
 
 def _unique_names(cls: Any, targets: list[Any]) -> list[Any]:
-    names = [t.name for t in targets]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ValueError(f"target names must be unique, repeated: {', '.join(duplicates)}")
-    return targets
+    return unique_names(targets, "target")
 
 
 Collectors, Probes = _collector_sections()

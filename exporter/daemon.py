@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from exporter import config as config_module
@@ -47,19 +48,19 @@ def apply(config: Config, overrides: Overrides) -> Config:
     return config.model_copy(update={"web": web})
 
 
-def build_jobs(config: Config) -> list[Job]:
-    """One job per enabled collector and per probe target; raises if any cannot be built."""
-    jobs = [Job(ExporterCollector(), "exporter")]
+def iter_jobs(config: Config) -> Iterator[Job]:
+    """One job per enabled collector and per probe target; raises if one cannot be built
+    (the caller closes those already built)."""
+    yield Job(ExporterCollector(), "exporter")
     for name, entry in REGISTRY.items():
         if entry.targets:
             for target in getattr(config.probes, name):
-                jobs.append(Job(entry.factory(target), name, target.name, target.timeout,
-                                target.interval, is_probe=True))
+                yield Job(entry.factory(target), name, target.name, target.timeout,
+                          target.interval, is_probe=True)
         else:
             section = getattr(config.collectors, name)
             if section.enabled:
-                jobs.append(Job(entry.factory(section), name, timeout=section.timeout))
-    return jobs
+                yield Job(entry.factory(section), name, timeout=section.timeout)
 
 
 class Daemon:
@@ -73,7 +74,7 @@ class Daemon:
         self.ready = False
         self.stats = Store(Limits(max_series=1_000_000, max_series_per_family=1_000_000))
         self.store = Store()  # StatsD sets its limits from the `statsd.defaults` section
-        self.scraper = Scraper(build_jobs(self.config))
+        self.scraper = Scraper(iter_jobs(self.config))
         self.statsd = StatsD(self.config.statsd, self.store, self.stats)
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -102,18 +103,20 @@ class Daemon:
     async def reload(self) -> str | None:
         async with self._reload_lock:
             self._rotate_certificates()
+            jobs: list[Job] = []
             try:
                 config = apply(config_module.load(self.config_path), self.overrides)
-                jobs = build_jobs(config)
+                for job in iter_jobs(config):
+                    jobs.append(job)
             except ConfigError as err:
                 return self._reload_failed(err.problems)
             except Exception as err:  # a collector that cannot be built from a valid file
+                await Scraper(jobs).close()
                 return self._reload_failed([f"{type(err).__name__}: {err}"])
             try:
                 await self.statsd.reload(config.statsd)
             except Exception as err:
-                for job in jobs:
-                    await job.collector.close()
+                await Scraper(jobs).close()
                 return self._reload_failed([f"statsd: {type(err).__name__}: {err}"])
             old, self.scraper = self.scraper, Scraper(jobs)
             await old.close()

@@ -2,8 +2,9 @@
 
 The store is written by one thread (the ingest path) and read by the scraper, so
 the writers stay lock-free: a series is a small mutable object and creating one
-(rare) takes the lock that `collect()` takes. Limits, type conflicts and TTL
-expiry are decided here, once per new series, never per sample.
+(rare) takes the lock that `collect()` takes. Limits and type conflicts are
+decided once per new series, never per sample; TTL expiry is a separate
+`expire()` pass that StatsD runs on a timer.
 """
 
 from __future__ import annotations
