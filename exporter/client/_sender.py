@@ -33,6 +33,9 @@ DEFAULT_MAX_SAMPLES: Final = 20_000
 # Unix datagram sockets push back when the daemon's buffer is full (UDP drops instead):
 # the flush thread waits this long for room before it gives up on the rest of a flush.
 UNIXGRAM_SEND_TIMEOUT: Final = 0.5
+# UDP: a full send buffer (a burst, e.g. the flush at exit with its gauge retractions) is
+# waited out this long rather than dropped at once; sends run on the flush thread or at exit.
+UDP_SEND_TIMEOUT: Final = 0.05
 
 TIMER: Final = "ms"
 HISTOGRAM: Final = "h"
@@ -197,10 +200,7 @@ class Transport:
             # Resolved on the flush thread, never in the app's; retried at the next flush on failure.
             family, _, _, _, target = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
             sock = socket.socket(family, socket.SOCK_DGRAM)
-        if self.family == socket.AF_UNIX:
-            sock.settimeout(UNIXGRAM_SEND_TIMEOUT)
-        else:
-            sock.setblocking(False)
+        sock.settimeout(UNIXGRAM_SEND_TIMEOUT if self.family == socket.AF_UNIX else UDP_SEND_TIMEOUT)
         try:
             sock.connect(target)
         except OSError:
@@ -218,9 +218,7 @@ class Transport:
         for i, datagram in enumerate(datagrams):
             try:
                 sock.send(datagram)
-            except BlockingIOError:  # UDP send buffer full
-                stats["send_errors"] += 1
-            except TimeoutError:  # unixgram: the daemon has not read for a while; do not wait per datagram
+            except TimeoutError:  # the buffer stayed full (unixgram: the daemon is not reading); do not wait per datagram
                 stats["send_errors"] += len(datagrams) - i
                 return
             except ConnectionRefusedError:  # ICMP port unreachable from an earlier send: daemon down
