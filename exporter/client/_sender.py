@@ -314,16 +314,18 @@ class Sender:
             if self.closed:
                 self._discard()
                 return
-            lines = self._collect(final)
-            self.stats["flushes"] += 1
-            if not lines:
-                return
-            self.stats["lines"] += len(lines)
-            sink = self.sink
-            if sink is not None:
-                sink(lines)
-            else:
-                self.transport.send(pack(lines, self.transport.payload), self.stats)
+            self._send(self._collect(final))
+
+    def _send(self, lines: list[str]) -> None:
+        self.stats["flushes"] += 1
+        if not lines:
+            return
+        self.stats["lines"] += len(lines)
+        sink = self.sink
+        if sink is not None:
+            sink(lines)
+        else:
+            self.transport.send(pack(lines, self.transport.payload), self.stats)
 
     def _collect(self, final: bool) -> list[str]:
         lines: list[str] = []
@@ -378,13 +380,15 @@ class Sender:
 
     def close(self) -> None:
         """Send what is pending, take this process's gauge contributions back, stop sending."""
-        if self.closed:
-            return
-        try:
-            self.flush(final=True)
-        except Exception:  # noqa: BLE001 - runs at exit: never raise into the app's shutdown
-            self.stats["flush_errors"] += 1
+        # One critical section: a periodic flush slipping in between the final flush and
+        # `closed` would announce the gauges again after they were taken back.
         with self._flush_lock:
+            if self.closed:
+                return
+            try:
+                self._send(self._collect(final=True))
+            except Exception:  # noqa: BLE001 - runs at exit: never raise into the app's shutdown
+                self.stats["flush_errors"] += 1
             self.closed = True
         # The thread keeps running to discard what is recorded after close, so memory stays bounded.
 
