@@ -9,7 +9,7 @@ Gauge and Histogram objects (`_created` series off, so both print the same
 lines). Renders alternate between the two so the machine's noise falls on both
 alike; figures are medians. Times:
 
-- ours, end to end: `render(store.collect())`, what a scrape costs (the store hands
+- ours, end to end: `Renderer.render(store.collect())`, what a scrape costs (the store hands
   over label tuples and values as two lists, model.Columns, not a Sample per series);
 - ours, render only: `render(families)` on families collected once;
 - ours, cold: the first render, before the label-text memo is
@@ -47,8 +47,8 @@ from prometheus_client import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import exposition, families
-from exporter.exposition import Format, render
+from exporter import families
+from exporter.exposition import Format, Renderer
 
 from exporter.store import Counter as StoreCounter
 from exporter.store import Gauge as StoreGauge
@@ -126,10 +126,10 @@ def timed(fn: Callable[[], bytes]) -> tuple[float, bytes]:
     return time.perf_counter() - start, out
 
 
-def memo_bytes() -> int:
+def memo_bytes(renderer: Renderer) -> int:
     """Rough size of the label-text memo (dicts and the strings they hold)."""
     total = 0
-    for memo in exposition._MEMO.values():
+    for memo in renderer._memo.values():
         total += sys.getsizeof(memo) + sum(sys.getsizeof(v) for v in memo.values())
     return total
 
@@ -149,7 +149,8 @@ def run_case(case: str, n: int, repeats: int, anchor_repeats: int, do_check: boo
     build_start = time.perf_counter()
     store, registry = build(case, n)
     build_seconds = time.perf_counter() - build_start
-    exposition._MEMO.clear()
+    renderer = Renderer()  # as the web server holds one, from its first scrape on
+    render = renderer.render
     cold, first = timed(lambda: render(store.collect(), Format.TEXT, NAMESPACE))
     collected = store.collect()
     ours_e2e: list[float] = []
@@ -183,7 +184,7 @@ def run_case(case: str, n: int, repeats: int, anchor_repeats: int, do_check: boo
     for label, seconds, runs in rows:
         print(f"  {label:40} {seconds * 1e3:8.1f}ms {seconds / n * 1e6:10.2f}µs "
               f"{seconds / lines * 1e9:8.0f}ns {med_anchor / seconds:9.1f}x  {runs}")
-    print(f"  label-text memo: {memo_bytes() / 2**20:.1f} MiB")
+    print(f"  label-text memo: {memo_bytes(renderer) / 2**20:.1f} MiB")
     if do_check:
         print("  " + check(first) + "; two renders byte-identical: yes")
     return {"e2e": med_e2e, "render": med_render, "anchor": med_anchor, "lines": lines}
@@ -191,6 +192,7 @@ def run_case(case: str, n: int, repeats: int, anchor_repeats: int, do_check: boo
 
 def profile(case: str, n: int) -> None:
     store, _ = build(case, n)
+    render = Renderer().render
     render(store.collect())
     profiler = cProfile.Profile()
     profiler.enable()

@@ -15,10 +15,12 @@ plain finite numbers; anything else (NaN, ±Inf, bools, duplicates, malformed
 samples) takes a slow path that checks every sample. Both produce the same
 bytes, and the tests compare them.
 
-The formatted label text of each series is memoised between renders, keyed by
-family name and label values, and only for the series of the latest render:
-the memo never outgrows the current output. It is a cache, not state: the
-output depends on the input alone.
+A `Renderer` holds what renders share: the formatted label text of each
+series, memoised between renders (keyed by family name and label values, and
+only for the series of the latest render, so it never outgrows the current
+output), the shape of each spec worked out once, and the problems already
+logged. These are caches, not state: the output depends on the input alone.
+The web server owns one; a Renderer does one render at a time.
 """
 
 from __future__ import annotations
@@ -263,34 +265,13 @@ def _braces(text: str) -> str:
     return text.replace("{", "{{").replace("}", "}}")
 
 
-_SHAPES: dict[tuple[FamilySpec, str, Format], _Shape] = {}
-_SHAPES_MAX = 10_000
-
-
-def _shape(spec: FamilySpec, name: str, fmt: Format) -> _Shape:
-    key = (spec, name, fmt)
-    shape = _SHAPES.get(key)
-    if shape is None:
-        if len(_SHAPES) >= _SHAPES_MAX:  # mapping rules come and go with reloads: stay bounded
-            _SHAPES.clear()
-        shape = _SHAPES[key] = _make_shape(spec, name, fmt)
-    return shape
-
+_SHAPES_MAX = 10_000  # mapping rules come and go with reloads: the shape cache stays bounded
+_WARNED_MAX = 1000
 
 # Rendered label text per series, for the families of the latest render only:
 # (name, label names, kind) -> label values -> text. A scalar's text is its whole line up to
 # the value ("\nname{a="x"} "); a histogram's is the label text alone ('a="x"').
 _MemoKey = tuple[str, tuple[str, ...], int]
-_MEMO: dict[_MemoKey, dict[Any, str]] = {}
-
-_warned: set[tuple[str, str]] = set()
-
-
-def _drop(name: str, reason: str) -> None:
-    """Say once per family and reason what was left out (the exposition is pure: it cannot count)."""
-    if (name, reason) not in _warned and len(_warned) < 1000:
-        _warned.add((name, reason))
-        log.warning("exposition: dropped from %s: %s", name, reason)
 
 
 def _label_text(names: tuple[str, ...], labels: Any) -> str | None:
@@ -313,34 +294,6 @@ def _texts_for(template: str, width: int, labels: Sequence[Any]) -> list[str] | 
         if "\\" in blob or '"' in blob or "\n" in blob:
             labels = [tuple(map(escape_label, values)) for values in labels]
     return list(starmap(template.format, labels))
-
-
-def _memoised(key: _MemoKey, template: str, labels: Sequence[Any], touched: set[_MemoKey]) -> list[str] | None:
-    """The text for each label tuple, through the memo; None if any tuple is malformed or
-    repeated (the caller then takes the slow path, which drops those)."""
-    width = len(key[1])
-    memo = _MEMO.get(key)
-    try:
-        if memo is None:
-            texts = _texts_for(template, width, labels)
-        else:
-            found: list[Any] = list(map(memo.get, labels))
-            if None in found:
-                missing = [i for i, text in enumerate(found) if text is None]
-                made = _texts_for(template, width, [labels[i] for i in missing])
-                if made is None:
-                    return None
-                for i, text in zip(missing, made):
-                    found[i] = text
-            texts = found
-        if texts is None:
-            return None
-        fresh = dict(zip(labels, texts))
-    except TypeError:  # an unhashable label tuple
-        return None
-    _MEMO[key] = fresh
-    touched.add(key)
-    return texts if len(fresh) == len(labels) else None
 
 
 def _plain_finite(values: Sequence[Any]) -> bool:
@@ -383,24 +336,6 @@ def _split(families: Sequence[Family]) -> tuple[Sequence[Any], Sequence[Any]] | 
     return labels, values
 
 
-def _scalar_fast(
-    name: str, names: tuple[str, ...], families: Sequence[Family], shape: _Shape, touched: set[_MemoKey], out: list[str]
-) -> bool:
-    split = _split(families)
-    if split is None:
-        return False
-    labels, values = split
-    if not _plain_finite(values) or (shape.nonneg and min(values) < 0):
-        return False
-    if shape.type_name == "info" and set(values) != {1}:  # OpenMetrics: an info value is 1
-        return False
-    texts = _memoised((name, names, _SCALAR), shape.scalar_template, labels, touched)
-    if texts is None:
-        return False
-    out.append("".join(map(add, texts, map(repr, values))))
-    return True
-
-
 def _histogram_series(name: str, shape: _Shape, text: str, numbers: Sequence[str]) -> str:
     """One histogram series from its label text and its numbers as text (buckets, count, sum)."""
     if text:
@@ -414,43 +349,6 @@ def _histogram_series(name: str, shape: _Shape, text: str, numbers: Sequence[str
     if shape.with_sum:
         body = f"{body}\n{name}_sum{braced}{numbers[-1]}"
     return f"{body}\n{name}_count{braced}{numbers[-2]}"
-
-
-def _histogram_fast(
-    name: str,
-    names: tuple[str, ...],
-    families: Sequence[Family],
-    shapes: Sequence[_Shape],
-    touched: set[_MemoKey],
-    out: list[str],
-) -> bool:
-    split = _split(families)
-    if split is None:
-        return False
-    labels, values = split
-    texts = _memoised((name, names, _HISTOGRAM), shapes[0].label_template, labels, touched)
-    if texts is None:
-        return False
-    plain = _PLAIN.issuperset
-    series = _histogram_series
-    start = 0
-    for family, shape in zip(families, shapes):
-        end = start + len(family.samples)
-        width = len(family.spec.buckets) + 2
-        for text, value in zip(texts[start:end], values[start:end]):
-            try:
-                counts, count, total = value
-                row = (*counts, count, total)
-            except (TypeError, ValueError):
-                return False
-            if len(row) != width or not plain(map(type, row)):
-                return False
-            check = sum(row)
-            if check - check != 0 or (shape.om and not _om_counts_ok(counts, count)):
-                return False
-            out.append(series(name, shape, text, list(map(repr, row))))
-        start = end
-    return True
 
 
 def _om_counts_ok(counts: Sequence[Any], count: Any) -> bool:
@@ -476,153 +374,258 @@ def _number(value: Any) -> str | None:
         return None
 
 
-def _sample_lines(name: str, shape: _Shape, text: str, value: Any) -> str | None:
-    """One series checked value by value, or None (dropped, and said once) if it cannot be
-    rendered validly in this format."""
-    om = shape.om
-    braced = "{" + text + "}" if text else ""
-    if shape.kind == _SCALAR:
-        number = None if isinstance(value, (tuple, str, bytes)) else _number(value)
-        if number is None:
-            _drop(name, "a value that is not a number")
-            return None
-        if shape.nonneg and (number == "NaN" or number.startswith("-")):
-            _drop(name, "a NaN or negative counter (invalid in OpenMetrics)")
-            return None
-        if shape.type_name == "info" and number not in ("1", "1.0"):
-            _drop(name, "an info value other than 1 (invalid in OpenMetrics)")
-            return None
-        return f"\n{name}{braced} {number}"
-    if shape.kind == _HISTOGRAM:
+class Renderer:
+    """Renders families; keeps the label-text memo, the shape cache and the problems said once.
+
+    Not thread-safe: one render at a time (the web server runs them one after another).
+    """
+
+    def __init__(self) -> None:
+        self._memo: dict[_MemoKey, dict[Any, str]] = {}
+        self._shapes: dict[tuple[FamilySpec, str, Format], _Shape] = {}
+        self._warned: set[tuple[str, str]] = set()
+
+    def render(self, families: Iterable[Family], fmt: Format = Format.TEXT, namespace: str = "apm") -> bytes:
+        """The exposition of these families, in their order: same input, same bytes."""
+        grouped: dict[str, list[Family]] = {}
+        for family in families:
+            if not family.samples:
+                continue
+            name = family.spec.full_name(namespace)
+            same = grouped.get(name)
+            if same is None:
+                grouped[name] = [family]
+            elif same[0].spec.type is family.spec.type:
+                same.append(family)
+            else:
+                self._drop(name, f"a {family.spec.type.value} family under the name of a "
+                                 f"{same[0].spec.type.value}")
+        out: list[str] = []
+        taken: set[str] = set()
+        touched: set[_MemoKey] = set()
+        for name, group in grouped.items():
+            reserved = _reserved(name, group[0].spec.type)
+            if not reserved.isdisjoint(taken):
+                self._drop(name, "a name that clashes with an earlier family's")
+                continue
+            before = len(out)
+            self._render_group(name, group, fmt, touched, out)
+            if len(out) > before:
+                taken |= reserved
+        for key in [k for k in self._memo if k not in touched]:
+            self._memo.pop(key, None)
+        if out:
+            out[0] = out[0][1:]  # every line is led by its newline; the first has nothing before it
+            out.append("\n")
+        if fmt is Format.OPENMETRICS:
+            out.append("# EOF\n")
+        # Label values are str from anywhere; a lone surrogate must not fail the whole scrape.
+        return "".join(out).encode("utf-8", "replace")
+
+    def _render_group(self, name: str, families: list[Family], fmt: Format, touched: set[_MemoKey],
+                      out: list[str]) -> None:
+        """One family block, header and samples; nothing at all when none of its samples can be rendered."""
+        shapes: list[_Shape] = []
+        kept: list[Family] = []
+        for family in families:
+            shape = self._shape(family.spec, name, fmt)
+            if shape.problem:
+                self._drop(name, shape.problem)
+                continue
+            shapes.append(shape)
+            kept.append(family)
+        if not kept:
+            return
+        mark = len(out)
+        out.append(shapes[0].header)
+        names = kept[0].spec.labels
+        same_names = all(f.spec.labels == names for f in kept)
+        kind = shapes[0].kind
+        done = False
+        if same_names and kind == _SCALAR:
+            done = self._scalar_fast(name, names, kept, shapes[0], touched, out)
+        elif same_names and kind == _HISTOGRAM:
+            done = self._histogram_fast(name, names, kept, shapes, touched, out)
+        if not done:
+            del out[mark + 1 :]
+            self._render_slow(name, kept, shapes, out)
+        if len(out) == mark + 1:  # every sample was dropped: no header without samples
+            del out[mark:]
+
+    def _scalar_fast(self, name: str, names: tuple[str, ...], families: Sequence[Family], shape: _Shape,
+                     touched: set[_MemoKey], out: list[str]) -> bool:
+        split = _split(families)
+        if split is None:
+            return False
+        labels, values = split
+        if not _plain_finite(values) or (shape.nonneg and min(values) < 0):
+            return False
+        if shape.type_name == "info" and set(values) != {1}:  # OpenMetrics: an info value is 1
+            return False
+        texts = self._memoised((name, names, _SCALAR), shape.scalar_template, labels, touched)
+        if texts is None:
+            return False
+        out.append("".join(map(add, texts, map(repr, values))))
+        return True
+
+    def _histogram_fast(self, name: str, names: tuple[str, ...], families: Sequence[Family],
+                        shapes: Sequence[_Shape], touched: set[_MemoKey], out: list[str]) -> bool:
+        split = _split(families)
+        if split is None:
+            return False
+        labels, values = split
+        texts = self._memoised((name, names, _HISTOGRAM), shapes[0].label_template, labels, touched)
+        if texts is None:
+            return False
+        plain = _PLAIN.issuperset
+        series = _histogram_series
+        start = 0
+        for family, shape in zip(families, shapes):
+            end = start + len(family.samples)
+            width = len(family.spec.buckets) + 2
+            for text, value in zip(texts[start:end], values[start:end]):
+                try:
+                    counts, count, total = value
+                    row = (*counts, count, total)
+                except (TypeError, ValueError):
+                    return False
+                if len(row) != width or not plain(map(type, row)):
+                    return False
+                check = sum(row)
+                if check - check != 0 or (shape.om and not _om_counts_ok(counts, count)):
+                    return False
+                out.append(series(name, shape, text, list(map(repr, row))))
+            start = end
+        return True
+
+    def _memoised(self, key: _MemoKey, template: str, labels: Sequence[Any],
+                  touched: set[_MemoKey]) -> list[str] | None:
+        """The text for each label tuple, through the memo; None if any tuple is malformed or
+        repeated (the caller then takes the slow path, which drops those)."""
+        width = len(key[1])
+        memo = self._memo.get(key)
         try:
-            counts, count, total = value
-            numbers = [_number(c) for c in (*counts, count, total)]
-        except (TypeError, ValueError):
-            numbers = []
-        if not numbers or None in numbers or len(numbers) != len(shape.le_suffixes) + 1:
-            _drop(name, "a histogram value that does not match its buckets")
+            if memo is None:
+                texts = _texts_for(template, width, labels)
+            else:
+                found: list[Any] = list(map(memo.get, labels))
+                if None in found:
+                    missing = [i for i, text in enumerate(found) if text is None]
+                    made = _texts_for(template, width, [labels[i] for i in missing])
+                    if made is None:
+                        return None
+                    for i, text in zip(missing, made):
+                        found[i] = text
+                texts = found
+            if texts is None:
+                return None
+            fresh = dict(zip(labels, texts))
+        except TypeError:  # an unhashable label tuple
             return None
-        if om and (not _om_counts_ok(counts, count) or numbers[-1] == "NaN"):
-            _drop(name, "histogram counts or sum invalid in OpenMetrics")
-            return None
-        return _histogram_series(name, shape, text, numbers)  # type: ignore[arg-type]
-    # Summary: rare (only mapping rules that ask for one), so never on a fast path.
-    try:
-        quantiles, count, total = value
-        pairs = [(float(q), _number(v)) for q, v in quantiles]
-        count_text, sum_text = _number(count), _number(total)
-    except (TypeError, ValueError, OverflowError):
-        pairs, count_text, sum_text = [], None, None
-    if count_text is None or sum_text is None or any(v is None for _, v in pairs):
-        _drop(name, "a summary value that is not numbers")
-        return None
-    if om and (not _om_counts_ok([], count) or sum_text == "NaN"):
-        _drop(name, "summary count or sum invalid in OpenMetrics")
-        return None
-    sep = "," if text else ""
-    lines = []
-    for q, v in pairs:
-        if om and (not 0 <= q <= 1 or (v or "").startswith("-")):
-            _drop(name, "a quantile outside [0, 1] or a negative quantile value (invalid in OpenMetrics)")
-            continue
-        if math.isnan(q):
-            _drop(name, "a NaN quantile")
-            continue
-        lines.append(f'\n{name}{{{text}{sep}quantile="{format_bound(q, Format.OPENMETRICS if om else Format.TEXT)}"}} {v}')
-    lines.append(f"\n{name}_sum{braced} {sum_text}")
-    lines.append(f"\n{name}_count{braced} {count_text}")
-    return "".join(lines)
+        self._memo[key] = fresh
+        touched.add(key)
+        return texts if len(fresh) == len(labels) else None
 
-
-def _render_slow(name: str, families: Sequence[Family], shapes: Sequence[_Shape], out: list[str]) -> None:
-    """Every sample checked on its own: malformed ones and repeated series are dropped."""
-    seen: set[frozenset[tuple[str, str]]] = set()
-    for family, shape in zip(families, shapes):
-        names = family.spec.labels
-        for sample in family.samples:
+    def _sample_lines(self, name: str, shape: _Shape, text: str, value: Any) -> str | None:
+        """One series checked value by value, or None (dropped, and said once) if it cannot be
+        rendered validly in this format."""
+        om = shape.om
+        braced = "{" + text + "}" if text else ""
+        if shape.kind == _SCALAR:
+            number = None if isinstance(value, (tuple, str, bytes)) else _number(value)
+            if number is None:
+                self._drop(name, "a value that is not a number")
+                return None
+            if shape.nonneg and (number == "NaN" or number.startswith("-")):
+                self._drop(name, "a NaN or negative counter (invalid in OpenMetrics)")
+                return None
+            if shape.type_name == "info" and number not in ("1", "1.0"):
+                self._drop(name, "an info value other than 1 (invalid in OpenMetrics)")
+                return None
+            return f"\n{name}{braced} {number}"
+        if shape.kind == _HISTOGRAM:
             try:
-                labels, value = sample
+                counts, count, total = value
+                numbers = [_number(c) for c in (*counts, count, total)]
             except (TypeError, ValueError):
-                _drop(name, "a sample that is not (labels, value)")
+                numbers = []
+            if not numbers or None in numbers or len(numbers) != len(shape.le_suffixes) + 1:
+                self._drop(name, "a histogram value that does not match its buckets")
+                return None
+            if om and (not _om_counts_ok(counts, count) or numbers[-1] == "NaN"):
+                self._drop(name, "histogram counts or sum invalid in OpenMetrics")
+                return None
+            return _histogram_series(name, shape, text, numbers)  # type: ignore[arg-type]
+        # Summary: rare (only mapping rules that ask for one), so never on a fast path.
+        try:
+            quantiles, count, total = value
+            pairs = [(float(q), _number(v)) for q, v in quantiles]
+            count_text, sum_text = _number(count), _number(total)
+        except (TypeError, ValueError, OverflowError):
+            pairs, count_text, sum_text = [], None, None
+        if count_text is None or sum_text is None or any(v is None for _, v in pairs):
+            self._drop(name, "a summary value that is not numbers")
+            return None
+        if om and (not _om_counts_ok([], count) or sum_text == "NaN"):
+            self._drop(name, "summary count or sum invalid in OpenMetrics")
+            return None
+        sep = "," if text else ""
+        lines = []
+        for q, v in pairs:
+            if om and (not 0 <= q <= 1 or (v or "").startswith("-")):
+                self._drop(name, "a quantile outside [0, 1] or a negative quantile value (invalid in OpenMetrics)")
                 continue
-            if type(labels) is list:
-                labels = tuple(labels)
-            text = _label_text(names, labels)
-            if text is None:
-                _drop(name, "label values that do not match the label names")
+            if math.isnan(q):
+                self._drop(name, "a NaN quantile")
                 continue
-            key = _series_key(names, labels)
-            if key in seen:
-                _drop(name, "a repeated label set")
-                continue
-            lines = _sample_lines(name, shape, text, value)
-            if lines is not None:
-                seen.add(key)
-                out.append(lines)
+            bound = format_bound(q, Format.OPENMETRICS if om else Format.TEXT)
+            lines.append(f'\n{name}{{{text}{sep}quantile="{bound}"}} {v}')
+        lines.append(f"\n{name}_sum{braced} {sum_text}")
+        lines.append(f"\n{name}_count{braced} {count_text}")
+        return "".join(lines)
 
+    def _render_slow(self, name: str, families: Sequence[Family], shapes: Sequence[_Shape], out: list[str]) -> None:
+        """Every sample checked on its own: malformed ones and repeated series are dropped."""
+        seen: set[frozenset[tuple[str, str]]] = set()
+        for family, shape in zip(families, shapes):
+            names = family.spec.labels
+            for sample in family.samples:
+                try:
+                    labels, value = sample
+                except (TypeError, ValueError):
+                    self._drop(name, "a sample that is not (labels, value)")
+                    continue
+                if type(labels) is list:
+                    labels = tuple(labels)
+                text = _label_text(names, labels)
+                if text is None:
+                    self._drop(name, "label values that do not match the label names")
+                    continue
+                key = _series_key(names, labels)
+                if key in seen:
+                    self._drop(name, "a repeated label set")
+                    continue
+                lines = self._sample_lines(name, shape, text, value)
+                if lines is not None:
+                    seen.add(key)
+                    out.append(lines)
 
-def _render_group(name: str, families: list[Family], fmt: Format, touched: set[_MemoKey], out: list[str]) -> None:
-    """One family block, header and samples; nothing at all when none of its samples can be rendered."""
-    shapes: list[_Shape] = []
-    kept: list[Family] = []
-    for family in families:
-        shape = _shape(family.spec, name, fmt)
-        if shape.problem:
-            _drop(name, shape.problem)
-            continue
-        shapes.append(shape)
-        kept.append(family)
-    if not kept:
-        return
-    mark = len(out)
-    out.append(shapes[0].header)
-    names = kept[0].spec.labels
-    same_names = all(f.spec.labels == names for f in kept)
-    kind = shapes[0].kind
-    done = False
-    if same_names and kind == _SCALAR:
-        done = _scalar_fast(name, names, kept, shapes[0], touched, out)
-    elif same_names and kind == _HISTOGRAM:
-        done = _histogram_fast(name, names, kept, shapes, touched, out)
-    if not done:
-        del out[mark + 1 :]
-        _render_slow(name, kept, shapes, out)
-    if len(out) == mark + 1:  # every sample was dropped: no header without samples
-        del out[mark:]
+    def _shape(self, spec: FamilySpec, name: str, fmt: Format) -> _Shape:
+        key = (spec, name, fmt)
+        shape = self._shapes.get(key)
+        if shape is None:
+            if len(self._shapes) >= _SHAPES_MAX:
+                self._shapes.clear()
+            shape = self._shapes[key] = _make_shape(spec, name, fmt)
+        return shape
+
+    def _drop(self, name: str, reason: str) -> None:
+        """Say once per family and reason what was left out (the exposition is pure: it cannot count)."""
+        if (name, reason) not in self._warned and len(self._warned) < _WARNED_MAX:
+            self._warned.add((name, reason))
+            log.warning("exposition: dropped from %s: %s", name, reason)
 
 
 def render(families: Iterable[Family], fmt: Format = Format.TEXT, namespace: str = "apm") -> bytes:
-    """The exposition of these families, in their order: same input, same bytes."""
-    grouped: dict[str, list[Family]] = {}
-    for family in families:
-        if not family.samples:
-            continue
-        name = family.spec.full_name(namespace)
-        same = grouped.get(name)
-        if same is None:
-            grouped[name] = [family]
-        elif same[0].spec.type is family.spec.type:
-            same.append(family)
-        else:
-            _drop(name, f"a {family.spec.type.value} family under the name of a {same[0].spec.type.value}")
-    out: list[str] = []
-    taken: set[str] = set()
-    touched: set[_MemoKey] = set()
-    for name, group in grouped.items():
-        reserved = _reserved(name, group[0].spec.type)
-        if not reserved.isdisjoint(taken):
-            _drop(name, "a name that clashes with an earlier family's")
-            continue
-        before = len(out)
-        _render_group(name, group, fmt, touched, out)
-        if len(out) > before:
-            taken |= reserved
-    for key in [k for k in _MEMO if k not in touched]:
-        _MEMO.pop(key, None)
-    if out:
-        out[0] = out[0][1:]  # every line is led by its newline; the first has nothing before it
-        out.append("\n")
-    if fmt is Format.OPENMETRICS:
-        out.append("# EOF\n")
-    # Label values are str from anywhere; a lone surrogate must not fail the whole scrape.
-    return "".join(out).encode("utf-8", "replace")
+    """One render with a fresh Renderer: the same bytes as `Renderer.render`, with nothing kept."""
+    return Renderer().render(families, fmt, namespace)

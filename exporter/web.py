@@ -19,7 +19,7 @@ from typing import Protocol
 import h11
 
 from exporter import __version__
-from exporter.exposition import negotiate, render
+from exporter.exposition import Renderer, negotiate
 from exporter.model import Family
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ class Server:
         self.app = app
         self.options = options
         self._scrapes = asyncio.Semaphore(options.max_concurrent_scrapes)
+        self.renderer = Renderer()
         self._connections: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
 
@@ -213,7 +214,7 @@ class Server:
             return Response(503, b"Too many concurrent scrapes.\n")
         try:
             families = await self.app.collect()
-            body = render(families, fmt, self.app.namespace)
+            body = self.renderer.render(families, fmt, self.app.namespace)
         finally:
             self._scrapes.release()
         return Response(200, body, fmt.value)

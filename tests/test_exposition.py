@@ -30,9 +30,10 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.registry import CollectorRegistry
 
-from exporter import exposition, families
+from exporter import families
 from exporter.exposition import (
     Format,
+    Renderer,
     escape_label,
     format_bound,
     format_value,
@@ -139,8 +140,8 @@ def _reference_om(fams: list[Family]) -> str:
 
 
 def _slow_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(exposition, "_scalar_fast", lambda *a: False)
-    monkeypatch.setattr(exposition, "_histogram_fast", lambda *a: False)
+    monkeypatch.setattr(Renderer, "_scalar_fast", lambda *a: False)
+    monkeypatch.setattr(Renderer, "_histogram_fast", lambda *a: False)
 
 
 # --- against prometheus_client -------------------------------------------------------------
@@ -196,13 +197,13 @@ def test_a_large_render_is_clean_for_promtool(promtool: Callable[[str], str]) ->
 
 def test_two_renders_are_byte_identical_and_columns_render_like_lists() -> None:
     fams = mixed_families()
-    first = render(fams)
-    assert render(fams) == first
-    exposition._MEMO.clear()
-    assert render(fams) == first  # cold memo, same bytes
+    renderer = Renderer()
+    first = renderer.render(fams)
+    assert renderer.render(fams) == first  # warm memo
+    assert Renderer().render(fams) == first  # cold memo, same bytes
     columnar = [Family(f.spec, Columns([s.labels for s in f.samples], [s.value for s in f.samples])) for f in fams]
-    assert render(columnar) == first
-    assert render(fams, Format.OPENMETRICS) == render(columnar, Format.OPENMETRICS)
+    assert renderer.render(columnar) == first
+    assert renderer.render(fams, Format.OPENMETRICS) == renderer.render(columnar, Format.OPENMETRICS)
 
 
 @pytest.mark.parametrize("fmt", list(Format))
@@ -214,13 +215,14 @@ def test_the_fast_paths_write_what_the_checked_path_writes(fmt: Format, monkeypa
 
 
 def test_the_memo_follows_the_latest_render_and_new_values_are_used() -> None:
-    render([families.QUEUE_DEPTH.family([(("a",), 1.0), (("b",), 2.0)])])
-    assert render([families.QUEUE_DEPTH.family([(("b",), 5.0), (("c",), 6.0)])]) == (
+    renderer = Renderer()
+    renderer.render([families.QUEUE_DEPTH.family([(("a",), 1.0), (("b",), 2.0)])])
+    assert renderer.render([families.QUEUE_DEPTH.family([(("b",), 5.0), (("c",), 6.0)])]) == (
         b'# HELP apm_queue_depth Items waiting in the queue.\n# TYPE apm_queue_depth gauge\n'
         b'apm_queue_depth{queue="b"} 5.0\napm_queue_depth{queue="c"} 6.0\n')
-    assert [set(m) for m in exposition._MEMO.values()] == [{("b",), ("c",)}]
-    render([families.SCRAPES.one(1)])
-    assert all(key[0] == "apm_exporter_scrapes_total" for key in exposition._MEMO)
+    assert [set(m) for m in renderer._memo.values()] == [{("b",), ("c",)}]
+    renderer.render([families.SCRAPES.one(1)])
+    assert all(key[0] == "apm_exporter_scrapes_total" for key in renderer._memo)
 
 
 # --- text and OpenMetrics specifics ----------------------------------------------------------
@@ -372,6 +374,17 @@ def test_bad_samples_are_dropped_and_the_rest_rendered() -> None:
     assert [(n, lab.get("queue")) for n, lab, _ in samples if n == "apm_queue_depth"] == [
         ("apm_queue_depth", "ok"), ("apm_queue_depth", "also-ok")]
     assert {lab.get("outcome") for n, lab, _ in samples if n.startswith("apm_operation")} == {"fine"}
+
+
+def test_each_renderer_says_a_dropped_sample_once(caplog: pytest.LogCaptureFixture) -> None:
+    bad = [families.QUEUE_DEPTH.family([(("x",), None)])]  # type: ignore[list-item]
+    renderer = Renderer()
+    with caplog.at_level("WARNING", logger="exporter.exposition"):
+        renderer.render(bad)
+        renderer.render(bad)
+        assert len(caplog.records) == 1 and "apm_queue_depth" in caplog.records[0].getMessage()
+        Renderer().render(bad)  # another renderer (another server) has said nothing yet
+        assert len(caplog.records) == 2
 
 
 def test_a_family_with_nothing_renderable_writes_no_header() -> None:
