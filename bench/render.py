@@ -49,7 +49,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import families
 from exporter.exposition import Format, Renderer
-
 from exporter.store import Counter as StoreCounter
 from exporter.store import Gauge as StoreGauge
 from exporter.store import Histogram as StoreHistogram

@@ -122,10 +122,7 @@ def _run(ns: argparse.Namespace) -> int:
             telemetry_path=daemon.config.web.telemetry_path,
             enable_reload=ns.enable_lifecycle,
             max_concurrent_scrapes=daemon.config.web.max_concurrent_scrapes,
-            ssl_context=web.ssl_context if web else None,
-            authenticator=web.authenticator if web else None,
-            headers=dict(web.headers) if web else {},
-            auth_excluded_paths=web.auth_excluded_paths if web else frozenset(),
+            web_config=web or webconfig.WebConfig(),
             routes=routes,
         )
         await daemon.run(options)

@@ -14,17 +14,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, ValidationError, create_model, field_validator
 
+from exporter import yamlsource
 from exporter.collectors import REGISTRY
 from exporter.schema import Address, Section, unique_names
 from exporter.statsd.config import StatsdConfig
+from exporter.yamlsource import Location, dotted
 
 DEFAULT_LISTEN_ADDRESS = ":9725"
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-Location = tuple[str | int, ...]
 
 
 class ConfigError(Exception):
@@ -84,29 +83,31 @@ def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> 
 
 def parse(text: str, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
+
+    def interpolate(text: str, loc: Location, line: int, problems: list[str]) -> str:
+        """`${NAME}` and `${NAME:-default}` from the environment; an unset NAME is a problem."""
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            problems.append(f"{source}:{line}: {dotted(loc)}: environment variable {name} is not set")
+            return ""
+
+        return _ENV.sub(replace, text) if "${" in text else text
+
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise ConfigError(source, [f"{where}: invalid YAML: {getattr(err, 'problem', err)}"]) from None
-    lines: dict[Location, int] = {}
-    problems: list[str] = []
-    data = _build(node, (), lines, problems, env, source) if node is not None else {}
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        problems.append(f"{source}:1: the top level must be a mapping of sections")
-        data = {}
+        doc = yamlsource.read(text, source, interpolate)
+    except yamlsource.YAMLSyntaxError as err:
+        raise ConfigError(source, [str(err)]) from None
+    config = None
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(doc.data)
     except ValidationError as err:
-        for e in err.errors(include_url=False):
-            loc = tuple(e["loc"])
-            problems.append(f"{source}:{_line(lines, loc)}: {_dotted(loc) or '(top)'}: {_message(e)}")
-        config = None
-    if problems:
-        raise ConfigError(source, problems)
+        doc.problems += doc.validation_problems(err, "unknown key (check the spelling; see docs/configuration.md)")
+    if doc.problems:
+        raise ConfigError(source, doc.problems)
     assert config is not None
     return config
 
@@ -116,59 +117,3 @@ def json_schema() -> str:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "apm-exporter configuration"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
-
-
-def _build(node: yaml.Node, path: Location, lines: dict[Location, int], problems: list[str],
-           env: Mapping[str, str], source: str) -> Any:
-    """Construct plain Python values from YAML nodes, remembering each path's line."""
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key in out:
-                problems.append(f"{source}:{key_node.start_mark.line + 1}: {_dotted(path + (key,))}: duplicate key")
-            out[key] = _build(value_node, path + (key,), lines, problems, env, source)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, path + (i,), lines, problems, env, source) for i, item in enumerate(node.value)]
-    value = yaml.SafeLoader("").construct_object(node)  # resolved scalar (int, bool, str, …)
-    if isinstance(value, str) and "${" in value:
-        value = _interpolate(value, path, lines[path], problems, env, source)
-    return value
-
-
-def _interpolate(text: str, path: Location, line: int, problems: list[str],
-                 env: Mapping[str, str], source: str) -> str:
-    def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in env:
-            return env[name]
-        if default is not None:
-            return default
-        problems.append(f"{source}:{line}: {_dotted(path)}: environment variable {name} is not set")
-        return ""
-
-    return _ENV.sub(replace, text)
-
-
-def _line(lines: Mapping[Location, int], loc: Location) -> int:
-    while loc and loc not in lines:
-        loc = loc[:-1]
-    return lines.get(loc, 1)
-
-
-def _dotted(loc: Location) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    msg = str(error["msg"])
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    if error["type"] == "extra_forbidden":
-        msg = "unknown key (check the spelling; see docs/configuration.md)"
-    return msg

@@ -3,7 +3,7 @@
 A small server we control end to end, because the exporter's promises live
 here: a slow or hostile client is cut off (header and idle timeouts, header
 size limit, bounded body), scrapes run at most `max_concurrent_scrapes` at a
-time, and TLS and basic auth (webconfig.py) cover every endpoint.
+time, and TLS and basic auth (webconfig/) cover every endpoint.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import h11
 from exporter import __version__
 from exporter.exposition import Renderer, negotiate
 from exporter.model import Family
+from exporter.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,6 @@ HEADER_TIMEOUT = 10.0  # to receive a whole request head (slowloris)
 IDLE_TIMEOUT = 60.0  # between requests on a kept-alive connection
 SCRAPE_QUEUE_TIMEOUT = 30.0  # a scrape that waits longer for its turn gets 503
 MAX_CONNECTIONS = 256
-
-
-class Authenticator(Protocol):
-    # Async: bcrypt runs off the event loop, so wrong passwords cannot stall other requests.
-    async def check_async(self, authorization: str | None) -> bool: ...
 
 
 class App(Protocol):
@@ -55,11 +51,8 @@ class Options:
     telemetry_path: str = "/metrics"
     enable_reload: bool = True
     max_concurrent_scrapes: int = 4
-    ssl_context: ssl.SSLContext | None = None
-    authenticator: Authenticator | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    # Paths the operator leaves open on purpose (e.g. probes of /-/healthy by the kubelet).
-    auth_excluded_paths: frozenset[str] = frozenset()
+    # TLS, basic auth, extra headers and the paths left open (--web.config.file); default: none.
+    web_config: WebConfig = field(default_factory=WebConfig)
     # Extra GET routes (e.g. profiling) given by the daemon: path -> handler(query) -> (type, body).
     routes: dict[str, Callable[[str], Awaitable[tuple[str, bytes]]]] = field(default_factory=dict)
 
@@ -82,10 +75,10 @@ class Server:
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> None:
+        context = self.options.web_config.ssl_context
         self._server = await asyncio.start_server(
-            self._accept, host or None, port, ssl=self.options.ssl_context,
-            ssl_handshake_timeout=HEADER_TIMEOUT if self.options.ssl_context else None,
-            reuse_address=True)
+            self._accept, host or None, port, ssl=context,
+            ssl_handshake_timeout=HEADER_TIMEOUT if context else None, reuse_address=True)
 
     @property
     def ports(self) -> list[int]:
@@ -174,9 +167,7 @@ class Server:
 
     async def _dispatch(self, method: str, target: str, headers: dict[bytes, bytes], body: bytes) -> Response:
         path, _, query = target.partition("?")
-        auth = self.options.authenticator
-        if (auth is not None and path not in self.options.auth_excluded_paths
-                and not await auth.check_async(_header(headers, b"authorization"))):
+        if not await self.options.web_config.allows(path, _header(headers, b"authorization")):
             return Response(401, b"Unauthorized\n", headers=[("WWW-Authenticate", 'Basic realm="apm-exporter"')])
         if path == self.options.telemetry_path:
             if method not in ("GET", "HEAD"):
@@ -235,7 +226,7 @@ class Server:
                     head: bool, gzip_ok: bool, close: bool) -> None:
         body = response.body
         headers = [("Content-Type", response.content_type), *response.headers,
-                   *self.options.headers.items()]
+                   *self.options.web_config.headers.items()]
         if gzip_ok and len(body) > 1024:
             body = gzip.compress(body, compresslevel=1)  # level 1: most of the saving, a fraction of the CPU
             headers.append(("Content-Encoding", "gzip"))
