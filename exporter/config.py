@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, create_model, field_validator
 
 from exporter import yamlsource
 from exporter.collectors import REGISTRY
+from exporter.otlp.config import OtlpConfig
 from exporter.schema import Address, Section, unique_names
 from exporter.statsd.config import StatsdConfig
 from exporter.yamlsource import Location, dotted
@@ -70,6 +71,7 @@ class Config(Section):
     collectors: Collectors = Collectors()  # type: ignore[valid-type]
     probes: Probes = Probes()  # type: ignore[valid-type]
     statsd: StatsdConfig = StatsdConfig()
+    otlp: OtlpConfig = OtlpConfig()
 
 
 def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:

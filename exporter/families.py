@@ -319,6 +319,21 @@ STATSD_MAPPING_RULES = FamilySpec(
     "exporter_statsd_mapping_rules", G, "StatsD mapping rules loaded from the configuration.")
 STATSD_CACHE_ENTRIES = FamilySpec(
     "exporter_statsd_mapping_cache_entries", G, "Distinct StatsD name+tags+type keys in the routing cache.")
+# --- the exporter's OTLP receivers (otlp/) --------------------------------------------
+OTLP_REQUESTS = FamilySpec(
+    "exporter_otlp_requests_total", C, "OTLP export requests received, per transport (http or grpc).",
+    ("transport",))
+OTLP_REQUESTS_REJECTED = FamilySpec(
+    "exporter_otlp_requests_rejected_total", C,
+    "OTLP export requests refused whole (nothing in them stored), by transport and reason.",
+    ("transport", "reason"))
+OTLP_DATA_POINTS = FamilySpec(
+    "exporter_otlp_data_points_total", C, "OTLP data points stored, per transport.", ("transport",))
+OTLP_DATA_POINTS_REJECTED = FamilySpec(
+    "exporter_otlp_data_points_rejected_total", C,
+    "OTLP data points not stored (reported back as a partial success), by reason.", ("reason",))
+OTLP_STREAMS = FamilySpec(
+    "exporter_otlp_streams", G, "OTLP streams (metric, resource, scope, attributes) whose last point is kept.")
 SERIES = FamilySpec("exporter_series", G, "Pushed (StatsD) series currently held in the store.")
 SERIES_EXPIRED = FamilySpec(
     "exporter_series_expired_total", C, "Pushed series removed after going without updates for their TTL.")

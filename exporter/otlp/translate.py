@@ -1,0 +1,462 @@
+"""A decoded OTLP export request -> push-store updates, with each stream's last point kept.
+
+Every sum and histogram is applied to the store as an increment, whatever its
+temporality, because several streams may land in one series (a convention drops
+attributes; two scopes may send the same metric) and the store's counters only
+go up:
+
+- delta: the point is the increment; a point not newer than the stream's last
+  one is a retry or out of order and is refused (so a retried export is not
+  counted twice);
+- cumulative: the increment is the difference from the stream's last point; a
+  new start time (a restarted SDK) or a smaller value starts a new cumulative,
+  whose whole value is the increment, so nothing is counted twice or lost.
+
+Gauges and cumulative up-down sums set their series (last write wins, as StatsD
+gauges do); delta up-down sums add to it. Histograms of any layout (explicit
+bounds, exponential) are re-bucketed into the family's bounds: each source bucket
+goes to the family bucket holding its upper bound (exact when the bounds agree,
+an over-estimate by at most one bucket otherwise). Summaries keep their count
+and sum; the client's quantiles have no place in the store yet.
+
+The caller holds the store's writer lock (the one StatsD ingest takes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
+from itertools import accumulate
+from typing import Any, NamedTuple
+
+from exporter import families
+from exporter.model import FamilySpec, MetricType
+from exporter.otlp import conventions
+from exporter.otlp.config import OtlpConfig
+from exporter.otlp.names import BadName, label_name, metric_name
+from exporter.store import Counter, Gauge, Histogram, Refusal, Store, Summary
+
+DELTA, CUMULATIVE = 1, 2  # AggregationTemporality values
+NO_RECORDED_VALUE = 1  # DataPointFlags: the stream has no value now (Prometheus: a staleness marker)
+# Buckets for exponential histograms outside our families (until native histograms land):
+# our latency bounds for seconds, the SDKs' default explicit bounds for anything else.
+SECONDS_BUCKETS = families.LATENCY_BUCKETS
+MILLISECONDS_BUCKETS = tuple(b * 1000 for b in families.LATENCY_BUCKETS)
+DEFAULT_BUCKETS = (0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0,
+                   5000.0, 7500.0, 10000.0)
+# Reasons a data point is not stored; shown as 0 from the start.
+REASONS = ("empty_name", "name_too_long", "no_data", "unspecified_temporality", "non_finite_value",
+           "negative_counter", "out_of_order", "invalid_buckets", "stream_limit",
+           *(r.value for r in Refusal))
+_INF = math.inf
+
+
+class Result(NamedTuple):
+    accepted: int
+    rejected: int
+    message: str  # why the first rejected points were refused ("" when none were)
+
+
+class Resource(NamedTuple):
+    key: tuple[tuple[str, str], ...]  # every attribute: identifies the sender's streams
+    labels: tuple[str, ...]  # job, instance, then the promoted attributes' values
+
+
+def text(value: Any) -> str:
+    """An AnyValue as a label value, as Prometheus writes them (arrays and maps as JSON)."""
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        return str(value.string_value)
+    if which == "bool_value":
+        return "true" if value.bool_value else "false"
+    if which == "int_value":
+        return str(value.int_value)
+    if which == "double_value":
+        return repr(value.double_value)
+    if which == "bytes_value":
+        return value.bytes_value.hex()
+    if which in ("array_value", "kvlist_value"):
+        return json.dumps(_plain(value), separators=(",", ":"))
+    return ""
+
+
+def _plain(value: Any) -> Any:
+    which = value.WhichOneof("value")
+    if which == "array_value":
+        return [_plain(v) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: _plain(kv.value) for kv in value.kvlist_value.values}
+    return text(value) if which not in ("int_value", "double_value", "bool_value") else getattr(value, which)
+
+
+def attributes(kvs: Iterable[Any]) -> dict[str, str]:
+    """Attribute key (as sent) -> value as text; string values (the common case) take no detour."""
+    out = {}
+    for kv in kvs:
+        v = kv.value
+        s = v.string_value
+        out[kv.key] = s if s else text(v)
+    return out
+
+
+def _upper(index: int, log_base: float) -> float:
+    """Upper bound base**index of an exponential bucket (inf past float range)."""
+    try:
+        return math.exp(index * log_base)
+    except OverflowError:
+        return _INF
+
+
+def _increments(new: Sequence[float], old: Sequence[float]) -> list[float]:
+    """Cumulative-bucket increments that never go down: a re-scaled exponential histogram
+    moves counts to wider buckets, which would otherwise show as a bucket decreasing."""
+    total = new[-1] - old[-1]
+    out, floor = [], 0.0
+    for n, o in zip(new, old):
+        floor = min(max(floor, n - o), total)
+        out.append(floor)
+    out[-1] = total
+    return out
+
+
+class Translator:
+    """Applies export requests to the store; keeps the last point of every stream."""
+
+    def __init__(self, config: OtlpConfig, store: Store, stats: Store,
+                 counted: Callable[[], None] = lambda: None) -> None:
+        self.store = store
+        self._stats = stats
+        self._counted = counted
+        self._streams: dict[tuple[Any, ...], list[Any]] = {}
+        self._specs: dict[tuple[Any, ...], FamilySpec] = {}
+        self._bounds: dict[str, tuple[float, ...]] = {}  # a translated histogram keeps its first bounds
+        self._maps: dict[tuple[Any, ...], list[int]] = {}
+        self._label_names: dict[str, str] = {}
+        self._rejected: dict[str, Counter] = {}
+        streams = stats.series(families.OTLP_STREAMS, ())
+        assert isinstance(streams, Gauge)
+        self._streams_gauge = streams
+        for reason in REASONS:
+            self._reject_counter(reason)
+        self.configure(config)
+        # Per request:
+        self._accepted = 0
+        self._refused = 0
+        self._message = ""
+        self._now = 0.0
+
+    def configure(self, config: OtlpConfig) -> None:
+        """New settings (reload); streams stay, so cumulative totals are not counted again."""
+        self.config = config
+        self._promoted = tuple(config.promote_resource_attributes)
+        self._promoted_labels = tuple(label_name(k) for k in self._promoted)
+        info = [(k, label_name(k)) for k in config.target_info_attributes]
+        self._info_keys = tuple(k for k, _ in info)
+        self._target_info = FamilySpec(
+            "target_info", MetricType.GAUGE, "Resource attributes of the OTLP senders, one series per job and instance.",
+            ("job", "instance", *(n for _, n in info)), namespaced=False)
+        self._reserved = {"job", "instance", *self._promoted_labels}
+
+    @property
+    def streams(self) -> int:
+        return len(self._streams)
+
+    # --- a request --------------------------------------------------------------------------
+    def export(self, request: Any) -> Result:
+        """Apply an ExportMetricsServiceRequest; returns what was stored and what was not."""
+        self._accepted = self._refused = 0
+        self._message = ""
+        self._now = self.store.clock()
+        for rm in request.resource_metrics:
+            resource = self._resource(rm.resource)
+            for sm in rm.scope_metrics:
+                scope = (sm.scope.name, sm.scope.version)
+                for metric in sm.metrics:
+                    self._metric(metric, resource, scope)
+        self._streams_gauge.value = len(self._streams)
+        self._counted()
+        return Result(self._accepted, self._refused, self._message)
+
+    def _resource(self, resource: Any) -> Resource:
+        attrs = attributes(resource.attributes)
+        name, namespace = attrs.get("service.name", ""), attrs.get("service.namespace", "")
+        job = f"{namespace}/{name}" if namespace and name else name
+        instance = attrs.get("service.instance.id", "")
+        labels = (job, instance, *(attrs.get(k, "") for k in self._promoted))
+        if job or instance:
+            series = self.store.series(self._target_info, (job, instance, *(attrs.get(k, "") for k in self._info_keys)))
+            if isinstance(series, Gauge):
+                series.value = 1.0
+                series.seen = self._now
+        return Resource(tuple(sorted(attrs.items())), labels)
+
+    def _metric(self, metric: Any, resource: Resource, scope: tuple[str, str]) -> None:
+        which = metric.WhichOneof("data")
+        if which is None:
+            self._reject("no_data", 1, f"metric {metric.name!r} has no data")
+            return
+        data = getattr(metric, which)
+        points = data.data_points
+        if not points:
+            return
+        if which == "gauge":
+            kind, temporality = "gauge", CUMULATIVE
+        elif which == "summary":
+            kind, temporality = "summary", CUMULATIVE
+        else:
+            temporality = data.aggregation_temporality
+            if which == "sum":
+                kind = "counter" if data.is_monotonic else "gauge"
+            else:
+                kind = "histogram" if which == "histogram" else "exponential"
+            if temporality != DELTA and temporality != CUMULATIVE:
+                self._reject("unspecified_temporality", len(points),
+                             f"metric {metric.name!r}: aggregation temporality is unspecified")
+                return
+        route = (conventions.route(metric.name, "histogram" if kind == "exponential" else kind, metric.unit)
+                 if self.config.conventions else None)
+        raw = [attributes(dp.attributes) for dp in points]
+        if route is not None:
+            spec, scale = route.spec, route.scale
+            label_sets = [route.labels(a) for a in raw]
+        else:
+            try:
+                spec, label_sets = self._translated(metric, kind, which, points, raw, resource)
+            except BadName as err:
+                self._reject(err.reason, len(points), str(err))
+                return
+            scale = 1.0
+        stream = (resource.key, scope, metric.name, spec.name)
+        apply = self._APPLY[kind]
+        for dp, labels in zip(points, label_sets):
+            if dp.flags & NO_RECORDED_VALUE:
+                self._accepted += 1
+                continue
+            series = self.store.series(spec, labels)
+            if isinstance(series, Refusal):
+                self._reject(series.value, 1, f"metric {metric.name!r}: series refused ({series.value})")
+                continue
+            apply(self, dp, series, stream + labels, temporality, scale)
+
+    def _translated(self, metric: Any, kind: str, which: str, points: Sequence[Any], raw: list[dict[str, str]],
+                    resource: Resource) -> tuple[FamilySpec, list[tuple[str, ...]]]:
+        """The spec under the metric's Prometheus name and each point's label values."""
+        name, unit = metric_name(metric.name, metric.unit, counter=kind == "counter",
+                                 ratio_gauge=which == "gauge")
+        names = self._label_names
+        sanitised = []
+        keys: set[str] = set()
+        for attrs in raw:
+            d: dict[str, str] = {}
+            for key in sorted(attrs):  # sorted: values of colliding keys join in key order
+                label = names.get(key)
+                if label is None:
+                    label = names[key] = label_name(key)
+                if not label or label in self._reserved:
+                    continue
+                d[label] = f"{d[label]};{attrs[key]}" if label in d else attrs[key]
+            keys.update(d)
+            sanitised.append(d)
+        label_keys = tuple(sorted(keys))
+        buckets: tuple[float, ...] = ()
+        if kind == "histogram" or kind == "exponential":
+            buckets = self._bounds.get(name) or self._bounds.setdefault(
+                name, tuple(points[0].explicit_bounds) if kind == "histogram" else _exponential_bounds(unit))
+        mtype = {"counter": MetricType.COUNTER, "gauge": MetricType.GAUGE, "summary": MetricType.SUMMARY}.get(
+            kind, MetricType.HISTOGRAM)
+        ident = (name, mtype, label_keys, buckets, unit, metric.description)
+        spec = self._specs.get(ident)
+        if spec is None:
+            if len(self._specs) > 100_000:
+                self._specs.clear()
+            spec = self._specs[ident] = FamilySpec(
+                name, mtype, metric.description or f"OTLP metric {metric.name}.",
+                ("job", "instance", *self._promoted_labels, *label_keys), buckets, unit, namespaced=False)
+        base = resource.labels
+        return spec, [(*base, *(d.get(k, "") for k in label_keys)) for d in sanitised]
+
+    # --- points --------------------------------------------------------------------------------
+    def _stream(self, key: tuple[Any, ...], dp: Any, temporality: int) -> list[Any] | None:
+        """The stream's state; None (and counted) if it is new and there is no room for another,
+        or if the point is older than the stream's last (for a delta stream: not newer, a retry)."""
+        state = self._streams.get(key)
+        if state is None:
+            if len(self._streams) >= self.store.limits.max_series:
+                self._reject("stream_limit", 1, "too many streams")
+                return None
+            # start, time, value (or count), sum, cumulative buckets
+            state = self._streams[key] = [-1, 0, 0.0, 0.0, None]
+            return state
+        t, last = dp.time_unix_nano, state[1]
+        if t and last and (t < last or (t == last and temporality == DELTA)):
+            self._reject("out_of_order", 1, "data point not newer than the stream's last one")
+            return None
+        return state
+
+    def _counter(self, dp: Any, series: Any, key: tuple[Any, ...], temporality: int, scale: float) -> None:
+        v = dp.as_double or dp.as_int
+        if v - v != 0:
+            self._reject("non_finite_value", 1, "NaN or infinite value")
+            return
+        if v < 0:
+            self._reject("negative_counter", 1, "negative value for a monotonic sum")
+            return
+        state = self._stream(key, dp, temporality)
+        if state is None:
+            return
+        start = dp.start_time_unix_nano
+        if temporality == DELTA or state[0] != start or v < state[2]:
+            inc = v
+        else:
+            inc = v - state[2]
+        state[0], state[1], state[2] = start, dp.time_unix_nano, v
+        series.value += inc * scale
+        series.seen = self._now
+        self._accepted += 1
+
+    def _gauge(self, dp: Any, series: Any, key: tuple[Any, ...], temporality: int, scale: float) -> None:
+        v = dp.as_double or dp.as_int
+        if v - v != 0:
+            self._reject("non_finite_value", 1, "NaN or infinite value")
+            return
+        if temporality == DELTA:
+            state = self._stream(key, dp, temporality)
+            if state is None:
+                return
+            state[1] = dp.time_unix_nano
+            series.value += v * scale
+        else:
+            series.value = v * scale
+        series.seen = self._now
+        self._accepted += 1
+
+    def _histogram(self, dp: Any, series: Any, key: tuple[Any, ...], temporality: int, scale: float) -> None:
+        counts = dp.bucket_counts
+        bounds = tuple(dp.explicit_bounds)
+        if not counts:
+            counts, bounds = [dp.count], ()
+        elif len(counts) != len(bounds) + 1 or sum(counts) != dp.count:
+            self._reject("invalid_buckets", 1, "bucket counts do not match the bounds or the count")
+            return
+        target = series.bounds
+        if bounds == target and scale == 1.0:
+            per: Sequence[float] = counts
+        else:
+            per = [0] * (len(target) + 1)
+            for i, c in zip(self._map(bounds, scale, target), counts):
+                per[i] += c
+        self._observe(dp, series, key, temporality, per, dp.sum * scale)
+
+    def _exponential(self, dp: Any, series: Any, key: tuple[Any, ...], temporality: int, scale: float) -> None:
+        if not -10 <= dp.scale <= 20:
+            self._reject("invalid_buckets", 1, f"exponential scale {dp.scale} out of range")
+            return
+        target = series.bounds
+        per = [0] * (len(target) + 1)
+        log_base = math.log(2.0) * 2.0 ** -dp.scale
+        if dp.zero_count:
+            per[bisect_left(target, 0.0)] += dp.zero_count
+        offset = dp.positive.offset
+        for j, c in enumerate(dp.positive.bucket_counts):
+            if c:
+                per[bisect_left(target, _upper(offset + j + 1, log_base) * scale)] += c
+        offset = dp.negative.offset
+        for j, c in enumerate(dp.negative.bucket_counts):
+            if c:  # negative bucket j covers [-base**(offset+j+1), -base**(offset+j))
+                per[bisect_left(target, -_upper(offset + j, log_base) * scale)] += c
+        if sum(per) != dp.count:
+            self._reject("invalid_buckets", 1, "bucket counts do not add up to the count")
+            return
+        self._observe(dp, series, key, temporality, per, dp.sum * scale)
+
+    def _observe(self, dp: Any, series: Any, key: tuple[Any, ...], temporality: int,
+                 per: Sequence[float], total: float) -> None:
+        if total - total != 0:
+            self._reject("non_finite_value", 1, "NaN or infinite sum")
+            return
+        if not isinstance(series, Histogram):  # pragma: no cover - the spec decides the series type
+            self._reject(Refusal.TYPE_CONFLICT.value, 1, "not a histogram")
+            return
+        state = self._stream(key, dp, temporality)
+        if state is None:
+            return
+        cumulative = list(accumulate(per))
+        start, count = dp.start_time_unix_nano, cumulative[-1]
+        if temporality == DELTA or state[4] is None or state[0] != start or count < state[2]:
+            inc, inc_sum = cumulative, total
+        else:
+            inc, inc_sum = _increments(cumulative, state[4]), total - state[3]
+        if temporality == CUMULATIVE:
+            state[2], state[3], state[4] = count, total, cumulative
+        state[0], state[1] = start, dp.time_unix_nano
+        buckets: list[Any] = series.buckets
+        previous = 0.0
+        for i, c in enumerate(inc):
+            if c != previous:
+                buckets[i] += c - previous
+                previous = c
+        series.sum += inc_sum
+        series.seen = self._now
+        self._accepted += 1
+
+    def _summary(self, dp: Any, series: Any, key: tuple[Any, ...], temporality: int, scale: float) -> None:
+        total = dp.sum * scale
+        if total - total != 0:
+            self._reject("non_finite_value", 1, "NaN or infinite sum")
+            return
+        if not isinstance(series, Summary):  # pragma: no cover
+            self._reject(Refusal.TYPE_CONFLICT.value, 1, "not a summary")
+            return
+        state = self._stream(key, dp, temporality)
+        if state is None:
+            return
+        start, count = dp.start_time_unix_nano, dp.count
+        if state[0] != start or count < state[2]:
+            series.count += count
+            series.sum += total
+        else:
+            series.count += count - state[2]
+            series.sum += total - state[3]
+        state[0], state[1], state[2], state[3] = start, dp.time_unix_nano, count, total
+        series.seen = self._now
+        self._accepted += 1
+
+    _APPLY: dict[str, Callable[..., None]] = {
+        "counter": _counter, "gauge": _gauge, "histogram": _histogram,
+        "exponential": _exponential, "summary": _summary,
+    }
+
+    def _map(self, bounds: tuple[float, ...], scale: float, target: tuple[float, ...]) -> list[int]:
+        """For each source bucket, the target bucket holding its upper bound."""
+        ident = (bounds, scale, target)
+        found = self._maps.get(ident)
+        if found is None:
+            if len(self._maps) > 10_000:
+                self._maps.clear()
+            found = self._maps[ident] = [bisect_left(target, b * scale) for b in bounds] + [len(target)]
+        return found
+
+    # --- rejections ------------------------------------------------------------------------------
+    def _reject_counter(self, reason: str) -> Counter:
+        counter = self._rejected.get(reason)
+        if counter is None:
+            series = self._stats.series(families.OTLP_DATA_POINTS_REJECTED, (reason,))
+            assert isinstance(series, Counter)
+            counter = self._rejected[reason] = series
+        return counter
+
+    def _reject(self, reason: str, points: int, message: str) -> None:
+        self._reject_counter(reason).value += points
+        self._refused += points
+        if not self._message:
+            self._message = message
+
+
+def _exponential_bounds(unit: str) -> tuple[float, ...]:
+    if unit == "seconds":
+        return SECONDS_BUCKETS
+    if unit == "milliseconds":
+        return MILLISECONDS_BUCKETS
+    return DEFAULT_BUCKETS
