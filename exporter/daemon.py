@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from exporter import config as config_module
 from exporter import families
 from exporter.collectors import REGISTRY
-from exporter.collectors.exporter import ExporterCollector
+from exporter.collectors.self_metrics import SelfMetricsCollector
 from exporter.config import Config, ConfigError
 from exporter.model import Family
 from exporter.schema import split_address
@@ -51,7 +51,7 @@ def apply(config: Config, overrides: Overrides) -> Config:
 def iter_jobs(config: Config) -> Iterator[Job]:
     """One job per enabled collector and per probe target; raises if one cannot be built
     (the caller closes those already built)."""
-    yield Job(ExporterCollector(), "exporter")
+    yield Job(SelfMetricsCollector(), "exporter")
     for name, entry in REGISTRY.items():
         if entry.targets:
             for target in getattr(config.probes, name):

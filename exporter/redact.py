@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 # What replaces a secret; the same marker Prometheus shows for <secret> fields.
 MASK = "<secret>"
@@ -39,6 +40,11 @@ _KEY_COLON = re.compile(
 )
 # HTTP Authorization header values (Basic/Bearer credentials).
 _AUTH_HEADER = re.compile(r"(?P<head>\b(?:Basic|Bearer|Digest)\s+)(?P<secret>[A-Za-z0-9+/=._~\-]{8,})")
+
+
+# libpq key=value DSNs ("host=db password=secret"): to learn the password, so an
+# error that quotes it in another form is masked too.
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
 def _mask(match: re.Match[str]) -> str:
@@ -75,3 +81,24 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
         out = out.replace(secret, MASK)
     return out
+
+
+def dsn_secrets(dsn: str) -> list[str]:
+    """The passwords a URL or libpq DSN carries, to mask where a driver quotes them bare."""
+    found = []
+    try:
+        password = urlsplit(dsn).password
+    except ValueError:
+        password = None
+    if password:
+        found.append(password)
+    kv = _KV_PASSWORD.search(dsn)
+    if kv:
+        found.append(kv.group(2).strip("'"))
+    return found
+
+
+def describe_error(err: BaseException, secrets: Iterable[str] = ()) -> str:
+    """`Type: message` with every secret masked: drivers like to echo DSNs in errors."""
+    text = str(err) or type(err).__name__
+    return f"{type(err).__name__}: {redact(text, secrets)}"

@@ -1,9 +1,16 @@
-"""Run every collector concurrently at scrape time, under its own timeout.
+"""Run every collector concurrently at scrape time, each in the frame of its job.
 
-The framework, not each collector, measures duration and success, exports `up`
-for probe targets and logs a failure once per change of state. A collector still
-running when its timeout passes is not started again: the next scrape waits on
-the same run (so a hung target never piles up threads or connections).
+A `Job` is one collector (or one probe target) and what the scraper remembers
+about it. The frame, not each collector, measures duration and success, exports
+`up` for probe targets and logs a failure once per change of state. For a probe
+it also owns what every probe would otherwise repeat: the deadline on the read,
+the backoff after a failure (on the job's clock, which tests replace), the reset
+of the probe's connection after any failure or cancellation, and the masking of
+the secrets the probe declares in the error it reports.
+
+A run still pending when its timeout passes is not started again: the next
+scrape waits on the same run (so a collector stuck in a thread never piles up
+threads or connections).
 """
 
 from __future__ import annotations
@@ -11,40 +18,100 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 from exporter import families
-from exporter.collectors import Collector
+from exporter.backoff import Backoff, BackoffError
+from exporter.collectors import Collector, Probe, ProbeError
 from exporter.model import Family
+from exporter.redact import describe_error, redact
+from exporter.statelog import StateLog
 
 log = logging.getLogger(__name__)
+
+# How long a probe that ran out of time gets to drop its connection, on top of its timeout.
+RESET_GRACE = 0.25
 
 
 @dataclass(eq=False)
 class Job:
-    """One collector instance and what the scraper remembers about it."""
+    """One collector instance, its frame, and what the scraper remembers about it."""
 
     collector: Collector
     name: str
     target: str = ""  # a probe's target name; "" for a plain collector
     timeout: float = 5.0
     interval: float | None = None  # reuse the last result for this long
-    is_probe: bool = False
-    _task: asyncio.Task[Iterable[Family]] | None = None
+    is_probe: bool = False  # the collector is a Probe: backoff, deadline, reset, `up`
+    clock: Callable[[], float] = time.monotonic
+    backoff: Backoff = field(init=False)
+    _task: asyncio.Task[list[Family]] | None = None
     _last: list[Family] = field(default_factory=list)
     _last_at: float = -1e18
     _last_ok: bool = True
     _duration: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.backoff = Backoff(clock=self.clock)
+
     @property
     def label(self) -> str:
         return f"{self.name}/{self.target}" if self.target else self.name
+
+    def describe(self) -> str:
+        """The target as logs and errors show it, its secrets masked."""
+        if not self.is_probe:
+            return self.label
+        probe = cast(Probe, self.collector)
+        return redact(probe.describe(), probe.secrets)
+
+    async def attempt(self) -> list[Family]:
+        """One run of the collector; for a probe, in the frame every probe shares.
+
+        A probe target that failed a moment ago is not contacted (BackoffError).
+        Any failure, cancellation included, resets the probe first: a reply may be
+        half read, so its connection cannot be reused. An Exception becomes a
+        masked ProbeError naming the target, and starts the next delay.
+        """
+        if not self.is_probe:
+            return list(await self.collector.collect())
+        probe = cast(Probe, self.collector)
+        try:
+            self.backoff.check()
+        except BackoffError as err:
+            raise BackoffError(f"{self.describe()}: {err}") from None
+        try:
+            async with asyncio.timeout(self.timeout) as deadline:
+                result = list(await probe.collect())
+        except BaseException as err:
+            await self._reset(probe)
+            if not isinstance(err, Exception):
+                raise
+            if isinstance(err, TimeoutError) and deadline.expired():
+                reason = f"TimeoutError: no answer within {self.timeout:g}s"
+            elif isinstance(err, ProbeError):
+                reason = redact(str(err), probe.secrets)
+            else:
+                reason = describe_error(err, probe.secrets)
+            self.backoff.failed(reason)
+            raise ProbeError(f"{self.describe()}: {reason}") from None
+        self.backoff.succeeded()
+        return result
+
+    async def _reset(self, probe: Probe) -> None:
+        try:
+            async with asyncio.timeout(RESET_GRACE):
+                await probe.reset()
+        except Exception as err:  # the connection is abandoned either way
+            log.debug("probe reset failed", extra={"collector": self.label, "err": describe_error(err)})
 
 
 class Scraper:
     def __init__(self, jobs: Iterable[Job] = ()) -> None:
         self.jobs: list[Job] = list(jobs)
+        self._states = StateLog(log, "collector failed", "collector recovered")
 
     async def collect(self) -> list[Family]:
         results = await asyncio.gather(*(self._run(job) for job in self.jobs))
@@ -58,14 +125,15 @@ class Scraper:
         return out
 
     async def _run(self, job: Job) -> list[Family]:
-        now = time.monotonic()
+        now = job.clock()
         if job.interval and job._last_ok and now - job._last_at < job.interval:
             return job._last
         start = time.perf_counter()
         if job._task is None:
-            job._task = asyncio.create_task(_collect(job.collector))
+            job._task = asyncio.create_task(job.attempt())
         task = job._task
-        done, _ = await asyncio.wait({task}, timeout=job.timeout)
+        # A probe's own deadline fires at the timeout; the grace lets its reset finish in this scrape.
+        done, _ = await asyncio.wait({task}, timeout=job.timeout + (RESET_GRACE if job.is_probe else 0.0))
         job._duration = time.perf_counter() - start
         if not done:
             self._report(job, False, f"timed out after {job.timeout:g}s")
@@ -75,16 +143,15 @@ class Scraper:
         if error is not None:
             self._report(job, False, f"{type(error).__name__}: {error}")
             return []
-        job._last, job._last_at = list(task.result()), now
+        job._last, job._last_at = task.result(), now
         self._report(job, True, "")
         return job._last
 
-    @staticmethod
-    def _report(job: Job, ok: bool, why: str) -> None:
-        if ok and not job._last_ok:
-            log.info("collector recovered", extra={"collector": job.label})
-        elif not ok and job._last_ok:
-            log.warning("collector failed", extra={"collector": job.label, "err": why})
+    def _report(self, job: Job, ok: bool, why: str) -> None:
+        if ok:
+            self._states.ok(job, collector=job.label)
+        else:
+            self._states.failed(job, why, collector=job.label)
         job._last_ok = ok
 
     async def close(self) -> None:
@@ -93,10 +160,6 @@ class Scraper:
             if job._task is not None:
                 job._task.cancel()
         await asyncio.gather(*(_close(job) for job in self.jobs))
-
-
-async def _collect(collector: Collector) -> Iterable[Family]:
-    return await collector.collect()
 
 
 async def _close(job: Job) -> None:

@@ -41,7 +41,7 @@ def test_nothing_imports_the_daemon_or_the_cli() -> None:
 
 
 def test_model_families_and_schema_import_nothing_of_the_daemon() -> None:
-    for name in ("model.py", "families.py", "schema.py"):
+    for name in ("model.py", "families.py", "schema.py", "cumulative.py"):
         inner = {m for m in _imports(PACKAGE / name) if m.startswith("exporter")}
         assert inner <= {"exporter.model", "exporter"}, (name, inner)
 
@@ -49,6 +49,12 @@ def test_model_families_and_schema_import_nothing_of_the_daemon() -> None:
 def test_sources_never_import_the_exposition() -> None:
     for path in [*(PACKAGE / "collectors").glob("*.py"), *(PACKAGE / "statsd").glob("*.py")]:
         assert "exporter.exposition" not in _imports(path), path
+
+
+def test_collectors_never_import_the_store() -> None:
+    """Collectors return families and write nowhere; what they keep across scrapes is exporter.cumulative."""
+    for path in (PACKAGE / "collectors").glob("*.py"):
+        assert "exporter.store" not in _imports(path), path
 
 
 def test_metric_reference_is_generated_from_the_code() -> None:

@@ -1,4 +1,4 @@
-"""The collector framework: concurrency, timeouts, failure reporting."""
+"""The collector framework: concurrency, timeouts, failure reporting, and the probe frame."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import threading
 import pytest
 
 from exporter import families
+from exporter.collectors import BaseProbe, ProbeError
 from exporter.model import Family, FamilySpec, MetricType
 from exporter.scrape import Job, Scraper
+from tests.collectors.helpers import Clock
 
 THING = FamilySpec("thing", MetricType.GAUGE, "A test gauge.", ("source",))
 
@@ -30,6 +32,36 @@ class Fixed:
 class Failing(Fixed):
     async def collect(self) -> list[Family]:
         raise RuntimeError("database on fire")
+
+
+class Target(BaseProbe):
+    """A probe whose target fails, hangs or answers as the test says, and who counts what the job did."""
+
+    secrets = ["hunter2-secret"]
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = answers  # "ok", "fail" or "hang", one per collect; the last one repeats
+        self.calls = 0
+        self.resets = 0
+        self.closed = False
+
+    def describe(self) -> str:
+        return "target tcp://admin:hunter2-secret@db:1"
+
+    async def collect(self) -> list[Family]:
+        answer = self.answers[min(self.calls, len(self.answers) - 1)]
+        self.calls += 1
+        if answer == "fail":
+            raise ConnectionError("db:1 refused the password hunter2-secret")
+        if answer == "hang":
+            await asyncio.Event().wait()
+        return [THING.one(float(self.calls), "target")]
+
+    async def reset(self) -> None:
+        self.resets += 1
+
+    async def close(self) -> None:
+        self.closed = True
 
 
 class Hanging(Fixed):
@@ -53,7 +85,7 @@ def _values(out: list[Family], spec: FamilySpec) -> dict[tuple[str, ...], float]
 def test_failing_and_hanging_collectors_leave_the_rest_of_the_scrape(caplog: pytest.LogCaptureFixture) -> None:
     hanging = Hanging()
     scraper = Scraper([Job(Fixed(1.0), "fixed"), Job(Failing(0), "failing"),
-                       Job(hanging, "hanging", timeout=0.2), Job(Failing(0), "redis", "cache", is_probe=True)])
+                       Job(hanging, "hanging", timeout=0.2), Job(Target(["fail"]), "redis", "cache", is_probe=True)])
 
     async def scrape_twice() -> tuple[list[Family], list[Family]]:
         first = await scraper.collect()
@@ -104,15 +136,15 @@ def test_recovery_is_reported_and_interval_reuses_the_result() -> None:
                 raise ConnectionError("refused")
             return [THING.one(float(Flaky.calls), "flaky")]
 
-    job = Job(Flaky(0), "flaky", "t", interval=3600, is_probe=True)
+    job = Job(Flaky(0), "flaky", "t", interval=3600)
     scraper = Scraper([job])
 
     async def three() -> list[list[Family]]:
         return [await scraper.collect() for _ in range(3)]
 
     first, second, third = asyncio.run(three())
-    assert _values(first, families.UP) == {("flaky", "t"): 0.0}
-    assert _values(second, families.UP) == {("flaky", "t"): 1.0}
+    assert _values(first, families.COLLECTOR_SUCCESS) == {("flaky", "t"): 0.0}
+    assert _values(second, families.COLLECTOR_SUCCESS) == {("flaky", "t"): 1.0}
     assert _values(second, THING) == {("flaky",): 2.0}
     # Within the interval the last good result is served without running the probe.
     assert _values(third, THING) == {("flaky",): 2.0}
@@ -123,3 +155,72 @@ def test_close_closes_every_collector() -> None:
     collectors = [Fixed(1), Failing(2)]
     asyncio.run(Scraper([Job(c, f"c{i}") for i, c in enumerate(collectors)]).close())
     assert all(c.closed for c in collectors)
+
+
+def test_a_failing_probe_is_backed_off_on_the_jobs_clock_and_its_secret_masked() -> None:
+    clock = Clock()
+    target = Target(["fail", "fail", "ok"])
+    job = Job(target, "db", "main", is_probe=True, clock=clock)
+
+    async def attempt() -> str:
+        try:
+            await job.attempt()
+        except ProbeError as err:
+            return f"{type(err).__name__}: {err}"
+        return "ok"
+
+    async def main() -> list[tuple[str, int, float]]:
+        seen = []
+        for step in (0, 0, 1, 0.5, 1.5, 0):  # seconds the clock moves before each attempt
+            clock.advance(step)
+            seen.append((await attempt(), target.calls, job.backoff.delay))
+        return seen
+
+    seen = asyncio.run(main())
+    assert [calls for _, calls, _ in seen] == [1, 1, 2, 2, 3, 4]  # inside a delay the target is not called
+    assert [delay for _, _, delay in seen] == [1.0, 1.0, 2.0, 2.0, 0.0, 0.0]
+    first, backing_off = seen[0][0], seen[1][0]
+    assert first == ("ProbeError: target tcp://admin:<secret>@db:1: "
+                     "ConnectionError: db:1 refused the password <secret>")
+    assert backing_off.startswith("BackoffError: target tcp://admin:<secret>@db:1: backoff: next attempt in 1.0s")
+    assert all("hunter2" not in text for text, _, _ in seen)
+    assert target.resets == 2  # once per failed read, never after a success or a skipped one
+
+
+def test_a_probe_past_its_deadline_is_cut_off_reset_and_not_started_again() -> None:
+    clock = Clock()
+    target = Target(["hang", "ok"])
+    scraper = Scraper([Job(target, "db", "main", timeout=0.2, is_probe=True, clock=clock),
+                       Job(Fixed(1.0), "fixed")])
+
+    async def main() -> tuple[list[Family], list[Family], list[Family]]:
+        hung = await scraper.collect()
+        backing_off = await scraper.collect()
+        clock.advance(1.0)
+        return hung, backing_off, await scraper.collect()
+
+    hung, backing_off, recovered = asyncio.run(main())
+    assert _values(hung, families.UP) == {("db", "main"): 0.0}
+    assert _values(hung, THING) == {("fixed",): 1.0}  # the rest of the scrape went on
+    assert _values(backing_off, families.UP) == {("db", "main"): 0.0}
+    assert _values(recovered, families.UP) == {("db", "main"): 1.0}
+    assert _values(recovered, THING) == {("fixed",): 1.0, ("target",): 2.0}
+    assert target.calls == 2  # the backoff kept the second scrape off the target
+    assert target.resets == 1  # the read cut off at its deadline dropped its connection
+
+
+def test_a_probe_cancelled_by_close_is_reset_and_closed() -> None:
+    target = Target(["hang"])
+    job = Job(target, "db", "main", timeout=30, is_probe=True)
+    scraper = Scraper([job])
+
+    async def main() -> None:
+        scrape = asyncio.create_task(scraper.collect())
+        while target.calls == 0:
+            await asyncio.sleep(0)
+        await scraper.close()
+        with pytest.raises(asyncio.CancelledError):
+            await scrape
+
+    asyncio.run(main())
+    assert target.resets == 1 and target.closed

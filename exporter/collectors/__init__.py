@@ -1,19 +1,25 @@
-"""The pull side: the Collector interface and the registry of every collector.
+"""The pull side: the Collector and Probe interfaces and the registry of every collector.
 
 A collector is built from its own config section and returns families at scrape
 time; the scraper (scrape.py) runs them concurrently under timeouts and reports
-their duration and success, so a collector only raises when it fails.
-Adding one is one file plus one line in REGISTRY.
+their duration and success, so a collector only raises when it fails. A probe
+reads one remote target and leaves the frame around that read (deadline,
+backoff, masking its secrets in errors, dropping its connection after a failure)
+to its scrape job. Adding one is one file plus one line in REGISTRY.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from exporter.model import Family
 from exporter.schema import Section
+
+
+class ProbeError(Exception):
+    """A target answered in a way the probe cannot use; the job adds the target and masks secrets."""
 
 
 class Collector(Protocol):
@@ -24,6 +30,40 @@ class Collector(Protocol):
     async def close(self) -> None:
         """Release connections; called on reload and shutdown."""
         ...
+
+
+class Probe(Collector, Protocol):
+    """A collector of one remote target: connect if needed, read, parse; the job does the rest.
+
+    The job bounds `collect()` by the target's timeout, calls `reset()` after any
+    failure or cancellation (a half-read reply makes a connection unusable), backs
+    off a failing target and masks `secrets` in the error it reports.
+    """
+
+    @property
+    def secrets(self) -> Sequence[str]:
+        """Literal strings to mask wherever the target or its errors are shown (passwords)."""
+        ...
+
+    def describe(self) -> str:
+        """The target as logs show it, e.g. `redis redis://:pw@db:6379/0` (the job masks it)."""
+        ...
+
+    async def reset(self) -> None:
+        """Drop the connection, if one is kept; the next collect() connects again."""
+        ...
+
+
+class BaseProbe:
+    """Defaults for a Probe that keeps no connection and carries no secret."""
+
+    secrets: Sequence[str] = ()
+
+    async def reset(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        await self.reset()
 
 
 @dataclass(frozen=True)

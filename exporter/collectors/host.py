@@ -20,9 +20,11 @@ from operator import attrgetter
 from typing import NamedTuple
 
 from exporter import families as F
-from exporter.collectors._procfs import compile_filter, read_text
+from exporter.collectors._procfs import read_text
+from exporter.collectors.namefilter import compile_filter
 from exporter.model import Family
 from exporter.schema import CollectorConfig, Regex, Section
+from exporter.statelog import StateLog
 
 log = logging.getLogger(__name__)
 
@@ -198,16 +200,19 @@ def parse_diskstats(text: str) -> list[DiskStats]:
     return out
 
 
+class Traffic(NamedTuple):
+    """One direction's counters of an interface."""
+
+    bytes: int
+    packets: int
+    errors: int
+    drops: int
+
+
 class NetDev(NamedTuple):
     device: str
-    rx_bytes: int
-    rx_packets: int
-    rx_errors: int
-    rx_drops: int
-    tx_bytes: int
-    tx_packets: int
-    tx_errors: int
-    tx_drops: int
+    rx: Traffic
+    tx: Traffic
 
 
 def parse_netdev(text: str) -> list[NetDev]:
@@ -217,8 +222,7 @@ def parse_netdev(text: str) -> list[NetDev]:
         name, sep, rest = line.partition(":")
         v = rest.split()
         if sep and len(v) >= 16:
-            out.append(NetDev(name.strip(), int(v[0]), int(v[1]), int(v[2]), int(v[3]),
-                              int(v[8]), int(v[9]), int(v[10]), int(v[11])))
+            out.append(NetDev(name.strip(), Traffic(*map(int, v[0:4])), Traffic(*map(int, v[8:12]))))
     return out
 
 
@@ -250,7 +254,7 @@ class HostCollector:
         # so one hung mount costs one stuck thread, not one per scrape.
         self._stuck: set[str] = set()
         self._stuck_lock = threading.Lock()
-        self._failing: set[str] = set()
+        self._sections_log = StateLog(log, "host section unreadable", "host section readable again")
         self._sections: tuple[tuple[str, Callable[[list[Family]], None]], ...] = (
             ("stat", self._stat), ("loadavg", self._loadavg), ("memory", self._memory),
             ("filesystems", self._filesystems), ("disks", self._diskstats), ("network", self._network),
@@ -268,13 +272,9 @@ class HostCollector:
             try:
                 section(out)
             except (OSError, ValueError, KeyError, IndexError) as err:
-                if name not in self._failing:
-                    self._failing.add(name)
-                    log.warning("host section unreadable", extra={"section": name, "err": repr(err)})
+                self._sections_log.failed(name, repr(err), section=name)
                 continue
-            if name in self._failing:
-                self._failing.discard(name)
-                log.info("host section readable again", extra={"section": name})
+            self._sections_log.ok(name, section=name)
         return out
 
     def _path(self, rel: str) -> str:
@@ -361,10 +361,10 @@ class HostCollector:
 
     def _network(self, out: list[Family]) -> None:
         devs = [d for d in parse_netdev(read_text(self._path("net/dev"))) if self._netdevs(d.device)]
-        for spec, field in ((F.HOST_NET_RX_BYTES, "rx_bytes"), (F.HOST_NET_RX_PACKETS, "rx_packets"),
-                            (F.HOST_NET_RX_ERRORS, "rx_errors"), (F.HOST_NET_RX_DROPS, "rx_drops"),
-                            (F.HOST_NET_TX_BYTES, "tx_bytes"), (F.HOST_NET_TX_PACKETS, "tx_packets"),
-                            (F.HOST_NET_TX_ERRORS, "tx_errors"), (F.HOST_NET_TX_DROPS, "tx_drops")):
+        for spec, field in ((F.HOST_NET_RX_BYTES, "rx.bytes"), (F.HOST_NET_RX_PACKETS, "rx.packets"),
+                            (F.HOST_NET_RX_ERRORS, "rx.errors"), (F.HOST_NET_RX_DROPS, "rx.drops"),
+                            (F.HOST_NET_TX_BYTES, "tx.bytes"), (F.HOST_NET_TX_PACKETS, "tx.packets"),
+                            (F.HOST_NET_TX_ERRORS, "tx.errors"), (F.HOST_NET_TX_DROPS, "tx.drops")):
             value = attrgetter(field)
             out.append(spec.family(((d.device,), value(d)) for d in devs))
 

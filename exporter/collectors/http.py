@@ -26,15 +26,10 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, field_validator
 
 from exporter import __version__, families
-from exporter.collectors._probe import (
-    Backoff,
-    Operations,
-    ProbeError,
-    describe,
-    url_password,
-)
+from exporter.collectors import BaseProbe, ProbeError
+from exporter.cumulative import Operations
 from exporter.model import Family
-from exporter.redact import redact_url
+from exporter.redact import dsn_secrets
 from exporter.schema import Target
 
 # What the probe reads of a body before it stops counting (it still drains to the end).
@@ -62,7 +57,9 @@ class Config(Target):
         return codes
 
 
-class HTTPCollector:
+class HTTPCollector(BaseProbe):
+    """A fresh connection per collect, so reset() has nothing to drop."""
+
     def __init__(self, config: Config) -> None:
         self.config = config
         parts = urlsplit(config.url)
@@ -73,13 +70,12 @@ class HTTPCollector:
         default_port = (parts.scheme, self._port) in (("http", 80), ("https", 443))
         host = f"[{self._host}]" if ":" in self._host else self._host
         self._host_header = host if default_port else f"{host}:{self._port}"
-        self._secret = url_password(config.url)
+        self.secrets = dsn_secrets(config.url)
         self._auth = None
         if parts.username is not None:
             user_pass = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             self._auth = "Basic " + base64.b64encode(user_pass.encode()).decode()
         self._ssl = self._context() if self._tls else None
-        self._backoff = Backoff()
         self._latency = Operations(families.OPERATION_DURATION)
         self._latency.declare(config.name, "ok")
         self._latency.declare(config.name, "error")
@@ -91,20 +87,18 @@ class HTTPCollector:
             ctx.verify_mode = ssl.CERT_NONE
         return ctx
 
+    def describe(self) -> str:
+        return f"http {self.config.url}"
+
     async def collect(self) -> list[Family]:
-        self._backoff.check()
         name = self.config.name
         start = time.perf_counter()
         try:
-            async with asyncio.timeout(self.config.timeout):
-                status, der = await self._request()
-        except Exception as err:
+            status, der = await self._request()
+        except BaseException:  # no answer, timed out by the job included: a failed request is an error
             self._latency.observe(time.perf_counter() - start, name, "error")
-            reason = describe(err, [self._secret])
-            self._backoff.failed(reason)
-            raise ProbeError(f"http {redact_url(self.config.url)}: {reason}") from None
+            raise
         elapsed = time.perf_counter() - start
-        self._backoff.succeeded()
         ok = status in self.config.expected_status if self.config.expected_status else 200 <= status < 300
         self._latency.observe(elapsed, name, "ok" if ok else "error")
         out = [
@@ -164,9 +158,6 @@ class HTTPCollector:
                 await writer.wait_closed()
             except (OSError, ssl.SSLError):
                 pass
-
-    async def close(self) -> None:
-        """Nothing to release: each collect opens and closes its own connection."""
 
 
 # --- certificate expiry from DER -----------------------------------------------------

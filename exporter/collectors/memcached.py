@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from exporter import families
-from exporter.collectors._probe import Backoff, ProbeError
+from exporter.collectors import BaseProbe, ProbeError
 from exporter.model import Family
 from exporter.schema import Address, Target, split_address
 
@@ -26,17 +26,18 @@ class Config(Target):
     address: Address = "127.0.0.1:11211"
 
 
-class MemcachedCollector:
+class MemcachedCollector(BaseProbe):
+    """No connection is kept between scrapes, so reset() has nothing to drop."""
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self._host, self._port = split_address(config.address)
-        self._backoff = Backoff()
+
+    def describe(self) -> str:
+        return f"memcached {self.config.address}"
 
     async def collect(self) -> list[Family]:
-        # No connection is kept between scrapes, so there is nothing to drop on failure.
-        async with self._backoff.attempt(f"memcached {self.config.address}"), asyncio.timeout(self.config.timeout):
-            stats = await self._stats()
-        return _families(self.config.name, stats)
+        return _families(self.config.name, await self._stats())
 
     async def _stats(self) -> dict[str, str]:
         reader, writer = await asyncio.open_connection(self._host, self._port, limit=_MAX_REPLY)
@@ -62,9 +63,6 @@ class MemcachedCollector:
                 await writer.wait_closed()
             except OSError:
                 pass
-
-    async def close(self) -> None:
-        """Nothing to release: each collect opens and closes its own connection."""
 
 
 def _number(stats: dict[str, str], key: str) -> float:

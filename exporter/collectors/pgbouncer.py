@@ -4,7 +4,7 @@ One pool per PgBouncer database, labelled `<target>/<database>`: PgBouncer keeps
 a pool per (database, user) pair, but SHOW STATS and the configured limits are
 per database, and per database is what a dashboard compares. The admin console
 (`pgbouncer` database) speaks only the simple query protocol, hence the
-ClientCursor session (see _probe.PgSession).
+ClientCursor session (see pgsession.PgSession).
 
 What goes where:
 - pool_connections{state}: server connections; active (linked to a client),
@@ -19,19 +19,14 @@ What goes where:
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from typing import Any
 
 from pydantic import Field
 
 from exporter import families
-from exporter.collectors._probe import (
-    Backoff,
-    PgSession,
-)
+from exporter.collectors.pgsession import SessionProbe
 from exporter.model import Family
-from exporter.redact import redact_url
 from exporter.schema import Target
 
 _ADMIN_DB = "pgbouncer"
@@ -43,23 +38,18 @@ class Config(Target):
     dsn: str = Field(default="postgresql://pgbouncer@127.0.0.1:6432/pgbouncer", min_length=1)
 
 
-class PgBouncerCollector:
+class PgBouncerCollector(SessionProbe):
+    kind = "pgbouncer"
+
     def __init__(self, config: Config) -> None:
+        super().__init__(config.dsn, config.timeout, simple=True)
         self.config = config
-        self._session = PgSession(config.dsn, config.timeout, simple=True)
-        self._backoff = Backoff()
 
     async def collect(self) -> list[Family]:
-        async with (self._backoff.attempt(f"pgbouncer {redact_url(self.config.dsn)}", self._session.secrets,
-                                          self._session.drop),
-                    asyncio.timeout(self.config.timeout)):
-            pools = await self._session.query("SHOW POOLS")
-            databases = await self._session.query("SHOW DATABASES")
-            stats = await self._session.query("SHOW STATS")
+        pools = await self.session.query("SHOW POOLS")
+        databases = await self.session.query("SHOW DATABASES")
+        stats = await self.session.query("SHOW STATS")
         return _families(self.config.name, pools, databases, stats)
-
-    async def close(self) -> None:
-        await self._session.drop()
 
 
 def _num(row: dict[str, Any], key: str) -> float:

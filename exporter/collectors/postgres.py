@@ -18,19 +18,15 @@ statements; without it their state reads as `unknown` and their text as
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
 from pydantic import Field
 
 from exporter import families
-from exporter.collectors._probe import (
-    Backoff,
-    PgSession,
-)
+from exporter.collectors.pgsession import SessionProbe
 from exporter.model import Family
-from exporter.redact import MASK, redact, redact_url
+from exporter.redact import MASK, redact
 from exporter.schema import Target
 
 _QUERY_LABEL_MAX = 160
@@ -68,23 +64,18 @@ class Config(Target):
     statements: int = Field(default=10, ge=0, le=1000)
 
 
-class PostgresCollector:
+class PostgresCollector(SessionProbe):
+    kind = "postgres"
+
     def __init__(self, config: Config) -> None:
+        super().__init__(config.dsn, config.timeout)
         self.config = config
-        self._session = PgSession(config.dsn, config.timeout)
-        self._backoff = Backoff()
 
     async def collect(self) -> list[Family]:
-        async with (self._backoff.attempt(f"postgres {redact_url(self.config.dsn)}", self._session.secrets,
-                                          self._session.drop),
-                    asyncio.timeout(self.config.timeout)):
-            return await self._read()
-
-    async def _read(self) -> list[Family]:
         target = self.config.name
-        settings = (await self._session.query(_SETTINGS))[0]
+        settings = (await self.session.query(_SETTINGS))[0]
         states = {"active": 0.0, "idle": 0.0}
-        for row in await self._session.query(_STATES):
+        for row in await self.session.query(_STATES):
             state = _SPACES.sub("_", str(row["state"]).replace("(", "").replace(")", "").strip())
             states[state] = states.get(state, 0.0) + float(row["n"])
         out = [
@@ -94,12 +85,9 @@ class PostgresCollector:
         if self.config.statements and settings["statements"]:
             # PostgreSQL 13 renamed total_time to total_exec_time.
             total = "total_exec_time" if settings["version"] >= 130000 else "total_time"
-            rows = await self._session.query(_STATEMENTS.format(total=total, limit=int(self.config.statements)))
+            rows = await self.session.query(_STATEMENTS.format(total=total, limit=int(self.config.statements)))
             out += _statement_families(target, rows)
         return out
-
-    async def close(self) -> None:
-        await self._session.drop()
 
 
 def query_label(text: str) -> str:

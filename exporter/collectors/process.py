@@ -32,6 +32,7 @@ from exporter import families as F
 from exporter.collectors._procfs import boot_time, read_bytes, read_optional, read_text
 from exporter.model import Family
 from exporter.schema import CollectorConfig, Regex, Section, unique_names
+from exporter.statelog import StateLog
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ class ProcessCollector:
         self._last: dict[tuple[int, int, int], tuple[float, float, int, int]] = {}
         self._gone = [[0.0, 0.0, 0, 0] for _ in config.groups]
         self._boot_time = boot_time(self._proc)
-        self._bad_pidfiles: set[int] = set()
+        self._pidfiles_log = StateLog(log, "pidfile does not hold a pid", None)
         # A read of /proc/<pid>/cmdline can block while that process's memory map is locked;
         # a scrape that finds the previous one still stuck fails fast instead of queueing behind it.
         self._lock = threading.Lock()
@@ -285,11 +286,9 @@ class ProcessCollector:
             return None
         pid = parse_pidfile(text)
         if pid is None:
-            if group not in self._bad_pidfiles:
-                self._bad_pidfiles.add(group)
-                log.warning("pidfile does not hold a pid", extra={"group": self._groups[group].name, "path": path})
-        elif group in self._bad_pidfiles:
-            self._bad_pidfiles.discard(group)
+            self._pidfiles_log.failed(group, f"{text[:40]!r} is not a pid", group=self._groups[group].name, path=path)
+        else:
+            self._pidfiles_log.ok(group)
         return pid
 
     def _families(self, members: list[list[int]], samples: dict[int, _Sample | None]) -> list[Family]:

@@ -15,20 +15,15 @@ CONFIG RESETSTAT (counters below the tally).
 
 from __future__ import annotations
 
-import asyncio
 from enum import Enum
 from typing import Any
 
 from pydantic import Field, model_validator
 
 from exporter import families
-from exporter.collectors._probe import (
-    Backoff,
-    ProbeError,
-    url_password,
-)
+from exporter.collectors import BaseProbe, ProbeError
 from exporter.model import Family
-from exporter.redact import redact_url
+from exporter.redact import dsn_secrets
 from exporter.schema import Section, Target
 
 # Celery's Redis transport (kombu) keeps one list per priority step: the queue's own name
@@ -70,33 +65,31 @@ class Config(Target):
     cache: bool = True
 
 
-class RedisCollector:
+class RedisCollector(BaseProbe):
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.secrets = dsn_secrets(config.url)
         self._client: Any = None
-        self._backoff = Backoff()
-        self._secret = url_password(config.url)
         self._own = _Lookups()
+
+    def describe(self) -> str:
+        return f"redis {self.config.url}"
 
     def _connect(self) -> Any:
         import redis.asyncio
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
-        # No client-side retries: one attempt per scrape, our own backoff between failures.
+        # No client-side retries: one attempt per scrape, the job's backoff between failures.
         return redis.asyncio.Redis.from_url(
             self.config.url, socket_timeout=self.config.timeout, socket_connect_timeout=self.config.timeout,
             retry=Retry(NoBackoff(), 0), decode_responses=True, client_name="apm-exporter",
             max_connections=2)
 
     async def collect(self) -> list[Family]:
-        async with (self._backoff.attempt(f"redis {redact_url(self.config.url)}", [self._secret], self._drop),
-                    asyncio.timeout(self.config.timeout)):
-            if self._client is None:
-                self._client = self._connect()
-            return await self._read(self._client)
-
-    async def _read(self, client: Any) -> list[Family]:
+        if self._client is None:
+            self._client = self._connect()
+        client = self._client
         out: list[Family] = []
         if self.config.cache:
             info = await client.info()
@@ -119,16 +112,13 @@ class RedisCollector:
                 out.append(families.QUEUE_PENDING.family(pending))
         return out
 
-    async def _drop(self) -> None:
+    async def reset(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             try:
                 await client.aclose()
             except Exception:  # closing a broken connection may fail; it is gone either way
                 pass
-
-    async def close(self) -> None:
-        await self._drop()
 
 
 class _Lookups:

@@ -36,16 +36,10 @@ if TYPE_CHECKING:  # imported where used: the daemon loads it only when a SQLite
     import sqlite3
 
 from exporter import families
-from exporter.collectors._probe import (
-    Backoff,
-    Counters,
-    Operations,
-    PgSession,
-    ProbeError,
-    describe,
-)
+from exporter.collectors import BaseProbe, ProbeError
+from exporter.collectors.pgsession import PgSession
+from exporter.cumulative import Counters, Operations
 from exporter.model import Family, FamilySpec, MetricType
-from exporter.redact import redact_url
 from exporter.schema import (
     Duration,
     LabelName,
@@ -54,6 +48,7 @@ from exporter.schema import (
     Target,
     unique_names,
 )
+from exporter.statelog import StateLog
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +107,11 @@ class Config(Target):
 
 class QueryError(Exception):
     """The query failed but the database is fine: counted, not a failed collect."""
+
+    @classmethod
+    def of(cls, err: Exception) -> QueryError:
+        # Unmasked: the probe's query log and the job mask its secrets where it is shown.
+        return cls(f"{type(err).__name__}: {err}")
 
 
 # --- drivers --------------------------------------------------------------------------
@@ -175,9 +175,9 @@ class _SQLite:
             except sqlite3.OperationalError as err:
                 if str(err) == "interrupted" and time.monotonic() > deadline:
                     raise QueryError(f"timed out after {self.timeout:g}s") from None
-                raise QueryError(describe(err)) from None
+                raise QueryError.of(err) from None
             except sqlite3.Error as err:
-                raise QueryError(describe(err)) from None
+                raise QueryError.of(err) from None
             finally:
                 conn.set_progress_handler(None, 0)
 
@@ -200,8 +200,7 @@ class _Postgres:
         await self.session.connection()
 
     def alive(self) -> bool:
-        conn = self.session._conn
-        return conn is not None and not conn.closed and not conn.broken
+        return self.session.alive
 
     async def run(self, sql: str, timeout: float) -> Rows:
         import psycopg
@@ -212,7 +211,7 @@ class _Postgres:
         except TimeoutError:
             raise QueryError(f"timed out after {timeout:g}s") from None
         except psycopg.Error as err:
-            raise QueryError(describe(err, self.session.secrets)) from None
+            raise QueryError.of(err) from None
 
     async def full_scans(self, sql: str, timeout: float) -> dict[str, bool]:
         rows = await self.run(f"EXPLAIN (FORMAT JSON) {sql}", timeout)
@@ -271,20 +270,21 @@ class _QueryState:
         self.query = query
         self.last_run = -1e18
         self.gauges: list[Family] = []
-        self.failing = False
         self.specs = [FamilySpec(m.name, MetricType.GAUGE if m.type == "gauge" else MetricType.COUNTER,
                                  m.help or f"Column {m.value!r} of SQL probe query {query.name!r}.",
                                  tuple(m.labels), namespaced=False) for m in query.metrics]
 
 
-class SQLCollector:
+class SQLCollector(BaseProbe):
     def __init__(self, config: Config) -> None:
         self.config = config
         self._driver: _SQLite | _Postgres = (
             _SQLite(_sqlite_path(config.dsn), config.timeout) if config.dsn.startswith("sqlite://")
             else _Postgres(config.dsn, config.timeout))
-        self._backoff = Backoff()
+        self.secrets = self._driver.session.secrets if isinstance(self._driver, _Postgres) else []
         self._queries = [_QueryState(q) for q in config.queries]
+        self._queries_log = StateLog(log, "sql probe query failed", "sql probe query recovered", self.secrets)
+        self._explain_log = StateLog(log, "sql probe EXPLAIN failed", None, self.secrets)
         self._latency = Operations(families.OPERATION_DURATION)
         self._errors = Counters(families.SQL_ERRORS)
         self._slow = Counters(families.SQL_SLOW)
@@ -294,20 +294,18 @@ class SQLCollector:
             for outcome in ("ok", "error"):
                 self._latency.declare(q.name, outcome)
 
-    @property
-    def _secrets(self) -> list[str | None]:
-        return self._driver.session.secrets if isinstance(self._driver, _Postgres) else []
+    def describe(self) -> str:
+        return f"sql {self.config.dsn}"
 
     async def collect(self) -> list[Family]:
-        async with self._backoff.attempt(f"sql {redact_url(self.config.dsn)}", self._secrets, self._driver.close):
-            await self._driver.connect()
-            now = time.monotonic()
-            for state in self._queries:
-                interval = state.query.interval
-                if interval is None or now - state.last_run >= interval:
-                    error = await self._run(state)
-                    if not self._driver.alive():
-                        raise ProbeError(f"connection lost: {error}")
+        await self._driver.connect()
+        now = time.monotonic()
+        for state in self._queries:
+            interval = state.query.interval
+            if interval is None or now - state.last_run >= interval:
+                error = await self._run(state)
+                if not self._driver.alive():
+                    raise ProbeError(f"connection lost: {error}")
         out = [self._latency.family(), self._errors.family(), self._slow.family()]
         for state in self._queries:
             out += state.gauges
@@ -328,10 +326,7 @@ class SQLCollector:
             elapsed = time.perf_counter() - start
             self._record(state, elapsed, threshold, ok=False)
             state.gauges = []
-            if not state.failing:
-                log.warning("sql probe query failed",
-                            extra={"target": self.config.name, "query": query.name, "err": str(err)})
-            state.failing = True
+            self._queries_log.failed(query.name, str(err), target=self.config.name, query=query.name)
             return str(err)
         self._record(state, time.perf_counter() - start, threshold, ok=True)
         if query.explain:
@@ -339,12 +334,10 @@ class SQLCollector:
                 scans = await self._driver.full_scans(query.sql, timeout)
                 gauges.append(families.SQL_FULL_SCAN.family(
                     ((query.name, table), 1.0 if full else 0.0) for table, full in sorted(scans.items())))
+                self._explain_log.ok(query.name)
             except QueryError as err:
-                log.warning("sql probe EXPLAIN failed",
-                            extra={"target": self.config.name, "query": query.name, "err": str(err)})
-        if state.failing:
-            log.info("sql probe query recovered", extra={"target": self.config.name, "query": query.name})
-        state.failing = False
+                self._explain_log.failed(query.name, str(err), target=self.config.name, query=query.name)
+        self._queries_log.ok(query.name, target=self.config.name, query=query.name)
         state.gauges = gauges
         return None
 
@@ -356,7 +349,7 @@ class SQLCollector:
         if elapsed > threshold:
             self._slow.inc(name)
 
-    async def close(self) -> None:
+    async def reset(self) -> None:
         await self._driver.close()
 
 

@@ -1,4 +1,4 @@
-"""Reading collector output the way a test asserts on it: by family name and labels."""
+"""Reading collector output the way a test asserts on it, and running a probe in its job's frame."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
+from exporter.collectors import REGISTRY, Probe
 from exporter.model import Family
+from exporter.scrape import Job
 
 T = TypeVar("T")
 
@@ -42,11 +44,29 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
     return result
 
 
-async def until_ok(collect: Callable[[], Awaitable[T]], attempts: int = 200, pause: float = 0.1) -> T:
-    """Call collect until it stops raising (the probe's backoff delays the first tries)."""
-    for _ in range(attempts - 1):
-        try:
-            return await collect()
-        except Exception:
-            await asyncio.sleep(pause)
-    return await collect()
+async def collect_once(probe: Probe) -> dict[str, dict[tuple[str, ...], Any]]:
+    """One read of a fresh probe, closed after."""
+    try:
+        return values(await probe.collect())
+    finally:
+        await probe.close()
+
+
+class Clock:
+    """A monotonic clock the test moves by hand, so a backoff delay passes without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def framed(probe: Probe, clock: Clock | None = None) -> Job:
+    """The probe in the job the daemon would build for it: `await job.attempt()` is one framed read."""
+    name = next(name for name, entry in REGISTRY.items() if entry.factory is type(probe))
+    config: Any = getattr(probe, "config")
+    return Job(probe, name, config.name, config.timeout, config.interval, is_probe=True, clock=clock or Clock())

@@ -127,7 +127,7 @@ def test_parse_diskstats_counts_512_byte_sectors() -> None:
 
 def test_parse_netdev() -> None:
     devs = {d.device: d for d in H.parse_netdev(NETDEV)}
-    assert devs["eth0"] == H.NetDev("eth0", 62096518, 1852, 1, 2, 131534, 1520, 3, 4)
+    assert devs["eth0"] == H.NetDev("eth0", H.Traffic(62096518, 1852, 1, 2), H.Traffic(131534, 1520, 3, 4))
     assert set(devs) == {"lo", "eth0", "veth12ab"}
 
 

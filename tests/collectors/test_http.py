@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.collectors._probe import BackoffError, ProbeError
+from exporter.backoff import BackoffError
+from exporter.collectors import ProbeError
 from exporter.collectors.http import Config, HTTPCollector
-from tests.collectors.helpers import run, until_ok, values
+from tests.collectors.helpers import Clock, framed, run, values
 from tests.support.binaries import require
 from tests.support.servers import BlackHole
 
@@ -159,7 +160,7 @@ def test_tls_certificate_expiry(tls_site: Site, certificate: tuple[Path, Path, f
         verified = values(await probe(tls_site.url("/ok"), ca_file=str(cert)).collect())
         skipped = values(await probe(tls_site.url("/ok", host="localhost"), insecure_skip_verify=True).collect())
         with pytest.raises(ProbeError) as err:  # the system CAs do not trust our self-signed certificate
-            await probe(tls_site.url("/ok")).collect()
+            await framed(probe(tls_site.url("/ok"))).attempt()
         return verified, skipped, str(err.value)
 
     verified, skipped, error = run(main)
@@ -173,19 +174,21 @@ def test_a_server_that_goes_away_and_comes_back(site: Site) -> None:
     port = site.port
 
     async def main() -> None:
-        collector = probe(f"http://user:hidden-pw@127.0.0.1:{port}/ok")
-        assert values(await collector.collect())["http_probe_success"] == {("api",): 1}
+        clock = Clock()
+        job = framed(probe(f"http://user:hidden-pw@127.0.0.1:{port}/ok"), clock)
+        assert values(await job.attempt())["http_probe_success"] == {("api",): 1}
         site.close()
         with pytest.raises(ProbeError, match="ConnectionRefused") as err:
-            await collector.collect()
+            await job.attempt()
         assert "hidden-pw" not in str(err.value)
         with pytest.raises(BackoffError):
-            await collector.collect()
+            await job.attempt()
         replacement = http.server.HTTPServer(("127.0.0.1", port), Handler)
         thread = threading.Thread(target=replacement.serve_forever, kwargs={"poll_interval": 0.05})
         thread.start()
         try:
-            got = values(await until_ok(collector.collect))
+            clock.advance(job.backoff.delay)
+            got = values(await job.attempt())
             assert got["http_probe_status_code"] == {("api",): 200}
             assert got["operation_duration_seconds"][("api", "error")].count == 1  # the refused attempt
         finally:
@@ -200,10 +203,10 @@ def test_a_server_that_never_answers(black_hole: BlackHole) -> None:
     async def main() -> None:
         collector = probe(f"http://{black_hole.address}/", timeout="200ms")
         with pytest.raises(ProbeError, match="TimeoutError"):
-            await asyncio.wait_for(collector.collect(), timeout=10)
+            await asyncio.wait_for(framed(collector).attempt(), timeout=10)
         tls = probe(f"https://{black_hole.address}/", timeout="200ms")  # stuck in the TLS handshake
         with pytest.raises(ProbeError, match="TimeoutError"):
-            await asyncio.wait_for(tls.collect(), timeout=10)
+            await asyncio.wait_for(framed(tls).attempt(), timeout=10)
 
     run(main)
     assert black_hole.connections == 2

@@ -8,21 +8,14 @@ import time
 
 import pytest
 
-from exporter.collectors._probe import BackoffError, ProbeError
+from exporter.collectors import ProbeError
 from exporter.collectors.pgbouncer import Config, PgBouncerCollector
-from tests.collectors.helpers import run, until_ok, values
+from tests.collectors.helpers import collect_once, framed, run
 from tests.support.servers import BlackHole, PgBouncerServer
 
 
 def collector(dsn: str, **extra: object) -> PgBouncerCollector:
     return PgBouncerCollector(Config.model_validate({"name": "bouncer", "dsn": dsn, **extra}))
-
-
-async def collect_once(probe: PgBouncerCollector) -> dict:
-    try:
-        return values(await probe.collect())
-    finally:
-        await probe.close()
 
 
 def wait_for_pool(server: PgBouncerServer, **want: int) -> None:
@@ -74,34 +67,12 @@ def test_an_idle_pool_and_the_query_counters(pgbouncer_server: PgBouncerServer) 
     assert got["pool_query_seconds_total"][pool] == float(stats["total_query_time"]) / 1e6
 
 
-def test_stop_and_start_pgbouncer_without_rebuilding_the_collector(pgbouncer_server: PgBouncerServer) -> None:
-    async def main() -> None:
-        probe = collector(pgbouncer_server.dsn("pgbouncer"))
-        try:
-            assert "pool_clients" in values(await probe.collect())
-            pgbouncer_server.stop()
-            with pytest.raises(ProbeError, match="bouncer"):
-                await probe.collect()
-            with pytest.raises(BackoffError):
-                await probe.collect()
-            pgbouncer_server.start()
-            got = values(await until_ok(probe.collect))
-            assert got["pool_max_connections"] == {("bouncer/app",): 2}
-        finally:
-            await probe.close()
-
-    try:
-        run(main)
-    finally:
-        pgbouncer_server.start()
-
-
 def test_a_silent_socket_times_out_and_the_password_stays_secret(black_hole: BlackHole) -> None:
     async def main() -> str:
         probe = collector(f"postgresql://stats:Pa55word-x@127.0.0.1:{black_hole.port}/pgbouncer", timeout="300ms")
         try:
             with pytest.raises(ProbeError) as err:
-                await asyncio.wait_for(probe.collect(), timeout=10)
+                await asyncio.wait_for(framed(probe).attempt(), timeout=10)
             return str(err.value)
         finally:
             await probe.close()

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from exporter.collectors._probe import BackoffError, ProbeError
+from exporter.backoff import BackoffError
+from exporter.collectors import ProbeError
 from exporter.collectors.sql import Config, SQLCollector, postgres_full_scans, sqlite_full_scans
-from tests.collectors.helpers import run, until_ok, values
+from tests.collectors.helpers import framed, run, values
 from tests.support.servers import PostgresServer
 
 FOREVER = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
@@ -119,7 +120,7 @@ def test_a_runaway_sqlite_query_stops_at_its_timeout_and_leaves_no_thread(shop_d
             # Cancelled from outside (the scraper's wait_for) long before its own 30s timeout.
             slow = collector(f"sqlite://{shop_db}", [{"name": "forever", "sql": FOREVER}], timeout="30s")
             with pytest.raises(asyncio.TimeoutError):
-                await asyncio.wait_for(slow.collect(), timeout=0.3)
+                await asyncio.wait_for(framed(slow).attempt(), timeout=0.3)
             await slow.close()
         finally:
             await probe.close()
@@ -131,14 +132,14 @@ def test_a_missing_or_bad_database_fails_the_collect(tmp_path: Path) -> None:
     (tmp_path / "not.db").write_text("this is not a database file, it is text " * 100)
 
     async def main() -> None:
-        probe = collector(f"sqlite://{tmp_path / 'absent.db'}", [{"name": "q", "sql": "SELECT 1"}])
+        job = framed(collector(f"sqlite://{tmp_path / 'absent.db'}", [{"name": "q", "sql": "SELECT 1"}]))
         with pytest.raises(ProbeError, match="unable to open"):
-            await probe.collect()
+            await job.attempt()
         with pytest.raises(BackoffError):
-            await probe.collect()
-        probe = collector(f"sqlite://{tmp_path / 'not.db'}", [{"name": "q", "sql": "SELECT 1"}])
+            await job.attempt()
+        job = framed(collector(f"sqlite://{tmp_path / 'not.db'}", [{"name": "q", "sql": "SELECT 1"}]))
         with pytest.raises(ProbeError, match="not a database"):
-            await probe.collect()
+            await job.attempt()
 
     run(main)
 
@@ -222,30 +223,3 @@ def test_postgres_queries_metrics_errors_and_plans(items: PostgresServer) -> Non
     # The queries after the timed-out one ran on the same connection: psycopg cancelled pg_sleep.
     assert count(got, "typo", "error") == 2
     assert got["sql_query_full_scan"] == {("kinds", "items"): 1, ("price_of_42", "items"): 0}
-
-
-def test_postgres_stop_and_start_without_rebuilding_the_collector(items: PostgresServer) -> None:
-    dsn = items.dsn(password=items.password)
-
-    async def main() -> None:
-        probe = collector(dsn, [{"name": "n", "sql": "SELECT count(*) AS n FROM items",
-                                 "metrics": [{"name": "shop_n", "value": "n"}]}])
-        try:
-            assert values(await probe.collect())["shop_n"] == {(): 20000}
-            items.stop()
-            with pytest.raises(ProbeError) as err:
-                await probe.collect()
-            assert items.password not in str(err.value)
-            with pytest.raises(BackoffError):
-                await probe.collect()
-            items.start()
-            got = values(await until_ok(probe.collect))
-            assert got["shop_n"] == {(): 20000}
-            assert got["sql_query_errors_total"] == {("n",): 1}  # the run the shutdown interrupted
-        finally:
-            await probe.close()
-
-    try:
-        run(main)
-    finally:
-        items.start()

@@ -9,11 +9,11 @@ import platform
 import psutil
 
 from exporter import __version__, families
-from exporter.collectors.exporter import ExporterCollector
+from exporter.collectors.self_metrics import SelfMetricsCollector
 
 
 def test_self_metrics_match_psutil() -> None:
-    collected = {f.spec: f.samples for f in asyncio.run(ExporterCollector().collect())}
+    collected = {f.spec: f.samples for f in asyncio.run(SelfMetricsCollector().collect())}
     me = psutil.Process(os.getpid())
     assert collected[families.BUILD_INFO][0].labels == (__version__, platform.python_version())
     assert collected[families.PROCESS_START][0].value == me.create_time()

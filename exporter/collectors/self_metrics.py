@@ -1,4 +1,4 @@
-"""The exporter's own build and process figures (always on, no config).
+"""The daemon's own build and process figures (always on, no config): apm_build_info, apm_process_*.
 
 Read from /proc/self with the process collector's parsers rather than psutil:
 the daemon's idle RSS budget is tight and this is four small files.
@@ -18,7 +18,7 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
-class ExporterCollector:
+class SelfMetricsCollector:
     def __init__(self, proc: str = "/proc") -> None:
         self._self = f"{proc}/{os.getpid()}"
         stat = parse_pid_stat(read_text(f"{self._self}/stat"))
