@@ -3,8 +3,10 @@
 - systemd: `systemd-analyze verify` and `systemd-analyze security --offline=true`
   (the exposure level must match the one docs/deploy.md states).
 - Kubernetes: every rendered manifest against the Kubernetes 1.30 schemas
-  (`kubernetes-validate --strict`), the ServiceMonitor and PodMonitor against the
-  Prometheus Operator's CRD schema (tests/fixtures/prometheus-operator-crds.yaml),
+  (`kubernetes-validate --strict`), the ServiceMonitor, PodMonitor and PrometheusRule against
+  the Prometheus Operator's CRD schemas (tests/fixtures/prometheus-operator-crds.yaml,
+  tests/fixtures/prometheusrule-crd.yaml), the PrometheusRule in step with rules/, the
+  monitors' relabelings applied by a real Prometheus (stable `instance` and `pod` labels),
   the pod security settings the docs promise, and the ConfigMaps' config files
   against the real config loader.
 - kustomize: rendered here by a small Python renderer of the features our
@@ -22,6 +24,8 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,8 @@ import yaml
 
 from exporter import cli, config
 from tests.support.binaries import require
+from tests.support.fleet import ConfiguredPrometheus, agent_config
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -194,8 +200,8 @@ def test_render_matches_kubectl(rendered: dict[tuple[str, str, str], dict[str, A
 
 def test_render_has_every_piece(rendered: dict[tuple[str, str, str], dict[str, Any]]) -> None:
     kinds = sorted(k for k, _, _ in rendered)
-    assert kinds == ["ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "PodMonitor", "Service",
-                     "ServiceAccount", "ServiceMonitor"]
+    assert kinds == ["ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "PodMonitor", "PrometheusRule",
+                     "Service", "ServiceAccount", "ServiceMonitor"]
 
 
 # --- validation against schemas -----------------------------------------------------------
@@ -247,7 +253,7 @@ def crd_schemas() -> dict[str, Any]:
 
 def test_monitors_validate_against_the_operator_crds(rendered: dict[tuple[str, str, str], dict[str, Any]],
                                                      crd_schemas: dict[str, Any]) -> None:
-    monitors = [d for d in rendered.values() if d["apiVersion"] == "monitoring.coreos.com/v1"]
+    monitors = [d for d in rendered.values() if d["kind"] in ("ServiceMonitor", "PodMonitor")]
     assert sorted(d["kind"] for d in monitors) == ["PodMonitor", "ServiceMonitor"]
     for doc in monitors:
         jsonschema.validate(doc, crd_schemas[doc["kind"]])
@@ -263,6 +269,129 @@ def test_crd_schema_catches_a_typo(rendered: dict[tuple[str, str, str], dict[str
     monitor["spec"]["endpoints"][0]["interval"] = "30 seconds"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(monitor, crd_schemas["ServiceMonitor"])
+
+
+# --- the PrometheusRule: rules/ for the Operator ------------------------------------------------
+
+
+def test_prometheusrule_is_generated_from_rules() -> None:
+    result = subprocess.run([sys.executable, str(K8S / "rules" / "generate.py"), "--check"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    rule = yaml.safe_load((K8S / "rules" / "prometheusrule.yaml").read_text())
+    groups = [g for name in ("recording.yml", "alerts.yml")
+              for g in yaml.safe_load((ROOT / "rules" / name).read_text())["groups"]]
+    assert rule["spec"]["groups"] == groups
+
+
+def test_prometheusrule_groups_pass_promtool(tmp_path: Path) -> None:
+    promtool = require("promtool")
+    rule = yaml.safe_load((K8S / "rules" / "prometheusrule.yaml").read_text())
+    path = tmp_path / "rules.yml"
+    path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}, sort_keys=False))
+    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def rule_schema() -> Any:
+    vendored = yaml.safe_load((ROOT / "tests" / "fixtures" / "prometheusrule-crd.yaml").read_text())
+    return _strict(vendored["prometheusrule"])
+
+
+def test_prometheusrule_validates_against_the_operator_crd(
+        rendered: dict[tuple[str, str, str], dict[str, Any]], rule_schema: Any) -> None:
+    rule = rendered[("PrometheusRule", "monitoring", "apm-exporter")]
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["app.kubernetes.io/name"] == "apm-exporter"
+    jsonschema.validate(rule, rule_schema)
+    typo = copy.deepcopy(rule)
+    typo["spec"]["groups"][0]["rules"][0]["labels_"] = {"a": "b"}
+    with pytest.raises(jsonschema.ValidationError, match="labels_"):
+        jsonschema.validate(typo, rule_schema)
+    bad_duration = copy.deepcopy(rule)
+    next(r for g in bad_duration["spec"]["groups"] for r in g["rules"] if "for" in r)["for"] = "5 minutes"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad_duration, rule_schema)
+
+
+# --- the monitors' relabelings, applied by a real Prometheus -------------------------------------
+
+_RELABEL_KEYS = {"sourceLabels": "source_labels", "targetLabel": "target_label", "separator": "separator",
+                 "regex": "regex", "replacement": "replacement", "modulus": "modulus", "action": "action"}
+
+
+def relabel_configs(relabelings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A monitor's relabelings as Prometheus relabel_configs (what the Operator writes for them)."""
+    return [{_RELABEL_KEYS[k]: (v.lower() if k == "action" else v) for k, v in r.items()} for r in relabelings]
+
+
+def test_monitors_give_stable_instance_and_pod_labels(
+        rendered: dict[tuple[str, str, str], dict[str, Any]], tmp_path: Path) -> None:
+    # Kubernetes service discovery as Prometheus sees it: a DaemonSet pod replaced on node-a
+    # (new pod name, new address) and a sidecar pod whose IP a later pod reuses.
+    node = [("10.0.0.7", "node-a", "apm-exporter-node-x1x2"), ("10.0.0.8", "node-a", "apm-exporter-node-y3y4"),
+            ("10.0.0.9", "node-b", "apm-exporter-node-z5z6")]
+    sidecar = [("10.1.0.5", "node-a", "example-app-6d4b7-abcde"), ("10.1.0.5", "node-b", "example-app-6d4b7-fghij")]
+    monitors = {
+        "node": rendered[("ServiceMonitor", "monitoring", "apm-exporter-node")]["spec"]["endpoints"][0],
+        "sidecar": rendered[("PodMonitor", "", "example-app-apm")]["spec"]["podMetricsEndpoints"][0],
+    }
+    scrape_configs = [
+        {"job_name": job, "relabel_configs": relabel_configs(monitors[job]["relabelings"]),
+         "static_configs": [{"targets": [f"{ip}:{free_port()}"],
+                             "labels": {"__meta_kubernetes_pod_node_name": node_name,
+                                        "__meta_kubernetes_pod_name": pod}}
+                            for ip, node_name, pod in pods]}
+        for job, pods in (("node", node), ("sidecar", sidecar))]
+    prom = ConfiguredPrometheus(tmp_path, {"global": {"scrape_interval": "1h"}, "scrape_configs": scrape_configs})
+    want = sorted([("node", n, pod, n) for _, n, pod in node] + [("sidecar", pod, pod, None) for _, _, pod in sidecar])
+    prom.start()
+    try:
+        deadline = time.monotonic() + 30  # discovery hands targets over within about 5 s
+        while True:
+            seen = sorted((t["labels"]["job"], t["labels"]["instance"], t["labels"].get("pod"), t["labels"].get("node"))
+                          for t in prom.api("targets", state="active")["activeTargets"])
+            if len(seen) == len(want) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        prom.stop()
+    assert seen == want
+
+
+# --- docs/deploy.md's fleet: the configuration the fleet e2e test runs ----------------------------
+
+
+def fleet_docs_config(name: str) -> dict[str, Any]:
+    """The YAML block of docs/deploy.md that starts with `# <name>`."""
+    blocks = re.findall(r"```yaml\n(# (\S+)\n.*?)```", (ROOT / "docs" / "deploy.md").read_text(), re.S)
+    return next(yaml.safe_load(text) for text, title in blocks if title == name)
+
+
+def test_docs_fleet_agent_is_the_tested_one(tmp_path: Path) -> None:
+    documented = fleet_docs_config("agent.yml")
+    tested = agent_config(["app-1:9725"], shard=0, shards=2, remote_write_url="http://centre/api/v1/write")
+    scrape, tested_scrape = documented["scrape_configs"][0], tested["scrape_configs"][0]
+    assert scrape["relabel_configs"] == tested_scrape["relabel_configs"]
+    assert scrape["job_name"] == tested_scrape["job_name"]
+    assert [urllib.parse.urlparse(w["url"]).path for w in documented["remote_write"]] == ["/api/v1/write"]
+    path = tmp_path / "agent.yml"
+    path.write_text(yaml.safe_dump(documented))
+    result = subprocess.run([require("promtool"), "check", "config", str(path)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_docs_fleet_centre_loads_rules(tmp_path: Path) -> None:
+    documented = fleet_docs_config("central.yml")
+    assert [Path(f).name for f in documented["rule_files"]] == ["recording.yml", "alerts.yml"]
+    documented["rule_files"] = [str(ROOT / "rules" / Path(f).name) for f in documented["rule_files"]]
+    path = tmp_path / "central.yml"
+    path.write_text(yaml.safe_dump(documented))
+    result = subprocess.run([require("promtool"), "check", "config", str(path)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --- what the manifests promise ----------------------------------------------------------------

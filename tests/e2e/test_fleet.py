@@ -3,7 +3,8 @@
 Three daemons (distinct instances, overlapping operations) started as a user starts them; two
 Prometheus agents (`--enable-feature=agent`) each keep one `hashmod` shard of the targets and
 remote-write to a central Prometheus (`--web.enable-remote-write-receiver`) that loads
-rules/recording.yml and rules/alerts.yml (configurations: tests/support/fleet.py).
+rules/recording.yml and rules/alerts.yml (configurations: tests/support/fleet.py; docs/deploy.md,
+"A fleet", shows them and tests/test_deploy.py keeps the two in step).
 
 Known StatsD traffic goes to each daemon in two steps: one line per series first, so every series
 exists at the centre with a known first sample, then the rest. The centre must then hold:
