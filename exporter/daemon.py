@@ -24,6 +24,8 @@ from exporter.model import Family
 from exporter.schema import split_address
 from exporter.scrape import Job, Scraper
 from exporter.statsd import StatsD
+from exporter.status import page as status_page
+from exporter.status.service import Status, step_from_env
 from exporter.store import Gauge, Limits, Store
 from exporter.web import Options, Server
 from exporter.webconfig import WebConfig, WebConfigError
@@ -84,6 +86,7 @@ class Daemon:
         self._reload_time.set(time.time())
         self._scrapes = self.stats.series(families.SCRAPES, ())
         self.server: Server | None = None
+        self.status = Status(step_from_env())
 
     def _gauge(self, spec: families.FamilySpec) -> Gauge:
         series = self.stats.series(spec, ())
@@ -92,6 +95,10 @@ class Daemon:
 
     async def collect(self) -> list[Family]:
         self._scrapes.inc()  # type: ignore[union-attr]
+        return await self.families()
+
+    async def families(self) -> list[Family]:
+        """What /metrics renders; the status page samples it without counting a scrape."""
         out = await self.scraper.collect()
         out += self.store.collect()
         out += self.stats.collect()
@@ -153,8 +160,12 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
+        web_options.routes = {**self.status.routes(web_options.telemetry_path, web_options.routes),
+                              **web_options.routes}
+        web_options.headers.setdefault("Content-Security-Policy", status_page.CSP)
         self.server = Server(self, web_options)
         host, port = split_address(self.config.web.listen_address)
+        sampler = asyncio.create_task(self.status.run(self.families))
         try:
             await self.statsd.start()
             await self.server.start(host, port)
@@ -166,6 +177,7 @@ class Daemon:
         finally:
             self.ready = False
             log.info("stopping")
+            sampler.cancel()
             await self.server.stop()
             await self.statsd.stop()
             await self.scraper.close()

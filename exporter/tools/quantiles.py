@@ -37,27 +37,38 @@ def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> floa
     if q > 1:
         return math.inf
     merged = _coalesce(buckets)
-    if not merged or not math.isinf(merged[-1][0]) or merged[-1][0] < 0:
-        return math.nan
-    bounds = [le for le, _ in merged]
-    counts = _monotonic([c for _, c in merged])
-    if len(bounds) < 2:
-        return math.nan
+    return sorted_quantiles((q,), [le for le, _ in merged], [c for _, c in merged])[0]
+
+
+def sorted_quantiles(qs: Sequence[float], bounds: Sequence[float], counts: Sequence[float]) -> list[float]:
+    """Quantiles in [0, 1] of buckets already sorted by distinct upper bound (the status page's
+    hot path: one pass to prepare, a binary search per quantile; the same arithmetic as above)."""
+    if not bounds or not math.isinf(bounds[-1]) or bounds[-1] < 0 or len(bounds) < 2:
+        return [math.nan] * len(qs)
+    counts = _monotonic(list(counts))
     observations = counts[-1]
     if observations == 0 or math.isnan(observations):
-        return math.nan
-    rank = q * observations
-    b = _first_at_least(counts, rank, len(counts) - 1)
-    if b == len(counts) - 1:
-        return bounds[-2]
-    if b == 0 and bounds[0] <= 0:
-        return bounds[0]
-    start, end, count = 0.0, bounds[b], counts[b]
-    if b > 0:
-        start = bounds[b - 1]
-        count -= counts[b - 1]
-        rank -= counts[b - 1]
-    return start + (end - start) * _divide(rank, count)
+        return [math.nan] * len(qs)
+    out = []
+    for q in qs:
+        if math.isnan(q) or q < 0 or q > 1:
+            out.append(math.nan if math.isnan(q) else (-math.inf if q < 0 else math.inf))
+            continue
+        rank = q * observations
+        b = _first_at_least(counts, rank, len(counts) - 1)
+        if b == len(counts) - 1:
+            out.append(bounds[-2])
+            continue
+        if b == 0 and bounds[0] <= 0:
+            out.append(bounds[0])
+            continue
+        start, end, count = 0.0, bounds[b], counts[b]
+        if b > 0:
+            start = bounds[b - 1]
+            count -= counts[b - 1]
+            rank -= counts[b - 1]
+        out.append(start + (end - start) * _divide(rank, count))
+    return out
 
 
 def quantiles(qs: Sequence[float], buckets: Iterable[tuple[float, float]]) -> list[float]:
@@ -81,9 +92,11 @@ def _coalesce(buckets: Iterable[tuple[float, float]]) -> list[tuple[float, float
 
 
 def _monotonic(counts: list[float]) -> list[float]:
+    """Running maximum (a NaN count keeps the maximum so far, as max() would)."""
     out, top = [], -math.inf
     for c in counts:
-        top = max(top, c)
+        if c > top:
+            top = c
         out.append(top)
     return out
 

@@ -9,6 +9,11 @@ increase over the window, for gauges the latest value.
 - a Prometheus server's API (`--prometheus URL --window 5m`): `increase(x[5m])`
   and instant gauges, summed over instances (`--selector` narrows them).
 
+`--html FILE` also writes a self-contained page (exporter/status/page.py): the
+daemon's own status page (its `/api/v1/status`, with 1/5/15-minute windows and
+sparklines) for `--url`, the window's figures for `--prometheus`, and per-operation
+latency bars before/after for `--compare`.
+
 Quantiles come from the windowed buckets by exactly PromQL's histogram_quantile
 (tools/quantiles.py), so the report agrees with Grafana panels over the same
 window. Family names are read from exporter/families.py.
@@ -33,11 +38,13 @@ from typing import Any
 
 from exporter import families as F
 from exporter.model import FamilySpec, MetricType
+from exporter.status import page
+from exporter.status.health import OK_OUTCOMES, Objectives, health
+from exporter.status.service import STATUS_PATH
 from exporter.tools._cli import duration, ms, nan_to_none, num, pct, table
 from exporter.tools.quantiles import histogram_quantile
 
 Labels = frozenset[tuple[str, str]]
-OK_OUTCOMES = frozenset({"ok", "success", "hit", ""})
 QUANTILES = (0.5, 0.95, 0.99)
 
 # Families the report reads. Counters and histograms are windowed (increase); gauges are last values.
@@ -181,13 +188,6 @@ def from_prometheus(base: str, window: float, namespace: str, selector: str = ""
 
 
 # --- the report ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Objectives:
-    """Thresholds of the health score (documented in docs/tools.md)."""
-
-    p99: float = 0.5
 
 
 def _by(window: Window, name: str, *keys: str) -> dict[tuple[str, ...], list[tuple[dict[str, str], float]]]:
@@ -341,52 +341,6 @@ def sql(window: Window) -> list[dict[str, Any]]:
 def targets_down(window: Window) -> list[dict[str, str]]:
     return sorted(({"collector": labels.get("collector", ""), "target": labels.get("target", "")}
                    for labels, v in window.get(F.UP.name) if v == 0), key=lambda t: (t["collector"], t["target"]))
-
-
-def health(report: dict[str, Any], objectives: Objectives) -> dict[str, Any]:
-    """0-100: 100 minus penalties (see docs/tools.md, "Health score"), never below 0."""
-    penalties: list[dict[str, Any]] = []
-
-    def penalise(points: int, reason: str) -> None:
-        penalties.append({"points": points, "reason": reason})
-
-    h = report["host"]
-    for key, what, (hi, hi_pts), (lo, lo_pts) in (
-            ("cpu_busy_ratio", "CPU busy", (0.90, 25), (0.70, 10)),
-            ("memory_used_ratio", "memory used", (0.95, 25), (0.80, 10))):
-        v = h.get(key)
-        if v is not None and v > hi:
-            penalise(hi_pts, f"{what} {pct(v, 1)} > {pct(hi, 0)}")
-        elif v is not None and v > lo:
-            penalise(lo_pts, f"{what} {pct(v, 1)} > {pct(lo, 0)}")
-    if h.get("filesystems"):
-        worst = max(h["filesystems"], key=lambda d: d["used_ratio"])
-        if worst["used_ratio"] > 0.95:
-            penalise(20, f"filesystem {worst['mountpoint']} {pct(worst['used_ratio'], 1)} full > 95%")
-        elif worst["used_ratio"] > 0.85:
-            penalise(10, f"filesystem {worst['mountpoint']} {pct(worst['used_ratio'], 1)} full > 85%")
-    ops = report["operations"]
-    total = sum(o["count"] for o in ops)
-    if total:
-        ratio = sum(o["errors"] for o in ops) / total
-        for limit, points in ((0.05, 25), (0.01, 15), (0.001, 5)):
-            if ratio > limit:
-                penalise(points, f"error ratio {pct(ratio)} > {pct(limit, 1)}")
-                break
-    slow = [o for o in ops if o["p99"] is not None and o["p99"] > objectives.p99]
-    if slow:
-        names = ", ".join(o["operation"] for o in slow[:3]) + (" …" if len(slow) > 3 else "")
-        penalise(min(30, 10 * len(slow)), f"{len(slow)} operation(s) with p99 over {ms(objectives.p99)}: {names}")
-    saturated = [p for p in report["pools"]
-                 if (p["utilisation"] is not None and p["utilisation"] >= 0.9) or p["waiting"] > 0]
-    if saturated:
-        penalise(min(20, 10 * len(saturated)),
-                 f"{len(saturated)} pool(s) saturated or with waiters: " + ", ".join(p["pool"] for p in saturated))
-    down = report["targets_down"]
-    if down:
-        penalise(min(20, 10 * len(down)), f"{len(down)} probed target(s) down")
-    score = max(0, 100 - sum(p["points"] for p in penalties))
-    return {"score": score, "penalties": penalties}
 
 
 def build(window: Window, objectives: Objectives | None = None) -> dict[str, Any]:
@@ -574,7 +528,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--insecure", action="store_true", help="do not verify the source's TLS certificate")
     p.add_argument("--json", action="store_true", help="print JSON (save it for --compare)")
     p.add_argument("--compare", nargs=2, metavar=("BEFORE.json", "AFTER.json"),
-                   help="print the deltas between two saved --json reports")
+                   help="print the deltas between two saved --json reports (or /api/v1/status bodies)")
+    p.add_argument("--html", metavar="FILE",
+                   help="also write the report as a self-contained HTML page: the daemon's status page for --url "
+                        "(its /api/v1/status), the window's figures for --prometheus, latency bars for --compare")
     return p
 
 
@@ -587,6 +544,31 @@ def _load_json(path: str) -> dict[str, Any]:
     if not isinstance(data, dict) or "health" not in data or "operations" not in data:
         raise ReportError(f"{path}: not a report saved with `apm-exporter report --json`")
     return data
+
+
+def from_status(metrics_url: str, headers: dict[str, str], insecure: bool, timeout: float = 10.0
+                ) -> dict[str, Any] | None:
+    """The daemon's own status model (GET /api/v1/status beside --url), or None where there is none
+    (an older daemon, another exporter): the caller then shows the window it measured."""
+    parts = urllib.parse.urlsplit(metrics_url)
+    url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, STATUS_PATH, "", ""))
+    try:
+        data = json.loads(_fetch(url, {**headers, "Accept": "application/json"}, insecure, timeout))
+    except (ReportError, ValueError):
+        return None
+    if not isinstance(data, dict) or "operations" not in data or "health" not in data:
+        return None
+    data["source"] = url
+    return data
+
+
+def _write(path: str, body: bytes) -> None:
+    try:
+        with open(path, "wb") as f:
+            f.write(body)
+    except OSError as err:
+        raise ReportError(f"{path}: {err}") from None
+    print(f"apm-exporter report: wrote {path}", file=sys.stderr)
 
 
 def main(argv: list[str]) -> int:
@@ -605,6 +587,7 @@ def main(argv: list[str]) -> int:
         if ns.compare:
             result = compare(_load_json(ns.compare[0]), _load_json(ns.compare[1]))
             text = render_compare(result)
+            html = page.compare_page(result) if ns.html else b""
         else:
             if ns.prometheus:
                 window = from_prometheus(ns.prometheus, ns.window, ns.namespace, ns.selector, headers, ns.insecure)
@@ -612,6 +595,10 @@ def main(argv: list[str]) -> int:
                 window = from_metrics(ns.url, ns.interval, ns.namespace, headers, ns.insecure)
             result = build(window, Objectives(p99=ns.objective))
             text = render(result)
+            status = from_status(ns.url, headers, ns.insecure) if ns.html and not ns.prometheus else None
+            html = page.render(status or result) if ns.html else b""
+        if ns.html:
+            _write(ns.html, html)
     except ReportError as err:
         print(f"apm-exporter report: error: {err}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.families import LATENCY_BUCKETS
 from exporter.tools import report
+from exporter.tools._cli import ms
 from exporter.tools.quantiles import histogram_quantile
 from tests.support.daemon import Daemon
 from tests.support.net import free_port
@@ -348,3 +350,54 @@ def test_unreachable_or_bad_sources_are_clear_errors(tmp_path: Path, capsys: pyt
     bad.write_text("{}")
     assert report.main(["--compare", str(bad), str(bad)]) == 1
     assert "not a report saved with" in capsys.readouterr().err
+
+
+# --- --html ---------------------------------------------------------------------------------
+
+
+def test_html_of_a_live_daemon_is_its_status_page(daemon_factory: Callable[..., Daemon], tmp_path: Path) -> None:
+    port = free_port(socket.SOCK_DGRAM)
+    d = daemon_factory({"statsd": {"listeners": [f"udp://127.0.0.1:{port}"]}},
+                       env={"APM_STATUS_STEP_SECONDS": "0.2"})
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto("\n".join(["apm.operation:40|ms|#operation:checkout,outcome:ok"] * 20).encode(), ("127.0.0.1", port))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status = json.loads(d.get("/api/v1/status")[2])
+        if [o["count"] for o in status["operations"]] == [20]:
+            break
+        time.sleep(0.1)
+    out = tmp_path / "status.html"
+    assert report.main(["--url", d.url + "/metrics", "--interval", "0", "--html", str(out)]) == 0
+    html = out.read_text()
+    assert "<td>checkout</td>" in html and '<svg class="spark' in html  # the daemon's own windows
+    assert "/api/v1/status" in html and "<script>" not in html  # a saved page does not refresh
+    p99 = histogram_quantile(0.99, [(b, 0.0 if b < 0.04 else 20.0) for b in (*LATENCY_BUCKETS, math.inf)])
+    assert f'<td class="p99">{ms(p99)}</td>' in html
+
+
+def test_html_from_an_exposition_shows_the_window(tmp_path: Path) -> None:
+    out = tmp_path / "window.html"
+    with ExpositionServer(lambda n: slow_then_fast(10) + host_and_sql(busy=92, full_scan=1)) as server:
+        assert report.main(["--url", server.url, "--interval", "0", "--html", str(out)]) == 0
+    html = out.read_text()
+    assert "<td>orders</td>" in html and "CPU busy" in html and '<td class="down">DOWN</td>' in html
+    assert "1 probed target(s) down" in html  # the health score's reasons
+
+
+def test_compare_html_draws_latency_bars_before_and_after(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    saved = []
+    for name, bucket in (("before", 10), ("after", 4)):
+        with ExpositionServer(_constant(slow_then_fast(bucket) + host_and_sql(10, 0))) as server:
+            assert report.main(["--url", server.url, "--interval", "0", "--json"]) == 0
+        path = tmp_path / f"{name}.json"
+        path.write_text(capsys.readouterr().out)
+        saved.append(str(path))
+    out = tmp_path / "change.html"
+    assert report.main(["--compare", *saved, "--html", str(out)]) == 0
+    html = out.read_text()
+    assert '<svg class="bars"' in html and "<td>orders</td>" in html
+    bars = re.findall(r'width="(\d+)" height="\d+"><title>(p\d+) (before|after): ', html)
+    widths = {(q, side): int(w) for w, q, side in bars}
+    for q in ("p50", "p95", "p99"):
+        assert widths[(q, "after")] < widths[(q, "before")], q  # faster after: a shorter bar
