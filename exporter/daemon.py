@@ -162,7 +162,7 @@ class Daemon:
             loop.add_signal_handler(sig, self.stop)
         web_options.routes = {**self.status.routes(web_options.telemetry_path, web_options.routes),
                               **web_options.routes}
-        web_options.headers.setdefault("Content-Security-Policy", status_page.CSP)
+        web_options.web_config.headers.setdefault("Content-Security-Policy", status_page.CSP)
         self.server = Server(self, web_options)
         host, port = split_address(self.config.web.listen_address)
         sampler = asyncio.create_task(self.status.run(self.families))
