@@ -85,8 +85,9 @@ def _sha256(text: str) -> str:
 
 
 # Nothing but this page's own style, script and same-origin fetches; images only as data: (none today).
-CSP = (f"default-src 'none'; style-src {_sha256(STYLE)}; script-src {_sha256(SCRIPT)}; "
-       "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+META_CSP = (f"default-src 'none'; style-src {_sha256(STYLE)}; script-src {_sha256(SCRIPT)}; "
+            "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'")
+CSP = META_CSP + "; frame-ancestors 'none'"  # the header only: a meta tag cannot carry frame-ancestors
 
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"})
 
@@ -190,7 +191,7 @@ def _operations(status: dict[str, Any], limit: int) -> str:
     windowed = any("windows" in o for o in ops)
     header = ["operation", "rate/s", "count", "errors", "p50", "p95", "p99"]
     if windowed:
-        header += ["p99 1m", "p99 15m", "rate/s 1m", "rate/s 15m", "rate", "p99"]
+        header += ["p99 1m", "p99 15m", "rate/s 1m", "rate/s 15m", "rate trend", "p99 trend"]
     rows = []
     for o in ops[:limit]:
         row = [_td(esc(o["operation"])), _td(_rate(o.get("rate"))), _td(num(o.get("count"), 0)),
@@ -224,7 +225,7 @@ def _caches(status: dict[str, Any]) -> str:
              _td(pct(c.get("fill_ratio"), 1)), _td(sparkline(c.get("spark", {}).get("hit_ratio")))]
             for c in caches]
     return _section("Caches", _table(["cache", "level", "hit ratio", "lookups/s", "evictions/s", "entries", "fill",
-                                      "hit ratio"], rows), ident="caches")
+                                      "hit ratio trend"], rows), ident="caches")
 
 
 def _pools(status: dict[str, Any]) -> str:
@@ -236,7 +237,7 @@ def _pools(status: dict[str, Any]) -> str:
              _td(_rate(p.get("timeout_rate"))), _td(sparkline(p.get("spark", {}).get("active")))]
             for p in pools]
     return _section("Pools", _table(["pool", "in use / max", "utilisation", "waiting", "wait p99", "timeouts/s",
-                                     "in use"], rows), ident="pools")
+                                     "in use trend"], rows), ident="pools")
 
 
 def _queues(status: dict[str, Any]) -> str:
@@ -251,7 +252,7 @@ def _queues(status: dict[str, Any]) -> str:
                      _td(_rate(q.get("batch_items_rate"))), _td(pct(q.get("batch_error_ratio"), 1)),
                      _td(sparkline(q.get("spark", {}).get("depth")))])
     return _section("Queues", _table(["queue", "depth", "trend", "consumer lag", "batch items/s", "batch errors",
-                                      "depth"], rows), ident="queues")
+                                      "depth trend"], rows), ident="queues")
 
 
 def _host(status: dict[str, Any]) -> str:
@@ -309,7 +310,7 @@ def _targets(status: dict[str, Any], now: float, limit: int) -> str:
                      _td(sparkline(t.get("spark", {}).get("up"), "" if up else "bad"))])
     more = f'<p class="dim">{len(targets) - limit} more targets (up) in /api/v1/status.</p>' if len(targets) > limit else ""
     return _section("Probe targets", _table(["probe", "target", "state", "last success", "duration", "last error",
-                                             "up"], rows) + more, wide=True, ident="targets")
+                                             "up trend"], rows) + more, wide=True, ident="targets")
 
 
 def _collectors(status: dict[str, Any]) -> str:
@@ -319,7 +320,7 @@ def _collectors(status: dict[str, Any]) -> str:
     rows = [[_td(esc(c["collector"])), _td(ms(c.get("duration_seconds"))),
              _td("ok" if c.get("success") == 1 else "FAILED", "up" if c.get("success") == 1 else "down"),
              _td(sparkline(c.get("spark", {}).get("duration_seconds")))] for c in collectors]
-    return _section("Collectors", _table(["collector", "duration", "last run", "duration"], rows), ident="collectors")
+    return _section("Collectors", _table(["collector", "duration", "last run", "duration trend"], rows), ident="collectors")
 
 
 def _statsd(status: dict[str, Any]) -> str:
@@ -328,7 +329,7 @@ def _statsd(status: dict[str, Any]) -> str:
         return ""
     parts = []
     if s["listeners"]:
-        parts.append(_table(["listener", "packets/s", "lines/s", "samples/s", "bytes/s", "lines/s"], [
+        parts.append(_table(["listener", "packets/s", "lines/s", "samples/s", "bytes/s", "lines/s trend"], [
             [_td(esc(x["listener"])), _td(_rate(x["packets_per_second"])), _td(_rate(x["lines_per_second"])),
              _td(_rate(x["samples_per_second"])), _td(_bytes(x["bytes_per_second"])),
              _td(sparkline(x["spark"]["lines"]))] for x in s["listeners"]]))
@@ -377,8 +378,9 @@ def _document(title: str, header: str, main: str, live: bool) -> bytes:
     script = f"<script>{SCRIPT}</script>" if live else ""
     return (
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{esc(META_CSP)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'  # or the browser asks for /favicon.ico (a 404 in its console)
         f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>"
         f"<header>{header}</header><main>{main}</main>{script}</body></html>\n"
     ).encode()
