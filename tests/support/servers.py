@@ -147,6 +147,49 @@ class Server:
                 self.proc.wait()
         self.proc = None
 
+    def _tree(self) -> list[int]:
+        """The server and every process under it (PostgreSQL's backends call setsid(), so a
+        process group does not hold them)."""
+        assert self.proc is not None
+        parents: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                parents[int(entry)] = int(stat.rpartition(")")[2].split()[1])
+        tree = [self.proc.pid]
+        for pid in tree:
+            tree += [child for child, parent in parents.items() if parent == pid]
+        return tree
+
+    def _signal_tree(self, sig: signal.Signals) -> None:
+        for pid in self._tree():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def pause(self) -> None:
+        """SIGSTOP the server and its children: connections are accepted (the kernel's backlog)
+        and requests are read by nobody, the way a hung server behaves."""
+        assert self.running
+        self._signal_tree(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after pause(); harmless when it is not paused or not running."""
+        if self.running:
+            self._signal_tree(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL the server and its children, no shutdown at all; start() brings it back on the same port."""
+        if self.proc is None:
+            return
+        self._signal_tree(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
     def __enter__(self) -> Server:
         self.start()
         return self
