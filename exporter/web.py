@@ -55,6 +55,14 @@ class Options:
     web_config: WebConfig = field(default_factory=WebConfig)
     # Extra GET routes (e.g. profiling) given by the daemon: path -> handler(query) -> (type, body).
     routes: dict[str, Callable[[str], Awaitable[tuple[str, bytes]]]] = field(default_factory=dict)
+    # Routes that take a request body (OTLP's /v1/metrics): path -> handler(method, headers, body).
+    body_routes: dict[str, Callable[[str, dict[bytes, bytes], bytes], Awaitable[Response]]] = field(
+        default_factory=dict)
+    max_body_bytes: int = MAX_BODY_BYTES
+    # False on a listener that serves only `body_routes` (the OTLP one): no /metrics, lifecycle or landing page.
+    builtin_routes: bool = True
+    # Told the reason ("too_large", "bad_request") when the server refuses a request itself.
+    on_refused: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -115,6 +123,8 @@ class Server:
             except h11.RemoteProtocolError as err:
                 if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                     status = err.error_status_hint if err.error_status_hint >= 400 else 400
+                    if self.options.on_refused is not None:
+                        self.options.on_refused("too_large" if status == 413 else "bad_request")
                     await self._send(conn, writer, Response(status, b"bad request\n"), head=False,
                                      gzip_ok=False, close=True)
                 return
@@ -158,7 +168,7 @@ class Server:
                     request = event
                 elif isinstance(event, h11.Data):
                     body += event.data
-                    if len(body) > MAX_BODY_BYTES:
+                    if len(body) > self.options.max_body_bytes:
                         raise h11.RemoteProtocolError("body too large", error_status_hint=413)
                 elif isinstance(event, h11.EndOfMessage):
                     assert request is not None
@@ -169,6 +179,11 @@ class Server:
         path, _, query = target.partition("?")
         if not await self.options.web_config.allows(path, _header(headers, b"authorization")):
             return Response(401, b"Unauthorized\n", headers=[("WWW-Authenticate", 'Basic realm="apm-exporter"')])
+        handler = self.options.body_routes.get(path)
+        if handler is not None:
+            return await handler(method, headers, body)
+        if not self.options.builtin_routes:
+            return Response(404, b"Not found.\n")
         if path == self.options.telemetry_path:
             if method not in ("GET", "HEAD"):
                 return _not_allowed("GET, HEAD")
