@@ -21,6 +21,7 @@ from exporter.collectors import REGISTRY
 from exporter.collectors.self_metrics import SelfMetricsCollector
 from exporter.config import Config, ConfigError
 from exporter.model import Family
+from exporter.otlp.service import Otlp
 from exporter.schema import split_address
 from exporter.scrape import Job, Scraper
 from exporter.statsd import StatsD
@@ -78,6 +79,8 @@ class Daemon:
         self.store = Store()  # StatsD sets its limits from the `statsd.defaults` section
         self.scraper = Scraper(iter_jobs(self.config))
         self.statsd = StatsD(self.config.statsd, self.store, self.stats)
+        # OTLP writes the same store, under the lock StatsD ingest writes it under.
+        self.otlp = Otlp(self.config.otlp, self.store, self.stats, self.statsd.ingest.lock, self.statsd.ingest.counted)
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._reload_ok = self._gauge(families.CONFIG_LAST_RELOAD_SUCCESSFUL)
@@ -125,6 +128,11 @@ class Daemon:
             except Exception as err:
                 await Scraper(jobs).close()
                 return self._reload_failed([f"statsd: {type(err).__name__}: {err}"])
+            try:
+                await self.otlp.reload(config.otlp)
+            except OSError as err:
+                await Scraper(jobs).close()
+                return self._reload_failed([f"otlp: {err}"])
             old, self.scraper = self.scraper, Scraper(jobs)
             await old.close()
             if config.web != self.config.web or config.namespace != self.config.namespace:
@@ -169,6 +177,7 @@ class Daemon:
         try:
             await self.statsd.start()
             await self.server.start(host, port)
+            await self.otlp.start(self, web_options)
             self.ready = True
             _release_startup_memory()
             log.info("listening", extra={"address": self.config.web.listen_address,
@@ -179,6 +188,7 @@ class Daemon:
             log.info("stopping")
             sampler.cancel()
             await self.server.stop()
+            await self.otlp.stop()
             await self.statsd.stop()
             await self.scraper.close()
             if self.web_config is not None:

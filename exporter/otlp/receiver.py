@@ -1,0 +1,118 @@
+"""What both OTLP receivers share: decoding a body, applying it under the store's lock, counting.
+
+Decoding and translation run in a worker thread, so a large request does not stall the
+event loop (and with it /metrics); the store lock is the one StatsD ingest writes under.
+A refusal of a whole request is a `Refused` with the reason that labels its counter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import zlib
+from typing import Any
+
+from exporter import families
+from exporter.otlp.translate import Result, Translator
+from exporter.store import Counter, Store
+
+log = logging.getLogger(__name__)
+
+TRANSPORTS = ("http", "grpc")
+REQUEST_REASONS = ("malformed", "too_large", "bad_gzip", "unsupported_content_type", "unsupported_encoding",
+                   "method_not_allowed", "internal_error")
+
+
+class Refused(Exception):
+    """A request refused whole; nothing in it was stored."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def gunzip(body: bytes, limit: int) -> bytes:
+    """The decompressed body, refusing more than `limit` bytes (a gzip bomb) or a cut-off stream."""
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as err:
+        raise Refused("bad_gzip", f"invalid gzip body: {err}") from None
+    if len(out) > limit:
+        raise Refused("too_large", f"body larger than {limit} bytes once decompressed")
+    if not inflater.eof:
+        raise Refused("bad_gzip", "truncated gzip body")
+    return out
+
+
+class Receiver:
+    def __init__(self, translator: Translator, lock: threading.Lock, stats: Store, max_request_bytes: int) -> None:
+        self.translator = translator
+        self.max_request_bytes = max_request_bytes
+        self._lock = lock
+        self._stats = stats
+        self._requests = {t: self._counter(families.OTLP_REQUESTS, t) for t in TRANSPORTS}
+        self._points = {t: self._counter(families.OTLP_DATA_POINTS, t) for t in TRANSPORTS}
+        self._refused = {(t, r): self._counter(families.OTLP_REQUESTS_REJECTED, t, r)
+                         for t in TRANSPORTS for r in REQUEST_REASONS}
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+
+        self._pb = metrics_service_pb2
+
+    def refuse(self, transport: str, reason: str) -> None:
+        """Count a request refused before its body reached `export` (by the listener itself)."""
+        self._requests[transport].value += 1
+        self._count_refusal(transport, reason)
+
+    async def export(self, body: bytes, transport: str, json_body: bool = False) -> Result:
+        """Decode and apply one request body; raises Refused (counted) for a bad one."""
+        self._requests[transport].value += 1
+        try:
+            if len(body) > self.max_request_bytes:
+                raise Refused("too_large", f"body of {len(body)} bytes exceeds the limit of "
+                                           f"{self.max_request_bytes}")
+            result = await asyncio.to_thread(self._apply, body, json_body)
+        except Refused as err:
+            self._count_refusal(transport, err.reason)
+            raise
+        except Exception:  # the daemon must outlive any bug on this path
+            log.exception("otlp: failed to apply an export request")
+            self._count_refusal(transport, "internal_error")
+            raise Refused("internal_error", "internal error") from None
+        self._points[transport].value += result.accepted
+        return result
+
+    def response(self, result: Result) -> Any:
+        """The ExportMetricsServiceResponse: partial success only when points were refused."""
+        response = self._pb.ExportMetricsServiceResponse()
+        if result.rejected:
+            response.partial_success.rejected_data_points = result.rejected
+            response.partial_success.error_message = result.message
+        return response
+
+    def _apply(self, body: bytes, json_body: bool) -> Result:
+        request = self._pb.ExportMetricsServiceRequest()
+        try:
+            if json_body:
+                from google.protobuf import json_format  # type: ignore[import-untyped,unused-ignore]
+
+                json_format.Parse(body, request, ignore_unknown_fields=True)
+            else:
+                request.ParseFromString(body)
+        except Exception as err:  # DecodeError, ParseError, UnicodeDecodeError, RecursionError...
+            raise Refused("malformed", f"cannot decode the request: {err}") from None
+        with self._lock:
+            return self.translator.export(request)
+
+    def _count_refusal(self, transport: str, reason: str) -> None:
+        counter = self._refused.get((transport, reason))
+        if counter is None:
+            counter = self._refused[transport, reason] = self._counter(families.OTLP_REQUESTS_REJECTED, transport,
+                                                                       reason)
+        counter.value += 1
+
+    def _counter(self, spec: Any, *labels: str) -> Counter:
+        series = self._stats.series(spec, labels)
+        assert isinstance(series, Counter)
+        return series
