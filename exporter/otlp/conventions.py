@@ -18,7 +18,8 @@ from exporter.model import FamilySpec
 
 # Units a seconds family accepts, with the factor to seconds.
 SECONDS = {"s": 1.0, "ms": 0.001, "us": 1e-6, "ns": 1e-9}
-PLAIN = {"": 1.0, "1": 1.0}
+# Counts take any unit: instrumentations write `{connection}`, `connections`, `1` or nothing.
+ANY: Mapping[str, float] = {}
 
 Attributes = Mapping[str, str]  # attribute key (as sent, not sanitised) -> value as text
 
@@ -27,7 +28,7 @@ class Convention(NamedTuple):
     spec: FamilySpec
     kind: str  # what the OTLP metric must translate to: counter, gauge or histogram
     labels: Callable[[Attributes], tuple[str, ...]]
-    units: Mapping[str, float]  # accepted units (annotations like {connection} stripped) -> scale
+    units: Mapping[str, float]  # accepted units -> scale to the family's unit; ANY: any unit, as is
 
 
 class Route(NamedTuple):
@@ -88,20 +89,23 @@ CONVENTIONS: dict[str, Convention] = {
 }
 for _prefix in ("db.client.connection.", "db.client.connections."):
     CONVENTIONS.update({
-        _prefix + "max": Convention(families.POOL_MAX_CONNECTIONS, "gauge", _pool_only, PLAIN),
-        _prefix + "pending_requests": Convention(families.POOL_PENDING, "gauge", _pool_only, PLAIN),
+        _prefix + "max": Convention(families.POOL_MAX_CONNECTIONS, "gauge", _pool_only, ANY),
+        _prefix + "pending_requests": Convention(families.POOL_PENDING, "gauge", _pool_only, ANY),
         _prefix + "wait_time": Convention(families.POOL_WAIT_DURATION, "histogram", _pool_only, SECONDS),
-        _prefix + "timeouts": Convention(families.POOL_TIMEOUTS, "counter", _pool_only, PLAIN),
+        _prefix + "timeouts": Convention(families.POOL_TIMEOUTS, "counter", _pool_only, ANY),
     })
-CONVENTIONS["db.client.connection.count"] = Convention(families.POOL_CONNECTIONS, "gauge", _pool_state, PLAIN)
-CONVENTIONS["db.client.connections.usage"] = Convention(families.POOL_CONNECTIONS, "gauge", _pool_state, PLAIN)
+CONVENTIONS["db.client.connection.count"] = Convention(families.POOL_CONNECTIONS, "gauge", _pool_state, ANY)
+CONVENTIONS["db.client.connections.usage"] = Convention(families.POOL_CONNECTIONS, "gauge", _pool_state, ANY)
 # No semantic convention reports a queue's depth yet; this is the name our docs ask for.
-CONVENTIONS["messaging.queue.depth"] = Convention(families.QUEUE_DEPTH, "gauge", _queue, PLAIN)
+CONVENTIONS["messaging.queue.depth"] = Convention(families.QUEUE_DEPTH, "gauge", _queue, ANY)
 
 
-def _plain_unit(unit: str) -> str:
-    """`{connection}` and `1` carry no unit; `ms` etc. are kept for scaling."""
-    return "" if unit.startswith("{") and unit.endswith("}") else unit
+# An instrumentation asked for both (OTEL_SEMCONV_STABILITY_OPT_IN=http/dup) reports each request
+# under the old and the new name; where a scope sends the new one, the old one is skipped.
+SUPERSEDED = {"http.server.duration": "http.server.request.duration"}
+for _old in ("max", "pending_requests", "wait_time", "timeouts"):
+    SUPERSEDED[f"db.client.connections.{_old}"] = f"db.client.connection.{_old}"
+SUPERSEDED["db.client.connections.usage"] = "db.client.connection.count"
 
 
 def route(name: str, kind: str, unit: str) -> Route | None:
@@ -110,7 +114,7 @@ def route(name: str, kind: str, unit: str) -> Route | None:
     conv = CONVENTIONS.get(name)
     if conv is None or conv.kind != kind:
         return None
-    scale = conv.units.get(_plain_unit(unit))
+    scale = 1.0 if conv.units is ANY else conv.units.get(unit)
     if scale is None:
         return None
     return Route(conv.spec, conv.labels, scale)

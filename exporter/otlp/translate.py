@@ -51,6 +51,8 @@ REASONS = ("empty_name", "name_too_long", "no_data", "unspecified_temporality", 
            "negative_counter", "out_of_order", "invalid_buckets", "stream_limit",
            *(r.value for r in Refusal))
 _INF = math.inf
+# Streams whose series (or refusal) is remembered, so a known stream's point skips routing.
+MAX_CACHE_ENTRIES = 200_000
 
 
 class Result(NamedTuple):
@@ -89,6 +91,11 @@ def _plain(value: Any) -> Any:
     if which == "kvlist_value":
         return {kv.key: _plain(kv.value) for kv in value.kvlist_value.values}
     return text(value) if which not in ("int_value", "double_value", "bool_value") else getattr(value, which)
+
+
+def pairs(kvs: Iterable[Any]) -> tuple[tuple[str, str], ...]:
+    """(key, value as text) per attribute, in the order sent: what identifies a stream's point."""
+    return tuple([(kv.key, kv.value.string_value or text(kv.value)) for kv in kvs])
 
 
 def attributes(kvs: Iterable[Any]) -> dict[str, str]:
@@ -134,6 +141,8 @@ class Translator:
         self._bounds: dict[str, tuple[float, ...]] = {}  # a translated histogram keeps its first bounds
         self._maps: dict[tuple[Any, ...], list[int]] = {}
         self._label_names: dict[str, str] = {}
+        self._cache: dict[tuple[Any, ...], dict[Any, list[Any]]] = {}
+        self._cached = 0
         self._rejected: dict[str, Counter] = {}
         streams = stats.series(families.OTLP_STREAMS, ())
         assert isinstance(streams, Gauge)
@@ -150,6 +159,8 @@ class Translator:
     def configure(self, config: OtlpConfig) -> None:
         """New settings (reload); streams stay, so cumulative totals are not counted again."""
         self.config = config
+        self._cache.clear()  # routes and labels may differ now
+        self._cached = 0
         self._promoted = tuple(config.promote_resource_attributes)
         self._promoted_labels = tuple(label_name(k) for k in self._promoted)
         info = [(k, label_name(k)) for k in config.target_info_attributes]
@@ -173,7 +184,11 @@ class Translator:
             resource = self._resource(rm.resource)
             for sm in rm.scope_metrics:
                 scope = (sm.scope.name, sm.scope.version)
-                for metric in sm.metrics:
+                metrics = sm.metrics
+                if self.config.conventions:
+                    names = {m.name for m in metrics}
+                    metrics = [m for m in metrics if conventions.SUPERSEDED.get(m.name) not in names]
+                for metric in metrics:
                     self._metric(metric, resource, scope)
         self._streams_gauge.value = len(self._streams)
         self._counted()
@@ -215,30 +230,64 @@ class Translator:
                 self._reject("unspecified_temporality", len(points),
                              f"metric {metric.name!r}: aggregation temporality is unspecified")
                 return
+        entries = self._cache.get((resource.key, scope, metric.name, kind, metric.unit))
+        if entries is None:
+            entries = self._cache[resource.key, scope, metric.name, kind, metric.unit] = {}
+        apply = self._APPLY[kind]
+        misses = []
+        for dp in points:  # the hot path: a stream seen before costs a tuple, a lookup and the update
+            raw = pairs(dp.attributes)
+            entry = entries.get(raw)
+            if entry is None:
+                misses.append((dp, raw))
+            elif dp.flags & NO_RECORDED_VALUE:
+                self._accepted += 1
+            elif entry[0] is None:
+                self._reject(entry[1], 1, entry[2])
+            else:
+                apply(self, dp, entry, temporality)
+        if misses:
+            self._new_streams(metric, kind, which, temporality, resource, scope, misses, entries)
+
+    def _new_streams(self, metric: Any, kind: str, which: str, temporality: int, resource: Resource,
+                     scope: tuple[str, str], misses: list[tuple[Any, tuple[tuple[str, str], ...]]],
+                     entries: dict[Any, list[Any]]) -> None:
+        """Points of streams not in the cache: route them, find or create their series, cache them."""
         route = (conventions.route(metric.name, "histogram" if kind == "exponential" else kind, metric.unit)
                  if self.config.conventions else None)
-        raw = [attributes(dp.attributes) for dp in points]
+        raw = [dict(r) for _, r in misses]
         if route is not None:
             spec, scale = route.spec, route.scale
             label_sets = [route.labels(a) for a in raw]
         else:
             try:
-                spec, label_sets = self._translated(metric, kind, which, points, raw, resource)
+                spec, label_sets = self._translated(metric, kind, which, [dp for dp, _ in misses], raw, resource)
             except BadName as err:
-                self._reject(err.reason, len(points), str(err))
+                self._reject(err.reason, len(misses), str(err))
                 return
             scale = 1.0
-        stream = (resource.key, scope, metric.name, spec.name)
+        if self._cached + len(misses) > MAX_CACHE_ENTRIES:
+            self._cache.clear()  # crude but bounded, as StatsD's routing cache; streams keep their state
+            self._cache[resource.key, scope, metric.name, kind, metric.unit] = entries
+            entries.clear()
+            self._cached = 0
         apply = self._APPLY[kind]
-        for dp, labels in zip(points, label_sets):
+        for (dp, key), labels in zip(misses, label_sets):
+            entry = entries.get(key)
+            if entry is None:
+                series = self.store.series(spec, labels)
+                if isinstance(series, Refusal):
+                    entry = [None, series.value, f"metric {metric.name!r}: series refused ({series.value})"]
+                else:
+                    entry = [series, None, scale, (resource.key, scope, metric.name, spec.name, key)]
+                entries[key] = entry
+                self._cached += 1
             if dp.flags & NO_RECORDED_VALUE:
                 self._accepted += 1
-                continue
-            series = self.store.series(spec, labels)
-            if isinstance(series, Refusal):
-                self._reject(series.value, 1, f"metric {metric.name!r}: series refused ({series.value})")
-                continue
-            apply(self, dp, series, stream + labels, temporality, scale)
+            elif entry[0] is None:
+                self._reject(entry[1], 1, entry[2])
+            else:
+                apply(self, dp, entry, temporality)
 
     def _translated(self, metric: Any, kind: str, which: str, points: Sequence[Any], raw: list[dict[str, str]],
                     resource: Resource) -> tuple[FamilySpec, list[tuple[str, ...]]]:
@@ -278,24 +327,28 @@ class Translator:
         return spec, [(*base, *(d.get(k, "") for k in label_keys)) for d in sanitised]
 
     # --- points --------------------------------------------------------------------------------
-    def _stream(self, key: tuple[Any, ...], dp: Any, temporality: int) -> list[Any] | None:
+    def _stream(self, entry: list[Any], dp: Any, temporality: int) -> list[Any] | None:
         """The stream's state; None (and counted) if it is new and there is no room for another,
         or if the point is older than the stream's last (for a delta stream: not newer, a retry)."""
-        state = self._streams.get(key)
+        state = entry[1]
         if state is None:
-            if len(self._streams) >= self.store.limits.max_series:
-                self._reject("stream_limit", 1, "too many streams")
-                return None
-            # start, time, value (or count), sum, cumulative buckets
-            state = self._streams[key] = [-1, 0, 0.0, 0.0, None]
-            return state
+            state = self._streams.get(entry[3])
+            if state is None:
+                if len(self._streams) >= self.store.limits.max_series:
+                    self._reject("stream_limit", 1, "too many streams")
+                    return None
+                # start, time, value (or count), sum, cumulative buckets
+                state = entry[1] = self._streams[entry[3]] = [-1, 0, 0.0, 0.0, None]
+                return state
+            entry[1] = state
         t, last = dp.time_unix_nano, state[1]
         if t and last and (t < last or (t == last and temporality == DELTA)):
             self._reject("out_of_order", 1, "data point not newer than the stream's last one")
             return None
         return state
 
-    def _counter(self, dp: Any, series: Any, key: tuple[Any, ...], temporality: int, scale: float) -> None:
+    def _counter(self, dp: Any, entry: list[Any], temporality: int) -> None:
+        series, scale = entry[0], entry[2]
         v = dp.as_double or dp.as_int
         if v - v != 0:
             self._reject("non_finite_value", 1, "NaN or infinite value")
@@ -303,7 +356,7 @@ class Translator:
         if v < 0:
             self._reject("negative_counter", 1, "negative value for a monotonic sum")
             return
-        state = self._stream(key, dp, temporality)
+        state = self._stream(entry, dp, temporality)
         if state is None:
             return
         start = dp.start_time_unix_nano
@@ -316,13 +369,14 @@ class Translator:
         series.seen = self._now
         self._accepted += 1
 
-    def _gauge(self, dp: Any, series: Any, key: tuple[Any, ...], temporality: int, scale: float) -> None:
+    def _gauge(self, dp: Any, entry: list[Any], temporality: int) -> None:
+        series, scale = entry[0], entry[2]
         v = dp.as_double or dp.as_int
         if v - v != 0:
             self._reject("non_finite_value", 1, "NaN or infinite value")
             return
         if temporality == DELTA:
-            state = self._stream(key, dp, temporality)
+            state = self._stream(entry, dp, temporality)
             if state is None:
                 return
             state[1] = dp.time_unix_nano
@@ -332,7 +386,8 @@ class Translator:
         series.seen = self._now
         self._accepted += 1
 
-    def _histogram(self, dp: Any, series: Any, key: tuple[Any, ...], temporality: int, scale: float) -> None:
+    def _histogram(self, dp: Any, entry: list[Any], temporality: int) -> None:
+        series, scale = entry[0], entry[2]
         counts = dp.bucket_counts
         bounds = tuple(dp.explicit_bounds)
         if not counts:
@@ -347,9 +402,10 @@ class Translator:
             per = [0] * (len(target) + 1)
             for i, c in zip(self._map(bounds, scale, target), counts):
                 per[i] += c
-        self._observe(dp, series, key, temporality, per, dp.sum * scale)
+        self._observe(dp, entry, temporality, per, dp.sum * entry[2])
 
-    def _exponential(self, dp: Any, series: Any, key: tuple[Any, ...], temporality: int, scale: float) -> None:
+    def _exponential(self, dp: Any, entry: list[Any], temporality: int) -> None:
+        series, scale = entry[0], entry[2]
         if not -10 <= dp.scale <= 20:
             self._reject("invalid_buckets", 1, f"exponential scale {dp.scale} out of range")
             return
@@ -369,17 +425,17 @@ class Translator:
         if sum(per) != dp.count:
             self._reject("invalid_buckets", 1, "bucket counts do not add up to the count")
             return
-        self._observe(dp, series, key, temporality, per, dp.sum * scale)
+        self._observe(dp, entry, temporality, per, dp.sum * entry[2])
 
-    def _observe(self, dp: Any, series: Any, key: tuple[Any, ...], temporality: int,
-                 per: Sequence[float], total: float) -> None:
+    def _observe(self, dp: Any, entry: list[Any], temporality: int, per: Sequence[float], total: float) -> None:
+        series = entry[0]
         if total - total != 0:
             self._reject("non_finite_value", 1, "NaN or infinite sum")
             return
         if not isinstance(series, Histogram):  # pragma: no cover - the spec decides the series type
             self._reject(Refusal.TYPE_CONFLICT.value, 1, "not a histogram")
             return
-        state = self._stream(key, dp, temporality)
+        state = self._stream(entry, dp, temporality)
         if state is None:
             return
         cumulative = list(accumulate(per))
@@ -401,7 +457,8 @@ class Translator:
         series.seen = self._now
         self._accepted += 1
 
-    def _summary(self, dp: Any, series: Any, key: tuple[Any, ...], temporality: int, scale: float) -> None:
+    def _summary(self, dp: Any, entry: list[Any], temporality: int) -> None:
+        series, scale = entry[0], entry[2]
         total = dp.sum * scale
         if total - total != 0:
             self._reject("non_finite_value", 1, "NaN or infinite sum")
@@ -409,7 +466,7 @@ class Translator:
         if not isinstance(series, Summary):  # pragma: no cover
             self._reject(Refusal.TYPE_CONFLICT.value, 1, "not a summary")
             return
-        state = self._stream(key, dp, temporality)
+        state = self._stream(entry, dp, temporality)
         if state is None:
             return
         start, count = dp.start_time_unix_nano, dp.count

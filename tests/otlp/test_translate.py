@@ -319,3 +319,41 @@ def test_no_recorded_value_points_are_skipped(h: Harness) -> None:
 def test_streams_are_counted(h: Harness, temporality: int) -> None:
     h.send(counter("c", number(1, {"a": "1"}), number(1, {"a": "2"}), temporality=temporality))
     assert h.translator.streams == 2
+
+
+def test_pool_counts_take_any_unit_as_the_instrumentations_write_them(h: Harness) -> None:
+    for unit in ("connections", "{connection}", "1", ""):
+        h.send(counter("db.client.connections.usage", number(len(unit), {"pool.name": unit or "none",
+                                                                          "state": "idle"}),
+                       monotonic=False, unit=unit))
+    assert h.value(families.POOL_CONNECTIONS.name, "connections", "idle") == 11
+    assert len(h.family(families.POOL_CONNECTIONS.name)) == 4
+
+
+def test_a_scope_sending_old_and_new_http_names_is_counted_once(h: Harness) -> None:
+    attrs = {"http.method": "GET", "http.request.method": "GET"}
+    h.send(histogram("http.server.duration", hist_point((100.0,), [1, 0], 30.0, attrs), unit="ms"),
+           histogram("http.server.request.duration", hist_point((0.1,), [1, 0], 0.03, attrs), unit="s"))
+    assert h.value(families.OPERATION_DURATION.name, "GET", "ok").count == 1
+
+
+def test_streams_a_convention_folds_into_one_series_keep_their_own_cumulatives(h: Harness) -> None:
+    def export(t: int, a: int, b: int) -> None:
+        h.send(histogram("http.server.duration", *(
+            hist_point((100.0,), [n, 0], 10.0 * n, {"http.method": "GET", "net.host.port": port}, t=t)
+            for port, n in ((80, a), (81, b))), unit="ms"))
+
+    export(2, 1, 2)
+    export(3, 3, 2)  # port 80 grew by 2, port 81 did not move
+    assert h.value(families.OPERATION_DURATION.name, "GET", "ok").count == 5
+
+
+def test_the_route_cache_is_bounded_and_streams_survive_its_clearing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from exporter.otlp import translate
+
+    monkeypatch.setattr(translate, "MAX_CACHE_ENTRIES", 10)
+    h = Harness()
+    for t in (2, 3):
+        h.send(counter("c", *(number(t * 10, {"i": str(i)}, t=t) for i in range(25))))
+    assert h.value("c_total", *JOB, "7") == 30
+    assert h.translator._cached <= 25
