@@ -1,7 +1,7 @@
 """Scrape rendering: the store's series as exposition text, side by side with prometheus_client.
 
     python bench/render.py [--series 100000] [--repeats 7] [--cases counters,gauges,histograms,mix]
-                           [--check] [--profile CASE]
+                           [--check] [--library] [--profile CASE]
 
 For each case the same series go into our Store (through `Store.series`, as
 StatsD ingest writes them) and into a prometheus_client registry of Counter,
@@ -14,7 +14,14 @@ alike; figures are medians. Times:
 - ours, render only: `render(families)` on families collected once;
 - ours, cold: the first render, before the label-text memo is
   warm: after a restart, or what series new since the last scrape cost;
+- ours, protobuf: `Renderer.render(store.collect(), Format.PROTOBUF)`, what a Prometheus
+  with native histograms enabled asks for (hand-encoded delimited MetricFamily messages),
+  warm and cold;
 - anchor: `prometheus_client.generate_latest(registry)`.
+
+`--library` adds the same protobuf built with the `protobuf` library's generated classes
+(from the vendored metrics.proto, needs the test extra): the measurement behind encoding
+by hand; its output must be byte-identical to ours.
 
 `--check` also parses our output with prometheus_client's text parser and runs
 `promtool check metrics` on it, and checks two renders are byte-identical.
@@ -49,6 +56,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import families
 from exporter.exposition import Format, Renderer
+from exporter.model import Family
 from exporter.store import Counter as StoreCounter
 from exporter.store import Gauge as StoreGauge
 from exporter.store import Histogram as StoreHistogram
@@ -144,16 +152,53 @@ def check(text: bytes) -> str:
     return f"parser: {parsed} samples; promtool check metrics: {verdict}"
 
 
-def run_case(case: str, n: int, repeats: int, anchor_repeats: int, do_check: bool) -> dict[str, float]:
+def library_render(families: list[Family]) -> bytes:
+    """The protobuf exposition through the protobuf library's generated classes (the alternative
+    to encoding by hand): one message object per series, serialised, length-delimited."""
+    from google.protobuf.internal.encoder import _VarintBytes  # type: ignore[attr-defined]
+
+    from tests.support.metrics_pb import metrics_pb2
+
+    pb2 = metrics_pb2()
+    types = {"counter": pb2.COUNTER, "gauge": pb2.GAUGE, "histogram": pb2.HISTOGRAM}
+    out = []
+    for family in families:
+        spec = family.spec
+        message = pb2.MetricFamily(name=spec.full_name(NAMESPACE), help=spec.help, type=types[spec.type.value])
+        for labels, value in zip(family.samples.labels, family.samples.values):  # type: ignore[attr-defined]
+            metric = message.metric.add()
+            for name, label in zip(spec.labels, labels):
+                if label:
+                    metric.label.add(name=name, value=label)
+            if spec.type.value == "counter":
+                metric.counter.value = value
+            elif spec.type.value == "gauge":
+                metric.gauge.value = value
+            else:
+                counts, count, total = value
+                metric.histogram.sample_count = int(count)
+                metric.histogram.sample_sum = total
+                for cumulative, bound in zip(counts, spec.buckets):
+                    metric.histogram.bucket.add(cumulative_count=int(cumulative), upper_bound=bound)
+        data = message.SerializeToString()
+        out += [_VarintBytes(len(data)), data]
+    return b"".join(out)
+
+
+def run_case(case: str, n: int, repeats: int, anchor_repeats: int, do_check: bool,
+             library: bool = False) -> dict[str, float]:
     build_start = time.perf_counter()
     store, registry = build(case, n)
     build_seconds = time.perf_counter() - build_start
     renderer = Renderer()  # as the web server holds one, from its first scrape on
     render = renderer.render
     cold, first = timed(lambda: render(store.collect(), Format.TEXT, NAMESPACE))
+    proto_cold, proto_first = timed(lambda: render(store.collect(), Format.PROTOBUF, NAMESPACE))
     collected = store.collect()
     ours_e2e: list[float] = []
     ours_render: list[float] = []
+    proto: list[float] = []
+    lib: list[float] = []
     anchor: list[float] = []
     anchor_out = b""
     for i in range(repeats):
@@ -163,6 +208,15 @@ def run_case(case: str, n: int, repeats: int, anchor_repeats: int, do_check: boo
             raise SystemExit(f"{case}: two renders differ")
         t, _ = timed(lambda: render(collected, Format.TEXT, NAMESPACE))
         ours_render.append(t)
+        t, out = timed(lambda: render(store.collect(), Format.PROTOBUF, NAMESPACE))
+        proto.append(t)
+        if out != proto_first:
+            raise SystemExit(f"{case}: two protobuf renders differ")
+        if library and i < anchor_repeats:
+            t, out = timed(lambda: library_render(store.collect()))
+            lib.append(t)
+            if out != proto_first:
+                raise SystemExit(f"{case}: the protobuf library's bytes differ from ours")
         if i < anchor_repeats:
             t, anchor_out = timed(lambda: generate_latest(registry))
             anchor.append(t)
@@ -178,12 +232,17 @@ def run_case(case: str, n: int, repeats: int, anchor_repeats: int, do_check: boo
         ("ours: render(families) only", med_render, repeats),
         ("ours: cold memo, render(store.collect())", cold, 1),
         ("ours: OpenMetrics render(families)", statistics.median(om_times), 3),
+        ("ours: protobuf render(store.collect())", statistics.median(proto), repeats),
+        ("ours: protobuf, cold memo", proto_cold, 1),
     ]
+    if lib:
+        rows.append(("protobuf library, store.collect()", statistics.median(lib), len(lib)))
     print(f"  {'':40} {'median':>10} {'per series':>12} {'per line':>10} {'vs anchor':>10}  runs")
     for label, seconds, runs in rows:
         print(f"  {label:40} {seconds * 1e3:8.1f}ms {seconds / n * 1e6:10.2f}µs "
               f"{seconds / lines * 1e9:8.0f}ns {med_anchor / seconds:9.1f}x  {runs}")
-    print(f"  label-text memo: {memo_bytes(renderer) / 2**20:.1f} MiB")
+    print(f"  label-text memo: {memo_bytes(renderer) / 2**20:.1f} MiB; protobuf {len(proto_first) / 1e6:.1f} MB, "
+          f"{med_e2e / statistics.median(proto):.2f}x the speed of our text")
     if do_check:
         print("  " + check(first) + "; two renders byte-identical: yes")
     return {"e2e": med_e2e, "render": med_render, "anchor": med_anchor, "lines": lines}
@@ -208,6 +267,7 @@ def main() -> None:
                         help="prometheus_client renders per case (its 100k-histogram case takes ~20 s each)")
     parser.add_argument("--cases", default="counters,gauges,histograms,mix")
     parser.add_argument("--check", action="store_true", help="parser + promtool on our output")
+    parser.add_argument("--library", action="store_true", help="also time the protobuf library's encoding")
     parser.add_argument("--profile", metavar="CASE")
     args = parser.parse_args()
     prometheus_client.disable_created_metrics()  # same lines on both sides
@@ -217,7 +277,7 @@ def main() -> None:
         profile(args.profile, args.series)
         return
     for case in args.cases.split(","):
-        run_case(case, args.series, args.repeats, min(args.anchor_repeats, args.repeats), args.check)
+        run_case(case, args.series, args.repeats, min(args.anchor_repeats, args.repeats), args.check, args.library)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Render families as Prometheus text 0.0.4 or OpenMetrics 1.0: a pure function of its input.
+"""Render families as Prometheus text 0.0.4 or OpenMetrics 1.0 (protobuf: exporter/protobuf.py),
+a pure function of its input.
 
 Families from different sources may share a name (StatsD and a Redis probe both
 feed `cache_requests_total`); they are merged into one block here: the first
@@ -28,7 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
 from itertools import chain, pairwise, starmap
 from operator import add
@@ -40,27 +41,35 @@ log = logging.getLogger(__name__)
 
 
 class Format(str, Enum):
-    """The two exposition formats; the value is the Content-Type to send with it."""
+    """The exposition formats; the value is the Content-Type to send with it."""
 
     TEXT = "text/plain; version=0.0.4; charset=utf-8"
     OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    # Delimited io.prometheus.client.MetricFamily messages (exporter/protobuf.py): what
+    # Prometheus asks for first when native histograms are enabled.
+    PROTOBUF = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
 
 
 def negotiate(accept: str | None) -> Format:
-    """OpenMetrics only when the client asks for it, as Prometheus does with its Accept header.
+    """OpenMetrics or protobuf only when the client asks for them, as Prometheus does.
 
+    Protobuf (`application/vnd.google.protobuf` with `proto=io.prometheus.client.MetricFamily`
+    and `encoding=delimited`, as Prometheus sends it with native histograms enabled) wins
+    with q > 0 unless another format has a strictly higher q; then
     `application/openmetrics-text` with q > 0 wins unless `text/plain` is preferred
     with a strictly higher q; anything else (no header, `*/*`, a browser) gets text.
     """
     if not accept:
         return Format.TEXT
-    best_om = best_text = -1.0
+    best_om = best_text = best_proto = -1.0
     for part in accept.split(","):
         media, *params = part.split(";")
         q = 1.0
+        options = {}
         for param in params:
             key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
+            key = key.strip().lower()
+            if key == "q":
                 try:
                     q = float(value.strip())
                 except ValueError:
@@ -68,12 +77,22 @@ def negotiate(accept: str | None) -> Format:
                 # NaN and out-of-range weights are malformed: treat as "not acceptable".
                 if not 0.0 <= q <= 1.0:
                     q = 0.0
+            else:
+                options[key] = value.strip().strip('"')
         media = media.strip().lower()
         if media == "application/openmetrics-text":
             best_om = max(best_om, q)
         elif media == "text/plain":
             best_text = max(best_text, q)
+        elif (media == "application/vnd.google.protobuf" and options.get("proto") == _PROTO
+              and options.get("encoding") == "delimited"):
+            best_proto = max(best_proto, q)
+    if best_proto > 0 and best_proto >= max(best_om, best_text):
+        return Format.PROTOBUF
     return Format.OPENMETRICS if best_om > 0 and best_om >= best_text else Format.TEXT
+
+
+_PROTO = "io.prometheus.client.MetricFamily"
 
 
 _MAX_FLOAT = 1.7976931348623157e308
@@ -374,6 +393,24 @@ def _number(value: Any) -> str | None:
         return None
 
 
+def group(families: Iterable[Family], namespace: str, drop: Callable[[str, str], None]) -> dict[str, list[Family]]:
+    """Families with samples by full name, in order; one of another type than the first of its
+    name is dropped (both formats merge families this way)."""
+    grouped: dict[str, list[Family]] = {}
+    for family in families:
+        if not family.samples:
+            continue
+        name = family.spec.full_name(namespace)
+        same = grouped.get(name)
+        if same is None:
+            grouped[name] = [family]
+        elif same[0].spec.type is family.spec.type:
+            same.append(family)
+        else:
+            drop(name, f"a {family.spec.type.value} family under the name of a {same[0].spec.type.value}")
+    return grouped
+
+
 class Renderer:
     """Renders families; keeps the label-text memo, the shape cache and the problems said once.
 
@@ -384,32 +421,28 @@ class Renderer:
         self._memo: dict[_MemoKey, dict[Any, str]] = {}
         self._shapes: dict[tuple[FamilySpec, str, Format], _Shape] = {}
         self._warned: set[tuple[str, str]] = set()
+        self._protobuf: Any = None
 
     def render(self, families: Iterable[Family], fmt: Format = Format.TEXT, namespace: str = "apm") -> bytes:
         """The exposition of these families, in their order: same input, same bytes."""
-        grouped: dict[str, list[Family]] = {}
-        for family in families:
-            if not family.samples:
-                continue
-            name = family.spec.full_name(namespace)
-            same = grouped.get(name)
-            if same is None:
-                grouped[name] = [family]
-            elif same[0].spec.type is family.spec.type:
-                same.append(family)
-            else:
-                self._drop(name, f"a {family.spec.type.value} family under the name of a "
-                                 f"{same[0].spec.type.value}")
+        if fmt is Format.PROTOBUF:
+            if self._protobuf is None:
+                # Imported on the first protobuf scrape only: a text-only daemon never loads it.
+                from exporter.protobuf import ProtobufRenderer
+
+                self._protobuf = ProtobufRenderer(self._drop)
+            return self._protobuf.render(families, namespace)
+        grouped = group(families, namespace, self._drop)
         out: list[str] = []
         taken: set[str] = set()
         touched: set[_MemoKey] = set()
-        for name, group in grouped.items():
-            reserved = _reserved(name, group[0].spec.type)
+        for name, same in grouped.items():
+            reserved = _reserved(name, same[0].spec.type)
             if not reserved.isdisjoint(taken):
                 self._drop(name, "a name that clashes with an earlier family's")
                 continue
             before = len(out)
-            self._render_group(name, group, fmt, touched, out)
+            self._render_group(name, same, fmt, touched, out)
             if len(out) > before:
                 taken |= reserved
         for key in [k for k in self._memo if k not in touched]:

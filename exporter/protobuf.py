@@ -16,21 +16,16 @@ for the families of the latest render only.
 
 from __future__ import annotations
 
-import logging
 import math
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import accumulate, chain
 from operator import add
 from typing import Any
 
-from exporter.exposition import _reserved, _series_key, _spec_problem
+from exporter.exposition import _reserved, _series_key, _spec_problem, group
 from exporter.model import Columns, Family, MetricType
 from exporter.native import NativeBuckets, spans
-
-log = logging.getLogger(__name__)
-
-CONTENT_TYPE = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
 
 _double = struct.Struct("<d").pack
 _TYPES = {
@@ -103,36 +98,24 @@ def _valid_labels(names: tuple[str, ...], labels: Any) -> bool:
 
 
 class ProtobufRenderer:
-    """Keeps the label memo and the problems said once; one render at a time."""
+    """Keeps the label memo; `exposition.Renderer` owns one and lends it its warn-once `drop`."""
 
-    def __init__(self) -> None:
+    def __init__(self, drop: Callable[[str, str], None]) -> None:
         self._memo: dict[tuple[str, tuple[str, ...], int], dict[Any, bytes]] = {}
-        self._warned: set[tuple[str, str]] = set()
+        self._drop = drop
         self._counts = _Counts()
 
     def render(self, families: Iterable[Family], namespace: str = "apm") -> bytes:
-        grouped: dict[str, list[Family]] = {}
-        for family in families:
-            if not family.samples:
-                continue
-            name = family.spec.full_name(namespace)
-            same = grouped.get(name)
-            if same is None:
-                grouped[name] = [family]
-            elif same[0].spec.type is family.spec.type:
-                same.append(family)
-            else:
-                self._drop(name, f"a {family.spec.type.value} family under the name of a "
-                                 f"{same[0].spec.type.value}")
+        grouped = group(families, namespace, self._drop)
         out: list[bytes] = []
         taken: set[str] = set()
         touched: set[tuple[str, tuple[str, ...], int]] = set()
-        for name, group in grouped.items():
-            reserved = _reserved(name, group[0].spec.type)
+        for name, same in grouped.items():
+            reserved = _reserved(name, same[0].spec.type)
             if not reserved.isdisjoint(taken):
                 self._drop(name, "a name that clashes with an earlier family's")
                 continue
-            block = self._family(name, group, touched)
+            block = self._family(name, same, touched)
             if block:
                 out.append(varint(len(block)))
                 out.append(block)
@@ -350,11 +333,6 @@ class ProtobufRenderer:
                 continue
             parts.append(_field(b"\x1a", b"\x09" + _double(q) + b"\x11" + _double(v)))  # type: ignore[arg-type]
         return b"".join(parts)
-
-    def _drop(self, name: str, reason: str) -> None:
-        if (name, reason) not in self._warned and len(self._warned) < 1000:
-            self._warned.add((name, reason))
-            log.warning("exposition: dropped from %s: %s", name, reason)
 
 
 def _number(value: Any) -> float | None:

@@ -14,10 +14,9 @@ from itertools import accumulate
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import exposition
-from exporter.exposition import Format, format_bound
+from exporter.exposition import Format
 from exporter.model import (
     Columns,
     Family,
@@ -28,9 +27,9 @@ from exporter.model import (
     SummaryValue,
 )
 from exporter.native import NativeHistogram
-from exporter.protobuf import ProtobufRenderer, varint
+from exporter.protobuf import varint
 from exporter.store import Histogram, Limits, Store
-from tests.support.metrics_pb import decode, metrics_pb2
+from tests.support.metrics_pb import decode, metrics_pb2, proto_samples, text_samples
 
 C, G, H, S, I = MetricType.COUNTER, MetricType.GAUGE, MetricType.HISTOGRAM, MetricType.SUMMARY, MetricType.INFO
 BOUNDS = (0.005, 0.1, 1.0, 10.0)
@@ -91,42 +90,6 @@ def _families() -> list[Family]:
     ]
 
 
-def _key(name: str, labels: dict[str, str], value: float) -> tuple[str, frozenset[tuple[str, str]], Any]:
-    return name, frozenset((k, v) for k, v in labels.items() if v != ""), "NaN" if math.isnan(value) else value
-
-
-def _text_samples(text: bytes) -> set[tuple[str, frozenset[tuple[str, str]], Any]]:
-    return {_key(s.name, s.labels, s.value)
-            for f in text_string_to_metric_families(text.decode()) for s in f.samples}
-
-
-def _proto_samples(families: list[Any]) -> set[tuple[str, frozenset[tuple[str, str]], Any]]:
-    """Samples as Prometheus reads them from the messages (+Inf bucket from the count)."""
-    pb2 = metrics_pb2()
-    out = set()
-    for f in families:
-        for m in f.metric:
-            labels = {p.name: p.value for p in m.label}
-            if f.type in (pb2.COUNTER, pb2.GAUGE):
-                out.add(_key(f.name, labels, m.counter.value if f.type == pb2.COUNTER else m.gauge.value))
-            elif f.type == pb2.SUMMARY:
-                s = m.summary
-                for q in s.quantile:
-                    out.add(_key(f.name, {**labels, "quantile": format_bound(q.quantile)}, q.value))
-                out.add(_key(f.name + "_count", labels, s.sample_count))
-                out.add(_key(f.name + "_sum", labels, s.sample_sum))
-            else:
-                h = m.histogram
-                count = h.sample_count_float or h.sample_count
-                for b in h.bucket:
-                    cumulative = b.cumulative_count_float or b.cumulative_count
-                    out.add(_key(f.name + "_bucket", {**labels, "le": format_bound(b.upper_bound)}, cumulative))
-                out.add(_key(f.name + "_bucket", {**labels, "le": "+Inf"}, count))
-                out.add(_key(f.name + "_count", labels, count))
-                out.add(_key(f.name + "_sum", labels, h.sample_sum))
-    return out
-
-
 def _native_buckets(spans: Any, deltas: Any) -> dict[int, float]:
     keys: list[int] = []
     index = 0
@@ -140,12 +103,12 @@ def _native_buckets(spans: Any, deltas: Any) -> dict[int, float]:
 def test_every_sample_equals_the_text_rendering() -> None:
     families = _families()
     text = exposition.render(families, Format.TEXT, "apm")
-    data = ProtobufRenderer().render(families, "apm")
+    data = exposition.Renderer().render(families, Format.PROTOBUF, "apm")
     decoded = decode(data)
     assert [f.name for f in decoded] == [
         "apm_requests_total", "apm_latency_seconds", "apm_temperature", "apm_build_info", "apm_rpc_seconds",
         "apm_wait_seconds", "apm_batch_seconds", "apm_sampled_seconds", "apm_bad"]
-    assert _proto_samples(decoded) == _text_samples(text)
+    assert proto_samples(decoded) == text_samples(text)
     pb2 = metrics_pb2()
     by_name = {f.name: f for f in decoded}
     assert by_name["apm_temperature"].help == 'Help with \\ and "quotes"\nand a newline.'
@@ -155,7 +118,7 @@ def test_every_sample_equals_the_text_rendering() -> None:
 
 def test_native_buckets_decode_to_the_observed_ones() -> None:
     families = _families()
-    decoded = {f.name: f for f in decode(ProtobufRenderer().render(families, "apm"))}
+    decoded = {f.name: f for f in decode(exposition.Renderer().render(families, Format.PROTOBUF, "apm"))}
     natives = {f.spec.name: f for f in families if f.spec.name in ("wait_seconds", "batch_seconds")}
     for name, family in natives.items():
         for sample, metric in zip(family.samples, decoded["apm_" + name].metric):
@@ -177,19 +140,19 @@ def test_native_buckets_decode_to_the_observed_ones() -> None:
 
 
 def test_fractional_counts_use_the_float_fields() -> None:
-    decoded = {f.name: f for f in decode(ProtobufRenderer().render(_families(), "apm"))}
+    decoded = {f.name: f for f in decode(exposition.Renderer().render(_families(), Format.PROTOBUF, "apm"))}
     h = decoded["apm_sampled_seconds"].metric[0].histogram
     assert h.sample_count_float == 6.6 and h.sample_count == 0
     assert [b.cumulative_count_float for b in h.bucket] == [0.0, 3.3, 3.3, 6.6]
 
 
 def test_two_renders_are_identical_and_the_memo_forgets_old_families() -> None:
-    renderer = ProtobufRenderer()
+    renderer = exposition.Renderer()
     families = _families()
-    first = renderer.render(families, "apm")
-    assert renderer.render(families, "apm") == first
-    renderer.render(families[:1], "apm")
-    assert len(renderer._memo) == 1
+    first = renderer.render(families, Format.PROTOBUF, "apm")
+    assert renderer.render(families, Format.PROTOBUF, "apm") == first
+    renderer.render(families[:1], Format.PROTOBUF, "apm")
+    assert len(renderer._protobuf._memo) == 1
 
 
 @pytest.mark.parametrize("n", [0, 1, 127, 128, 300, 2**32, 2**63 - 1, -1])
@@ -198,3 +161,42 @@ def test_varints_decode_with_the_reference(n: int) -> None:
 
     value, end = _DecodeVarint(varint(n), 0)
     assert (value if n >= 0 else value - 2**64) == n and end == len(varint(n))
+
+
+# The Accept headers Prometheus 2.42 sends, with and without --enable-feature=native-histograms
+# (captured from the Debian binary scraping a socket).
+PROMETHEUS_NATIVE = ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,"
+                     "application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;"
+                     "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+PROMETHEUS_CLASSIC = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+                      "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+
+
+@pytest.mark.parametrize(("accept", "fmt"), [
+    (PROMETHEUS_NATIVE, Format.PROTOBUF),
+    (PROMETHEUS_CLASSIC, Format.OPENMETRICS),
+    (None, Format.TEXT),
+    ("*/*", Format.TEXT),
+    ("application/vnd.google.protobuf", Format.TEXT),  # no proto=/encoding=: not ours to guess
+    ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text", Format.TEXT),
+    ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0",
+     Format.TEXT),
+    ("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited;q=0.5,"
+     "application/openmetrics-text;q=0.9", Format.OPENMETRICS),
+    ('application/vnd.google.protobuf;proto="io.prometheus.client.MetricFamily";encoding=delimited,text/plain',
+     Format.PROTOBUF),
+])
+def test_negotiation_as_prometheus_asks(accept: str | None, fmt: Format) -> None:
+    assert exposition.negotiate(accept) is fmt
+
+
+def test_a_text_only_daemon_never_imports_the_encoder() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom exporter import exposition\nr = exposition.Renderer()\n"
+            "r.render([], exposition.Format.TEXT); r.render([], exposition.Format.OPENMETRICS)\n"
+            "assert 'exporter.protobuf' not in sys.modules\n"
+            "r.render([], exposition.Format.PROTOBUF)\nassert 'exporter.protobuf' in sys.modules\n"
+            "assert not any(m.startswith('google') for m in sys.modules)\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -9,10 +9,15 @@ independent reference our hand-written encoder is checked against.
 from __future__ import annotations
 
 import importlib.util
+import math
 import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.exposition import format_bound
 
 PROTO_ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "proto"
 _module: ModuleType | None = None
@@ -55,3 +60,42 @@ def decode(data: bytes) -> list[Any]:
     if pos != len(data):
         raise ValueError("trailing bytes after the last message")
     return families
+
+
+SampleKey = tuple[str, frozenset[tuple[str, str]], Any]
+
+
+def _key(name: str, labels: dict[str, str], value: float) -> SampleKey:
+    return name, frozenset((k, v) for k, v in labels.items() if v != ""), "NaN" if math.isnan(value) else value
+
+
+def text_samples(text: bytes) -> set[SampleKey]:
+    return {_key(s.name, s.labels, s.value)
+            for f in text_string_to_metric_families(text.decode()) for s in f.samples}
+
+
+def proto_samples(families: list[Any]) -> set[SampleKey]:
+    """Samples as Prometheus reads them from the messages (+Inf bucket from the count)."""
+    pb2 = metrics_pb2()
+    out = set()
+    for f in families:
+        for m in f.metric:
+            labels = {p.name: p.value for p in m.label}
+            if f.type in (pb2.COUNTER, pb2.GAUGE):
+                out.add(_key(f.name, labels, m.counter.value if f.type == pb2.COUNTER else m.gauge.value))
+            elif f.type == pb2.SUMMARY:
+                s = m.summary
+                for q in s.quantile:
+                    out.add(_key(f.name, {**labels, "quantile": format_bound(q.quantile)}, q.value))
+                out.add(_key(f.name + "_count", labels, s.sample_count))
+                out.add(_key(f.name + "_sum", labels, s.sample_sum))
+            else:
+                h = m.histogram
+                count = h.sample_count_float or h.sample_count
+                for b in h.bucket:
+                    cumulative = b.cumulative_count_float or b.cumulative_count
+                    out.add(_key(f.name + "_bucket", {**labels, "le": format_bound(b.upper_bound)}, cumulative))
+                out.add(_key(f.name + "_bucket", {**labels, "le": "+Inf"}, count))
+                out.add(_key(f.name + "_count", labels, count))
+                out.add(_key(f.name + "_sum", labels, h.sample_sum))
+    return out

@@ -18,8 +18,9 @@ from tests.support.net import free_port, wait_for_http
 
 class Prometheus:
     def __init__(self, workdir: Path, targets: list[str], rule_files: list[str] | None = None,
-                 scrape_interval: str = "1s") -> None:
+                 scrape_interval: str = "1s", features: tuple[str, ...] = ()) -> None:
         self.binary = require("prometheus")
+        self.features = features  # --enable-feature values, e.g. native-histograms
         self.workdir = workdir
         self.port = free_port()
         config = {
@@ -41,7 +42,8 @@ class Prometheus:
         self.proc = subprocess.Popen(
             [self.binary, f"--config.file={self.config_path}",
              f"--storage.tsdb.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle"],
+             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle",
+             *(f"--enable-feature={feature}" for feature in self.features)],
             stdout=self._log, stderr=subprocess.STDOUT)
         wait_for_http(self.url + "/-/ready", timeout=60)
         return self
