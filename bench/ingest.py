@@ -392,12 +392,13 @@ def cpu_cost(lines_per_packet: int) -> tuple[float, float]:
     from exporter.statsd import StatsdConfig
     from exporter.statsd.ingest import Ingest
     from exporter.statsd.mapper import Mapper
+    from exporter.statsd.stats import StatsdStats
     from exporter.store import Store
 
     config = StatsdConfig.model_validate(yaml.safe_load(MAPPING.format(port=1, workers=1))["statsd"])
     packets = traffic(lines_per_packet, 20_000 if lines_per_packet > 1 else 300_000, seed=2)
     n = sum(p.count(b"\n") + 1 for p in packets)
-    sink = Ingest(Mapper.from_config(config), Store(), Store()).sink("cpu")
+    sink = Ingest(Mapper.from_config(config), Store(), StatsdStats(Store())).sink("cpu")
     for p in packets[:1000]:
         sink.handle_packet(p)
     best_ours = best_minimal = float("inf")

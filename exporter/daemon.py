@@ -27,7 +27,7 @@ from exporter.scrape import Job, Scraper
 from exporter.statsd import StatsD
 from exporter.status import page as status_page
 from exporter.status.service import Status, step_from_env
-from exporter.store import Gauge, Limits, Store
+from exporter.store import Limits, Store
 from exporter.web import Options, Server
 from exporter.webconfig import WebConfig, WebConfigError
 
@@ -83,21 +83,16 @@ class Daemon:
         self.otlp = Otlp(self.config.otlp, self.store, self.stats, self.statsd.ingest.lock, self.statsd.ingest.counted)
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
-        self._reload_ok = self._gauge(families.CONFIG_LAST_RELOAD_SUCCESSFUL)
-        self._reload_time = self._gauge(families.CONFIG_LAST_RELOAD_SUCCESS_TIME)
+        self._reload_ok = self.stats.gauge(families.CONFIG_LAST_RELOAD_SUCCESSFUL)
+        self._reload_time = self.stats.gauge(families.CONFIG_LAST_RELOAD_SUCCESS_TIME)
         self._reload_ok.set(1.0)
         self._reload_time.set(time.time())
-        self._scrapes = self.stats.series(families.SCRAPES, ())
+        self._scrapes = self.stats.counter(families.SCRAPES)
         self.server: Server | None = None
         self.status = Status(step_from_env())
 
-    def _gauge(self, spec: families.FamilySpec) -> Gauge:
-        series = self.stats.series(spec, ())
-        assert isinstance(series, Gauge)
-        return series
-
     async def collect(self) -> list[Family]:
-        self._scrapes.inc()  # type: ignore[union-attr]
+        self._scrapes.inc()
         return await self.families()
 
     async def families(self) -> list[Family]:
@@ -140,7 +135,7 @@ class Daemon:
             self.config = config
             self._reload_ok.set(1.0)
             self._reload_time.set(time.time())
-            self.stats.series(families.CONFIG_RELOADS, ("success",)).inc()  # type: ignore[union-attr]
+            self.stats.counter(families.CONFIG_RELOADS, "success").inc()
             log.info("configuration reloaded", extra={"file": self.config_path, "collectors": len(jobs)})
             return None
 
@@ -157,7 +152,7 @@ class Daemon:
         for problem in problems:
             log.error("configuration reload failed, keeping the running one", extra={"problem": problem})
         self._reload_ok.set(0.0)
-        self.stats.series(families.CONFIG_RELOADS, ("failure",)).inc()  # type: ignore[union-attr]
+        self.stats.counter(families.CONFIG_RELOADS, "failure").inc()
         return "; ".join(problems)
 
     def stop(self) -> None:

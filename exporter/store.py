@@ -5,6 +5,10 @@ the writers stay lock-free: a series is a small mutable object and creating one
 (rare) takes the lock that `collect()` takes. Limits and type conflicts are
 decided once per new series, never per sample; TTL expiry is a separate
 `expire()` pass that StatsD runs on a timer.
+
+Each series can `snapshot()` its state, say what changed `since()` an older
+snapshot, and `merge()` such a change from another process's copy: that is how
+StatsD's worker processes ship their figures to the daemon (statsd/workers.py).
 """
 
 from __future__ import annotations
@@ -51,6 +55,16 @@ class Counter:
     def sample(self) -> float:
         return self.value
 
+    def snapshot(self) -> float:
+        return self.value
+
+    def since(self, old: float | None) -> float | None:
+        """The increase since `old` (None: nothing new)."""
+        return self.value - (old or 0.0) if self.value != old else None
+
+    def merge(self, change: float) -> None:
+        self.value += change
+
 
 class Gauge:
     # `members` is only used by StatsD sets (the gauge counts distinct members).
@@ -69,6 +83,18 @@ class Gauge:
 
     def sample(self) -> float:
         return self.value
+
+    def snapshot(self) -> float:
+        return self.value
+
+    def since(self, old: float | None) -> float | None:
+        """The value itself when it changed: a gauge ships what it is, and the receiver
+        turns each sender's value into its share of the sum (workers.Merger)."""
+        return self.value if self.value != old else None
+
+    def merge(self, change: float) -> None:
+        """Add a change in one sender's share."""
+        self.value += change
 
 
 class Histogram:
@@ -90,6 +116,27 @@ class Histogram:
     def sample(self) -> HistogramValue:
         cumulative = list(accumulate(self.buckets))
         return HistogramValue(cumulative[:-1], cumulative[-1], self.sum)
+
+    def snapshot(self) -> tuple[list[int], float]:
+        return list(self.buckets), self.sum
+
+    def since(self, old: tuple[list[int], float] | None) -> tuple[list[int], float] | None:
+        """Per-bucket increases and the sum's since `old`."""
+        if old is None:
+            return self.snapshot()
+        if old[1] == self.sum and old[0] == self.buckets:
+            return None
+        return [a - b for a, b in zip(self.buckets, old[0])], self.sum - old[1]
+
+    def merge(self, change: tuple[list[int], float]) -> None:
+        """Add another copy's increases; one with other buckets (a reload changed them) is skipped."""
+        counts, total = change
+        if len(counts) != len(self.buckets):
+            return
+        buckets = self.buckets
+        for i, n in enumerate(counts):
+            buckets[i] += n
+        self.sum += total
 
 
 class Summary:
@@ -124,6 +171,24 @@ class Summary:
             return SummaryValue([(q, math.nan) for q in self.quantiles], self.count, self.sum)
         last = len(ordered) - 1
         return SummaryValue([(q, ordered[round(q * last)]) for q in self.quantiles], self.count, self.sum)
+
+    def snapshot(self) -> tuple[int, float]:
+        return self.count, self.sum
+
+    def since(self, old: tuple[int, float] | None) -> tuple[int, float, list[float]] | None:
+        """The count's and sum's increases, with the whole current window."""
+        count, total = old or (0, 0.0)
+        if old is not None and (count, total) == (self.count, self.sum):
+            return None
+        return self.count - count, self.sum - total, list(self.window)
+
+    def merge(self, change: tuple[int, float, list[float]]) -> None:
+        """Another copy's increases; its window replaces ours (the newest observations win)."""
+        count, total, window = change
+        self.count += count
+        self.sum += total
+        self.window = window[-self.size:]
+        self._next = 0
 
 
 Series = Counter | Gauge | Histogram | Summary
@@ -168,6 +233,20 @@ class Store:
 
     def __len__(self) -> int:
         return self._count
+
+    def counter(self, spec: FamilySpec, *labels: str) -> Counter:
+        """A counter of a family this process defines itself (self-metrics): a refusal is a bug."""
+        series = self.series(spec, labels)
+        if not isinstance(series, Counter):
+            raise TypeError(f"{spec.name}{list(labels)}: not a counter ({series!r})")
+        return series
+
+    def gauge(self, spec: FamilySpec, *labels: str) -> Gauge:
+        """A gauge of a family this process defines itself (self-metrics): a refusal is a bug."""
+        series = self.series(spec, labels)
+        if not isinstance(series, Gauge):
+            raise TypeError(f"{spec.name}{list(labels)}: not a gauge ({series!r})")
+        return series
 
     def series(self, spec: FamilySpec, labels: tuple[str, ...], ttl: float = 0.0) -> Series | Refusal:
         """The series for these label values, created if new; a Refusal if it may not exist.

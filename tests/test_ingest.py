@@ -6,7 +6,7 @@ import math
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from exporter import families
@@ -14,6 +14,8 @@ from exporter.model import Family, HistogramValue
 from exporter.statsd.config import StatsdConfig
 from exporter.statsd.ingest import Ingest
 from exporter.statsd.mapper import Mapper
+from exporter.statsd.routes import MAX_CACHE_ENTRIES
+from exporter.statsd.stats import StatsdStats
 from exporter.store import Limits, Store
 
 
@@ -44,11 +46,13 @@ mappings:
 
 
 class Harness:
-    def __init__(self, config: dict[str, object] | None = None, limits: Limits | None = None) -> None:
+    def __init__(self, config: dict[str, object] | None = None, limits: Limits | None = None,
+                 max_cache_entries: int = MAX_CACHE_ENTRIES) -> None:
         self.clock = Clock()
         self.store = Store(limits or Limits(), clock=self.clock)
         self.stats = Store()
-        self.ingest = Ingest(Mapper.from_config(StatsdConfig.model_validate(config or RULES)), self.store, self.stats)
+        self.ingest = Ingest(Mapper.from_config(StatsdConfig.model_validate(config or RULES)), self.store,
+                             StatsdStats(self.stats), max_cache_entries)
         self.sink = self.ingest.sink("udp://test")
 
     def send(self, *lines: bytes | str) -> None:
@@ -101,7 +105,26 @@ def test_multi_value_sets_summaries_and_rates() -> None:
     q = v[("q_wait", ())]
     assert q.count == 4 and q.sum == 12  # type: ignore[union-attr]
     assert h.stat("exporter_statsd_samples_total", "udp://test") == 2 * (3 + 1 + 3 + 2)
-    assert h.stat("exporter_statsd_lines_unmapped_total") > 0
+    # t (two lines) and u (three): what the default rule took, one per line however many values.
+    assert h.stat("exporter_statsd_lines_unmapped_total") == 2 * (2 + 3)
+
+
+def test_unmapped_counts_lines_the_default_rule_took_whatever_became_of_them() -> None:
+    """The family's help: lines that matched neither a convention nor a rule. A multi-value
+    line is one line; a line the store refuses or `unmatched: drop` drops still matched
+    nothing; a bad line is a parse error, not a line the default rule took."""
+    h = Harness()
+    for round in (1, 2):  # the second round runs on cached routes
+        h.send("plain:1|c", "plain:1|c", "multi:1:2:3|ms", "conflict:1|g", "conflict:1|ms", "set:a|s")
+        assert h.stat("exporter_statsd_lines_unmapped_total") == 6 * round
+        assert h.stat("exporter_statsd_samples_dropped_total", "type_conflict") == round
+        h.send("plain:-1|c", "multi:1:x|ms", "myapp.api.requests:1|c", "apm.cache.hit:1|c|#cache:c", "noisy.x:1|c")
+        assert h.stat("exporter_statsd_lines_unmapped_total") == 6 * round
+    dropping = Harness({"defaults": {"unmatched": "drop"}})
+    for _ in range(2):
+        dropping.send("whatever:1|c", "whatever:1:2|ms", "apm.cache.hit:1|c|#cache:c")
+    assert dropping.stat("exporter_statsd_lines_unmapped_total") == 4
+    assert dropping.stat("exporter_statsd_lines_ignored_total", "mapping_drop") == 4
 
 
 @pytest.mark.timeout(60)  # without the fix this line loops 10**12 times: a hang, not a slow pass
@@ -201,13 +224,12 @@ def test_reload_swaps_rules_and_keeps_series() -> None:
 
 
 def test_bounded_cache_still_exact() -> None:
-    h = Harness()
-    h.ingest._max_cache = 4
+    h = Harness(max_cache_entries=4)
     for _ in range(3):
         h.send(*[f"many.c{i}:1|c" for i in range(20)])
     v = h.values()
     assert all(v[(f"many_c{i}_total", ())] == 3 for i in range(20))
-    assert len(h.ingest._cache) <= 4
+    assert len(h.ingest.routes.cache) <= 4
 
 
 _LINE = st.builds(
@@ -223,13 +245,14 @@ _LINE = st.builds(
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_LINE, max_size=40))
+@example([b"a:1:2|ms|#pool:p", b"a:3|ms|#pool:p"])  # a multi-value line's values, in their place
 def test_cached_path_equals_uncached_path(lines: list[bytes]) -> None:
     cached, uncached = Harness(), Harness()
     cached.send(*lines)
     cached.send(*lines)
     for line in lines + lines:
-        uncached.ingest._cache.clear()
-        uncached.ingest._values.clear()
+        uncached.ingest.routes.cache.clear()
+        uncached.ingest.routes.values.clear()
         uncached.send(line)
     assert _values(cached.store.collect()) == _values(uncached.store.collect())
     def stats(h: Harness) -> dict[tuple[str, tuple[str, ...]], object]:

@@ -11,11 +11,20 @@ from pydantic import ValidationError
 from exporter import families
 from exporter.model import MetricType
 from exporter.statsd.config import StatsdConfig
-from exporter.statsd.mapper import Mapper, MappingError, Route, label_name, metric_name
+from exporter.statsd.mapper import (
+    DROP,
+    DROP_UNMAPPED,
+    Drop,
+    Mapper,
+    MappingError,
+    Route,
+    label_name,
+    metric_name,
+)
 from exporter.statsd.parser import ParseError, parse_line
 
 
-def route(line: bytes, mapper: Mapper | None = None) -> Route | None:
+def route(line: bytes, mapper: Mapper | None = None) -> Route | Drop:
     [event, *_] = parse_line(line)
     return (mapper if mapper is not None else Mapper()).route(event)
 
@@ -64,7 +73,7 @@ def test_convention_misuse_is_an_error_not_a_new_family(line: bytes, reason: str
 
 def test_conventions_can_be_switched_off() -> None:
     r = route(b"apm.cache.hit:1|c|#cache:users", Mapper(conventions=False))
-    assert r is not None and r.spec.name == "apm_cache_hit_total" and r.unmapped
+    assert isinstance(r, Route) and r.spec.name == "apm_cache_hit_total" and r.unmapped
 
 
 DEFAULT_RULE = [
@@ -84,7 +93,7 @@ DEFAULT_RULE = [
 def test_default_rule_sanitises_names_and_turns_tags_into_labels(
         line: bytes, name: str, kind: MetricType, labels: tuple[str, ...], values: tuple[str, ...]) -> None:
     r = route(line)
-    assert r is not None and r.unmapped
+    assert isinstance(r, Route) and r.unmapped
     assert (r.spec.name, r.spec.type, r.spec.labels, r.labels) == (name, kind, labels, values)
     assert not r.spec.namespaced
 
@@ -129,7 +138,7 @@ def mapper() -> Mapper:
 
 def test_glob_captures_fill_name_and_labels(mapper: Mapper) -> None:
     r = route(b"myapp.api.requests.200:1|c|#region:eu", mapper)
-    assert r is not None and not r.unmapped
+    assert isinstance(r, Route) and not r.unmapped
     assert r.spec.name == "myapp_requests_total" and r.spec.help == "Requests by service."
     # rule labels and tags together, sorted by name
     assert dict(zip(r.spec.labels, r.labels)) == {"code": "200", "region": "eu", "service": "api"}
@@ -138,47 +147,47 @@ def test_glob_captures_fill_name_and_labels(mapper: Mapper) -> None:
 
 def test_rule_labels_win_over_tags(mapper: Mapper) -> None:
     r = route(b"myapp.api.requests.200:1|c|#service:spoofed", mapper)
-    assert r is not None and dict(zip(r.spec.labels, r.labels))["service"] == "api"
+    assert isinstance(r, Route) and dict(zip(r.spec.labels, r.labels))["service"] == "api"
 
 
 def test_glob_star_stays_within_one_component(mapper: Mapper) -> None:
     r = route(b"myapp.a.b.requests.200:1|c", mapper)
-    assert r is not None and r.unmapped
+    assert isinstance(r, Route) and r.unmapped
 
 
 def test_metric_type_match_buckets_and_ttl(mapper: Mapper) -> None:
     r = route(b"myapp.api.latency:250|ms", mapper)
-    assert r is not None
+    assert isinstance(r, Route)
     assert (r.spec.name, r.spec.type, r.spec.buckets, r.scale, r.ttl) == (
         "myapp_latency_seconds", MetricType.HISTOGRAM, (0.1, 1.0), 0.001, 30.0)
     # the same name as a gauge skips the observer-only rule and takes the next one
     g = route(b"myapp.api.latency:3|g", mapper)
-    assert g is not None and g.spec.name == "myapp_latency_misuse"
+    assert isinstance(g, Route) and g.spec.name == "myapp_latency_misuse"
 
 
 def test_regex_with_named_and_numbered_groups(mapper: Mapper) -> None:
     r = route(b"legacy.jobs.42:1|g", mapper)
-    assert r is not None and (r.spec.name, r.spec.labels, r.labels) == ("legacy_jobs", ("id",), ("42",))
+    assert isinstance(r, Route) and (r.spec.name, r.spec.labels, r.labels) == ("legacy_jobs", ("id",), ("42",))
 
 
 def test_drop_rule(mapper: Mapper) -> None:
-    assert route(b"noisy.thing:1|c", mapper) is None
+    assert route(b"noisy.thing:1|c", mapper) is DROP
 
 
 def test_summary_rule(mapper: Mapper) -> None:
     r = route(b"q.wait:5|h", mapper)
-    assert r is not None and r.spec.type is MetricType.SUMMARY and r.spec.buckets == (0.5, 0.99)
+    assert isinstance(r, Route) and r.spec.type is MetricType.SUMMARY and r.spec.buckets == (0.5, 0.99)
 
 
 def test_scale(mapper: Mapper) -> None:
     r = route(b"scaled:2|g", mapper)
-    assert r is not None and r.scale == 1024.0
+    assert isinstance(r, Route) and r.scale == 1024.0
 
 
 def test_unmatched_drop() -> None:
     config = StatsdConfig.model_validate({"defaults": {"unmatched": "drop"}})
-    assert route(b"whatever:1|c", Mapper.from_config(config)) is None
-    assert route(b"apm.pool.max:1|g|#pool:p", Mapper.from_config(config)) is not None
+    assert route(b"whatever:1|c", Mapper.from_config(config)) is DROP_UNMAPPED
+    assert isinstance(route(b"apm.pool.max:1|g|#pool:p", Mapper.from_config(config)), Route)
 
 
 @pytest.mark.parametrize("bad", [
@@ -229,7 +238,7 @@ def test_arbitrary_bytes_through_parser_and_mapper(data: bytes) -> None:
         except MappingError as err:
             assert err.reason
             continue
-        if r is not None:
+        if isinstance(r, Route):
             import re
             assert re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", r.spec.name)
             assert all(re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", n) and not n.startswith("__") for n in r.spec.labels)

@@ -1,8 +1,11 @@
-"""The series store: type and label conflicts, limits, TTL expiry, histogram and summary values."""
+"""The series store: type and label conflicts, limits, TTL expiry, histogram and summary values,
+typed getters, and the snapshot/since/merge a worker process ships its series by."""
 
 from __future__ import annotations
 
 import math
+
+import pytest
 
 from exporter.model import FamilySpec, HistogramValue, MetricType
 from exporter.store import Counter, Gauge, Histogram, Limits, Refusal, Store, Summary
@@ -89,3 +92,41 @@ def test_gauge_set_and_add() -> None:
     g.set(5)
     g.add(-2)
     assert g.sample() == 3 and g.members is None
+
+
+def test_typed_getters_give_the_series_or_say_what_is_wrong() -> None:
+    store = Store()
+    counter = store.counter(C, "x")
+    assert store.counter(C, "x") is counter and isinstance(counter, Counter)
+    with pytest.raises(TypeError, match="hits_total"):
+        store.gauge(G, "x")  # the family is a counter
+    assert isinstance(store.gauge(G._replace(name="g"), "x"), Gauge)
+
+
+@pytest.mark.parametrize("make", [Counter, Gauge, lambda: Histogram((0.1, 1.0)), lambda: Summary((0.5,), size=3)],
+                         ids=["counter", "gauge", "histogram", "summary"])
+def test_a_copy_merged_from_its_changes_matches_the_original(make: object) -> None:
+    """What workers do: ship `since(last snapshot)` and `merge` it into the daemon's series."""
+    worker, daemon = make(), make()  # type: ignore[operator]
+    last = None
+    for step in ([0.05, 2.0], [], [0.5, 0.5, 7.0]):
+        for v in step:
+            if isinstance(worker, Counter):
+                worker.inc(v)
+            elif isinstance(worker, Gauge):
+                worker.add(v)
+            else:
+                worker.observe(v)
+        change = worker.since(last)
+        assert (change is None) == (not step and last is not None)
+        if change is not None:
+            # A gauge ships its value; the receiver merges the change in that sender's share.
+            daemon.merge(change - (last or 0.0) if isinstance(worker, Gauge) else change)
+        last = worker.snapshot()
+    assert daemon.sample() == worker.sample()
+
+
+def test_histogram_merge_skips_a_change_with_other_buckets() -> None:
+    h = Histogram((0.1, 1.0))
+    h.merge(([1, 2, 3, 4], 9.0))
+    assert h.sample().count == 0

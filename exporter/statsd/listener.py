@@ -19,6 +19,7 @@ import threading
 from typing import NamedTuple, Protocol
 from urllib.parse import urlsplit
 
+from exporter.statsd.stats import ListenerCounters
 from exporter.store import Counter
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,6 @@ def parse_listen(address: str) -> Endpoint:
     if parts.scheme == "unixgram":
         return Endpoint("unixgram", "", 0, parts.path)
     return Endpoint(parts.scheme, parts.hostname or "", parts.port or 0, "")
-
-
-class Counters(NamedTuple):
-    packets: Counter
-    bytes: Counter
 
 
 def _bind_error(address: str, err: OSError) -> OSError:
@@ -105,7 +101,7 @@ def datagram_socket(endpoint: Endpoint, address: str, read_buffer: int | None, r
 class DatagramListener:
     """UDP or unixgram: one blocking reader thread per socket."""
 
-    def __init__(self, address: str, sink: Sink, counters: Counters, read_buffer: int | None = None,
+    def __init__(self, address: str, sink: Sink, counters: ListenerCounters, read_buffer: int | None = None,
                  reuse_port: bool = False) -> None:
         self.address = address
         self._reuse_port = reuse_port
@@ -135,7 +131,7 @@ class DatagramListener:
         assert self._sock is not None
         recv = self._sock.recv
         handle = self._sink.handle_packet
-        packets, nbytes = self._counters
+        packets, nbytes = self._counters.packets, self._counters.bytes
         while True:
             try:
                 data = recv(MAX_DATAGRAM)
@@ -174,7 +170,7 @@ class DatagramListener:
 class TcpListener:
     """Newline-delimited StatsD over TCP, many connections, each with an idle timeout."""
 
-    def __init__(self, address: str, sink: Sink, counters: Counters, errors: dict[str, Counter],
+    def __init__(self, address: str, sink: Sink, counters: ListenerCounters, errors: dict[str, Counter],
                  idle_timeout: float = 300.0, max_line: int = 65536, max_connections: int = 1024) -> None:
         self.address = address
         self._endpoint = parse_listen(address)
@@ -234,7 +230,7 @@ class TcpListener:
                 await writer.wait_closed()
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
-        packets, nbytes = self._counters
+        packets, nbytes = self._counters.packets, self._counters.bytes
         handle = self._sink.handle_packet
         pending = b""
         while True:

@@ -3,7 +3,7 @@
 Order: the built-in conventions (the `apm.*` names of docs/statsd.md, which
 the client library emits and the dashboards read), then the user's rules in
 file order (first match wins), then the default rule. Pure and immutable: a
-reload builds a new Mapper; the ingest path caches routes per name+tags+type.
+reload builds a new Mapper; statsd/routes.py caches routes per name+tags+type.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from exporter import families
+from exporter import families, wire
 from exporter.model import FamilySpec, MetricType
 from exporter.statsd.config import Defaults, Mapping, StatsdConfig
 from exporter.statsd.parser import OBSERVERS, Event, Kind, ParseError
@@ -33,6 +33,16 @@ class Route(NamedTuple):
     scale: float = 1.0
     ttl: float = 0.0
     unmapped: bool = False
+
+
+class Drop(NamedTuple):
+    """A line not to store: a rule's `action: drop` or, `unmapped`, the default rule's under
+    `unmatched: drop` (still counted as unmapped)."""
+
+    unmapped: bool
+
+
+DROP, DROP_UNMAPPED = Drop(False), Drop(True)
 
 
 class MappingError(ParseError):
@@ -75,41 +85,31 @@ def _type_class(kind: Kind) -> str:
     return "observer"
 
 
-# --- built-in conventions ---------------------------------------------------------
+# --- built-in conventions (their wire names: exporter/wire.py) ----------------------
 class _Convention(NamedTuple):
     spec: FamilySpec
     type_class: str  # counter | gauge | observer
-    # (label, tag that supplies it, default or None when the tag is required); a
-    # fixed value is written as (label, "", value).
-    labels: tuple[tuple[str, str, str | None], ...]
+    # Per label of the spec, in its order: (tags that supply it, default or None when
+    # required); a label the wire name fixes has no tags and its value as the default.
+    labels: tuple[tuple[tuple[str, ...], str | None], ...]
 
 
-_CACHE_LABELS = (("cache", "cache", None), ("level", "level", ""))
-CONVENTIONS: dict[str, _Convention] = {
-    "apm.operation": _Convention(
-        families.OPERATION_DURATION, "observer", (("operation", "operation", None), ("outcome", "outcome", "ok"))),
-    "apm.cache.hit": _Convention(families.CACHE_REQUESTS, "counter", _CACHE_LABELS + (("result", "", "hit"),)),
-    "apm.cache.miss": _Convention(families.CACHE_REQUESTS, "counter", _CACHE_LABELS + (("result", "", "miss"),)),
-    "apm.cache.eviction": _Convention(families.CACHE_EVICTIONS, "counter", _CACHE_LABELS),
-    "apm.cache.promotion": _Convention(families.CACHE_PROMOTIONS, "counter", _CACHE_LABELS),
-    "apm.cache.entries": _Convention(families.CACHE_ENTRIES, "gauge", _CACHE_LABELS),
-    "apm.cache.capacity": _Convention(families.CACHE_CAPACITY, "gauge", _CACHE_LABELS),
-    "apm.pool.active": _Convention(
-        families.POOL_CONNECTIONS, "gauge", (("pool", "pool", None), ("state", "", "active"))),
-    "apm.pool.idle": _Convention(
-        families.POOL_CONNECTIONS, "gauge", (("pool", "pool", None), ("state", "", "idle"))),
-    "apm.pool.max": _Convention(families.POOL_MAX_CONNECTIONS, "gauge", (("pool", "pool", None),)),
-    "apm.pool.pending": _Convention(families.POOL_PENDING, "gauge", (("pool", "pool", None),)),
-    "apm.pool.wait": _Convention(families.POOL_WAIT_DURATION, "observer", (("pool", "pool", None),)),
-    "apm.pool.timeout": _Convention(families.POOL_TIMEOUTS, "counter", (("pool", "pool", None),)),
-    "apm.queue.depth": _Convention(families.QUEUE_DEPTH, "gauge", (("queue", "queue", None),)),
-    "apm.batch.size": _Convention(families.BATCH_SIZE, "observer", (("queue", "queue", None),)),
-    "apm.batch.duration": _Convention(families.BATCH_DURATION, "observer", (("queue", "queue", None),)),
-    "apm.batch.items": _Convention(
-        families.BATCH_ITEMS, "counter", (("queue", "queue", None), ("outcome", "outcome", "ok"))),
-}
-# `status` is accepted wherever `outcome` is (many clients already tag that way).
-_ALIASES = {"outcome": ("outcome", "status")}
+_TYPE_CLASS = {"c": "counter", "g": "gauge", "ms": "observer", "h": "observer", "d": "observer"}
+
+
+def _convention(conv: wire.Convention) -> _Convention:
+    spec = next(s for s in families.all_specs() if s.name == conv.family and s.namespaced)
+    labels: list[tuple[tuple[str, ...], str | None]] = []
+    for label in spec.labels:
+        if label in conv.fixed:
+            labels.append(((), conv.fixed[label]))
+        else:
+            aliases = wire.OUTCOME_ALIASES if label == wire.TAG_OUTCOME else ()
+            labels.append(((label, *aliases), conv.tags[label]))
+    return _Convention(spec, _TYPE_CLASS[conv.type], tuple(labels))
+
+
+CONVENTIONS: dict[str, _Convention] = {name: _convention(conv) for name, conv in wire.CONVENTIONS.items()}
 
 
 def _convention_route(conv: _Convention, event: Event, ttl: float) -> Route:
@@ -117,19 +117,10 @@ def _convention_route(conv: _Convention, event: Event, ttl: float) -> Route:
         raise MappingError("convention_type_mismatch", f"{event.name} must be a {conv.type_class}")
     tags = dict(event.tags)
     values = []
-    for _label, tag, default in conv.labels:
-        if not tag:
-            values.append(default or "")
-            continue
-        value = None
-        for key in _ALIASES.get(tag, (tag,)):
-            value = tags.get(key)
-            if value is not None:
-                break
+    for keys, default in conv.labels:
+        value = next((tags[k] for k in keys if k in tags), default)
         if value is None:
-            if default is None:
-                raise MappingError("convention_missing_tag", f"{event.name} needs a {tag!r} tag")
-            value = default
+            raise MappingError("convention_missing_tag", f"{event.name} needs a {keys[0]!r} tag")
         values.append(value)
     # Durations: ms timers become seconds; h and d are taken as given (seconds).
     scale = MS if event.kind is Kind.TIMER and conv.spec.unit == "seconds" else 1.0
@@ -202,8 +193,8 @@ class Mapper:
     def __len__(self) -> int:
         return len(self._rules)
 
-    def route(self, event: Event) -> Route | None:
-        """The route for this event, or None when a rule drops it. Raises MappingError."""
+    def route(self, event: Event) -> Route | Drop:
+        """The route for this event, or a Drop. Raises MappingError."""
         conv = self._conventions.get(event.name)
         if conv is not None:
             return _convention_route(conv, event, self._default_ttl)
@@ -215,12 +206,12 @@ class Mapper:
             if match is None:
                 continue
             if rule.drop:
-                return None
+                return DROP
             name = metric_name(_expand(rule.name, match))
             fixed = tuple((label, _expand(template, match)) for label, template in rule.labels)
             return self._build(event, name, fixed, rule, unmapped=False)
         if self._unmatched_drop:
-            return None
+            return DROP_UNMAPPED
         return self._build(event, metric_name(event.name), (), None, unmapped=True)
 
     def _build(self, event: Event, name: str, fixed: tuple[tuple[str, str], ...],

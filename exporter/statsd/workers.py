@@ -22,13 +22,13 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from exporter import families
 from exporter.model import FamilySpec
 from exporter.statsd.config import StatsdConfig
 from exporter.statsd.ingest import Ingest
-from exporter.statsd.listener import Counters, DatagramListener
+from exporter.statsd.listener import DatagramListener
 from exporter.statsd.mapper import Mapper
-from exporter.store import Counter, Gauge, Histogram, Limits, Refusal, Store, Summary
+from exporter.statsd.stats import PER_PROCESS, StatsdStats
+from exporter.store import Gauge, Limits, Refusal, Store
 
 if TYPE_CHECKING:  # imported where used: multiprocessing costs ~0.5 MiB of idle RSS otherwise
     from multiprocessing.connection import Connection
@@ -36,15 +36,12 @@ if TYPE_CHECKING:  # imported where used: multiprocessing costs ~0.5 MiB of idle
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 1.0
-# Gauges each process sets for itself: shipping them would add up nonsense.
-_LOCAL_STATS = frozenset(s.name for s in (families.SERIES, families.SERIES_EXPIRED, families.STATSD_CACHE_ENTRIES,
-                                          families.STATSD_MAPPING_RULES))
 
-Change = tuple[FamilySpec, float, tuple[str, ...], str, Any]
+Change = tuple[FamilySpec, float, tuple[str, ...], Any]
 
 
 class _Tracker:
-    """Turns a store's cumulative values into changes since the last call."""
+    """Turns a store's cumulative values into changes since the last call (`Series.since`)."""
 
     def __init__(self, skip: frozenset[str] = frozenset()) -> None:
         self._skip = skip
@@ -58,41 +55,19 @@ class _Tracker:
                 continue
             key = (spec.name, labels)
             prev = shipped.get(key)
-            last = prev[1] if prev is not None and prev[0] is s else None  # a new object starts from zero
-            if isinstance(s, Histogram):
-                now: Any = (list(s.buckets), s.sum)
-                if last is None:
-                    out.append((spec, ttl, labels, "h", now))
-                elif now != last:
-                    out.append((spec, ttl, labels, "h", ([a - b for a, b in zip(now[0], last[0])], now[1] - last[1])))
-                else:
-                    continue
-            elif isinstance(s, Summary):
-                now = (s.count, s.sum)
-                if now == last:
-                    continue
-                base = last or (0, 0.0)
-                out.append((spec, ttl, labels, "s", (now[0] - base[0], now[1] - base[1], list(s.window))))
-            elif isinstance(s, Gauge):
-                now = s.value
-                if now == last:
-                    continue
-                out.append((spec, ttl, labels, "g", now))
-            else:
-                now = s.value
-                if now == last:
-                    continue
-                out.append((spec, ttl, labels, "c", now - (last or 0.0)))
-            shipped[key] = (s, now)
+            # A new object (the old one expired) starts from nothing.
+            change = s.since(prev[1] if prev is not None and prev[0] is s else None)  # type: ignore[arg-type]
+            if change is not None:
+                out.append((spec, ttl, labels, change))
+                shipped[key] = (s, s.snapshot())
         return out
 
 
 class Merger:
     """The daemon's side: applies workers' changes to its stores under the ingest lock."""
 
-    def __init__(self, ingest: Ingest, stats: Store) -> None:
+    def __init__(self, ingest: Ingest) -> None:
         self._ingest = ingest
-        self._stats = stats
         # (worker, store id, name, labels) -> (series it went into, the worker's gauge value)
         self._gauges: dict[tuple[int, int, str, tuple[str, ...]], tuple[object, float]] = {}
 
@@ -100,49 +75,39 @@ class Merger:
         ingest = self._ingest
         with ingest.lock:
             now = ingest.store.clock()
-            for store, changes in ((ingest.store, data), (self._stats, stats)):
-                for spec, ttl, labels, kind, value in changes:
+            for store, changes in ((ingest.store, data), (ingest.stats.store, stats)):
+                for spec, ttl, labels, change in changes:
                     s = store.series(spec, labels, ttl)
                     if isinstance(s, Refusal):
-                        ingest.refused(s)
+                        ingest.stats.dropped(s.value).value += 1
                         continue
-                    if kind == "c" and isinstance(s, Counter):
-                        s.value += value
-                    elif kind == "h" and isinstance(s, Histogram) and len(value[0]) == len(s.buckets):
-                        for i, n in enumerate(value[0]):
-                            s.buckets[i] += n
-                        s.sum += value[1]
-                    elif kind == "g" and isinstance(s, Gauge):
+                    if isinstance(s, Gauge):
                         key = (worker, id(store), spec.name, labels)
                         prev = self._gauges.get(key)
                         # The daemon's gauge is the sum of each worker's value; a series the
                         # daemon re-created (after expiry) takes the worker's whole value again.
-                        s.value += value - (prev[1] if prev is not None and prev[0] is s else 0.0)
-                        self._gauges[key] = (s, value)
-                    elif kind == "s" and isinstance(s, Summary):
-                        s.count += value[0]
-                        s.sum += value[1]
-                        s.window = value[2][-s.size:]
-                        s._next = 0
+                        self._gauges[key] = (s, change)
+                        change -= prev[1] if prev is not None and prev[0] is s else 0.0
+                    s.merge(change)
                     s.seen = now
-            ingest.counted()
+            ingest.stats.series.value = len(ingest.store)
 
 
 def _worker(index: int, config: StatsdConfig, label: str, address: str, conn: Connection) -> None:
     """A worker process: read, aggregate, ship changes; exit when the daemon goes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when we stop
     store = Store(Limits(config.defaults.max_series, config.defaults.max_series_per_family))
-    stats = Store()
+    stats = StatsdStats(Store())
     ingest = Ingest(Mapper.from_config(config), store, stats)
-    counters = Counters(*(_counter(stats, spec, label) for spec in (families.STATSD_PACKETS, families.STATSD_BYTES)))
-    listener = DatagramListener(address, ingest.sink(label), counters, config.read_buffer, reuse_port=True)
+    listener = DatagramListener(address, ingest.sink(label), stats.listener(label), config.read_buffer,
+                                reuse_port=True)
     try:
         listener.open()
     except OSError as err:
         conn.send(("error", str(err)))
         return
     conn.send(("ready", listener.port))
-    data, own = _Tracker(), _Tracker(_LOCAL_STATS)
+    data, own = _Tracker(), _Tracker(PER_PROCESS)
     try:
         while True:
             stop = False
@@ -155,7 +120,7 @@ def _worker(index: int, config: StatsdConfig, label: str, address: str, conn: Co
                 stop = message[0] == "stop"
             ingest.expire()
             with ingest.lock:
-                changes = data.changes(store), own.changes(stats)
+                changes = data.changes(store), own.changes(stats.store)
             if changes[0] or changes[1]:
                 conn.send(("changes", *changes))
             if stop:
@@ -172,12 +137,6 @@ def _child_env() -> dict[str, str]:
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = os.environ.get("PYTHONPATH")
     return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
-
-
-def _counter(stats: Store, spec: FamilySpec, *labels: str) -> Counter:
-    series = stats.series(spec, labels)
-    assert isinstance(series, Counter)
-    return series
 
 
 class WorkerListener:

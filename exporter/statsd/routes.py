@@ -1,0 +1,195 @@
+"""The slow path of StatsD ingest: a new line becomes a cache entry, and what the loop leaves.
+
+statsd/ingest.py's loop handles a line whose key (the bytes around its value) is in
+the cache and whose entry is a plain counter, gauge or observation; everything else
+comes here: parsing and mapping a line seen for the first time (`route`), and
+applying the entries the loop does not (`apply`: sets, summaries, drops, refusals,
+and the errors of plain entries, which the parser names).
+
+An entry is a tuple the loop reads by position, its opcode first and its
+"unmapped" flag (1 for the default rule's lines, else 0) second:
+
+    (OBSERVE, unmapped, histogram, scale, buckets, bounds, weight)
+    (COUNT,   unmapped, counter, scale / rate)
+    (GAUGE,   unmapped, gauge, scale)
+    (OTHER,   unmapped, SUMMARY, summary, scale, count)
+    (OTHER,   unmapped, SET, gauge)
+    (OTHER,   unmapped, DROP, is_counter)
+    (OTHER,   unmapped, REFUSED, is_counter, the counter of that refusal)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from exporter.model import MetricType
+from exporter.statsd.mapper import Drop, Mapper, MappingError, Route
+from exporter.statsd.parser import (
+    Event,
+    Ignored,
+    Kind,
+    ParseError,
+    parse_line,
+    parse_value,
+)
+from exporter.statsd.stats import StatsdStats
+from exporter.store import Counter, Gauge, Histogram, Refusal, Store, Summary
+
+log = logging.getLogger(__name__)
+
+OBSERVE, COUNT, GAUGE, OTHER = 0, 1, 2, 3
+SUMMARY, SET, DROP, REFUSED = "summary", "set", "drop", "refused"
+
+MAX_CACHE_ENTRIES = 200_000
+MAX_VALUE_CACHE = 65_536
+MAX_SET_MEMBERS = 10_000
+
+Entry = tuple[Any, ...]
+
+
+class Routes:
+    """The routing cache and the value cache the loop reads, and how they are filled."""
+
+    def __init__(self, mapper: Mapper, store: Store, stats: StatsdStats,
+                 max_cache_entries: int = MAX_CACHE_ENTRIES) -> None:
+        self.mapper = mapper
+        self.store = store
+        self.stats = stats
+        self.max_cache = max_cache_entries
+        self.cache: dict[tuple[bytes, bytes], Entry] = {}
+        self.values: dict[bytes, float] = {}
+        self.blank = 0  # blank lines seen since the loop last took them (they are not lines)
+
+    def route(self, line: bytes, name: bytes, rest: bytes) -> tuple[Entry, bytes] | None:
+        """The entry for a line whose key is not cached (cached if the key fixes it) and the
+        line's value; None when the line was counted instead (blank, a parse or mapping
+        error, an event)."""
+        try:
+            events = parse_line(line)
+        except Ignored as err:
+            self.stats.ignore(err.reason)
+            return None
+        except ParseError as err:
+            self.stats.error(err.reason)
+            return None
+        if not events:
+            self.blank += 1
+            return None
+        try:
+            route = self.mapper.route(events[0])
+        except MappingError as err:
+            self.stats.error(err.reason)
+            return None
+        entry = self._entry(route, events[0])
+        # Only a line shaped name:value|rest has a key that fixes its route (see ingest.py);
+        # in another (`a|b:1|c`, a name with a `|`) the value is where the parser found it.
+        head = line.partition(b"|")[0]
+        if b":" not in head:
+            return entry, line.partition(b":")[2].partition(b"|")[0]
+        if len(self.cache) >= self.max_cache:
+            self.cache.clear()  # crude but bounded; a busy key is back after one miss
+        self.cache[(name, rest)] = entry
+        self.stats.cache_entries.value = len(self.cache)
+        return entry, head.partition(b":")[2]
+
+    def plain(self, value: bytes) -> float | None:
+        """A finite decimal value, remembered for the loop; None for anything else."""
+        if b":" in value or not value:
+            return None
+        try:
+            v = parse_value(value.decode("ascii"))
+        except (UnicodeDecodeError, ParseError):
+            return None
+        if len(self.values) >= MAX_VALUE_CACHE:
+            self.values.clear()
+        self.values[value] = v
+        return v
+
+    def split(self, line: bytes) -> list[bytes]:
+        """A DogStatsD multi-value line (`t:1:2:3|ms`) as one line per value, which the loop
+        takes as if they had been sent so; [] after counting why the line is bad."""
+        if not self._parse(line):
+            return []
+        name, _, tail = line.partition(b":")
+        values, _, fields = tail.partition(b"|")
+        return [name + b":" + v + b"|" + fields for v in values.split(b":")]
+
+    def apply(self, line: bytes, entry: Entry, value: bytes, now: float) -> int:
+        """Samples stored for a line the loop did not finish."""
+        if entry[0] != OTHER:
+            # A plain entry the loop gave up on: the value is bad, and the parser says how.
+            if self._parse(line):
+                log.error("statsd: the loop refused a line the parser accepts: %r", line[:200])
+                self.stats.error("internal_error")
+            return 0
+        kind = entry[2]
+        if kind is SET:
+            events = self._parse(line)
+            if not events:
+                return 0
+            self.stats.unmapped.value += entry[1]
+            return self._add_member(entry[3], events[0].member, now)
+        v = self.plain(value)
+        if v is None:
+            events = self._parse(line)
+            if not events:
+                return 0
+            values = [e.value for e in events]
+        else:
+            # A negative counter is a bad line first, as the parser says on an uncached one.
+            if v < 0.0 and (kind is DROP or kind is REFUSED) and entry[3]:
+                self.stats.error("negative_counter")
+                return 0
+            values = [v]
+        self.stats.unmapped.value += entry[1]
+        if kind is DROP:
+            self.stats.ignore("mapping_drop")
+            return 0
+        if kind is REFUSED:
+            entry[4].value += len(values)
+            return 0
+        s: Summary = entry[3]
+        for v in values:
+            s.observe(v * entry[4], entry[5])
+        s.seen = now
+        return len(values)
+
+    def _parse(self, line: bytes) -> list[Event]:
+        """The line's events, or [] after counting its error."""
+        try:
+            return parse_line(line)
+        except ParseError as err:
+            self.stats.error(err.reason)
+            return []
+
+    def _add_member(self, s: Gauge, member: str, now: float) -> int:
+        if s.members is None:
+            s.members = set()
+        if len(s.members) < MAX_SET_MEMBERS:
+            s.members.add(member)
+        s.value = float(len(s.members))
+        s.seen = now
+        return 1
+
+    def _entry(self, route: Route | Drop, event: Event) -> Entry:
+        counter = event.kind is Kind.COUNTER
+        if isinstance(route, Drop):
+            return (OTHER, int(route.unmapped), DROP, counter)
+        unmapped = int(route.unmapped)
+        series = self.store.series(route.spec, route.labels, route.ttl)
+        self.stats.series.value = len(self.store)
+        if isinstance(series, Refusal):
+            return (OTHER, unmapped, REFUSED, counter, self.stats.dropped(series.value))
+        if event.kind is Kind.SET and isinstance(series, Gauge):
+            return (OTHER, unmapped, SET, series)
+        if isinstance(series, Histogram):
+            return (OBSERVE, unmapped, series, route.scale, series.buckets, series.bounds, 1.0 / event.rate)
+        if isinstance(series, Summary):
+            return (OTHER, unmapped, SUMMARY, series, route.scale, max(1, round(1.0 / event.rate)))
+        if isinstance(series, Counter):
+            return (COUNT, unmapped, series, route.scale / event.rate)
+        if isinstance(series, Gauge) and route.spec.type is MetricType.GAUGE:
+            return (GAUGE, unmapped, series, route.scale)
+        # pragma: no cover - the mapper builds specs from the event kind
+        return (OTHER, unmapped, REFUSED, False, self.stats.dropped(Refusal.TYPE_CONFLICT.value))
