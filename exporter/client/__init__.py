@@ -10,7 +10,8 @@ Stdlib only: importing this package loads nothing of the daemon (no aiohttp, psu
 pydantic, yaml or h11). See docs/client.md.
 """
 
-from exporter.client._api import Batch, Cache, Pool, Queue, Telemetry, Timed
+from exporter.client._api import Telemetry, Timed
+from exporter.client._handles import Batch, Cache, Pool, Queue
 from exporter.client.integrations import Instrumented
 
 __all__ = ["Batch", "Cache", "Instrumented", "Pool", "Queue", "Telemetry", "Timed"]

@@ -1,38 +1,32 @@
-"""The public face of the client: Telemetry and the small handles it gives out."""
+"""The public face of the client: Telemetry, and Timed for operations (other handles: _handles.py)."""
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterator, Sized
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sized
 from time import perf_counter_ns
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
-from exporter.client import _wire as wire
+from exporter import wire
+from exporter.client import integrations
+from exporter.client._handles import Batch, Cache, Pool, Queue
 from exporter.client._sender import (
-    COUNTER,
     DEFAULT_MAX_SAMPLES,
-    HISTOGRAM,
     TIMER,
-    Gauge,
     Sender,
     Series,
     Tags,
     clean_tag,
 )
-
-if TYPE_CHECKING:
-    from exporter.client.integrations import Instrumented
+from exporter.client.integrations import Instrumented
 
 P = ParamSpec("P")
 R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
 
-OK = "ok"
-ERROR = "error"
-CANCELLED = "cancelled"
+OK, ERROR, CANCELLED = wire.OK, wire.ERROR, wire.CANCELLED
 
 
 class Telemetry:
@@ -75,7 +69,7 @@ class Telemetry:
         key = (operation, tuple(sorted(labels.items())) if labels else ())
         found = self._timers.get(key)
         if found is None:
-            for reserved in ("operation", "outcome"):
+            for reserved in (wire.TAG_OPERATION, wire.TAG_OUTCOME):
                 if reserved in labels:
                     raise ValueError(f"{reserved!r} is set by timed() itself")
             found = self._timers.setdefault(key, _TimerSeries(
@@ -103,6 +97,7 @@ class Telemetry:
         return Batch(self._sender, queue, items if isinstance(items, int) else len(items))
 
     # --- integrations (exporter.client.integrations; third-party imports stay lazy) -------
+    # Each takes the handle it reports through and where to register its polled source.
     @overload
     def instrument_lru_cache(self, func: F, cache: str | None = None, level: str = "") -> F: ...
     @overload
@@ -114,42 +109,30 @@ class Telemetry:
         `tm.instrument_lru_cache(fn, "users")`, or as a decorator above `@lru_cache`:
         `@tm.instrument_lru_cache("users")` (bare, the cache is named after the function).
         """
-        from exporter.client import integrations
-
         if isinstance(func, str):
             name = func
-            return lambda fn: integrations.lru_cache(self, fn, name, level)
-        return integrations.lru_cache(self, func, cache, level)
+            return lambda fn: self.instrument_lru_cache(fn, name, level)
+        return integrations.lru_cache(self._sender.add_source, func, lambda name: self.cache(name, level), cache)
 
     def instrument_cachetools(self, obj: Any, cache: str, level: str = "") -> Any:
         """Report a `cachetools` cache instance's hits, misses, evictions, size and capacity."""
-        from exporter.client import integrations
-
-        return integrations.cachetools(self, obj, cache, level)
+        return integrations.cachetools(self._sender.add_source, obj, lambda: self.cache(cache, level))
 
     def instrument_sqlalchemy(self, engine: Any, pool: str) -> Instrumented:
         """Report a SQLAlchemy engine's pool: connections, overflow, wait time, timeouts."""
-        from exporter.client import integrations
-
-        return integrations.sqlalchemy(self, engine, pool)
+        return integrations.sqlalchemy(self._sender.add_source, engine, self.pool(pool))
 
     def instrument_psycopg_pool(self, pool_obj: Any, pool: str) -> Instrumented:
         """Report a psycopg_pool ConnectionPool or AsyncConnectionPool."""
-        from exporter.client import integrations
-
-        return integrations.psycopg_pool(self, pool_obj, pool)
+        return integrations.psycopg_pool(self._sender.add_source, pool_obj, self.pool(pool))
 
     def instrument_redis(self, client_or_pool: Any, pool: str) -> Instrumented:
         """Report a redis-py (sync or asyncio) client's connection pool."""
-        from exporter.client import integrations
-
-        return integrations.redis(self, client_or_pool, pool)
+        return integrations.redis(self._sender.add_source, client_or_pool, self.pool(pool))
 
     def instrument_queue(self, obj: Any, queue: str) -> Instrumented:
         """Report the depth of a queue.Queue, asyncio.Queue, ThreadPoolExecutor or anything sized."""
-        from exporter.client import integrations
-
-        return integrations.queue_depth(self, obj, queue)
+        return integrations.queue_depth(self._sender.add_source, obj, lambda: self.queue(queue))
 
     # --- lifecycle -------------------------------------------------------------------
     def flush(self) -> None:
@@ -167,7 +150,7 @@ class Telemetry:
 
 def _op_tags(operation: str, outcome: str, labels: dict[str, str]) -> Tags:
     extra = tuple((clean_tag(k), clean_tag(v)) for k, v in sorted(labels.items()))
-    return (("operation", clean_tag(operation)), ("outcome", outcome)) + extra
+    return ((wire.TAG_OPERATION, clean_tag(operation)), (wire.TAG_OUTCOME, outcome)) + extra
 
 
 class _TimerSeries:
@@ -204,19 +187,12 @@ class Timed:
         clock = perf_counter_ns
 
         if inspect.iscoroutinefunction(fn):
+            series = self._series
+
             @functools.wraps(fn)
             async def timed_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                t0 = clock()
-                try:
-                    result = await fn(*args, **kwargs)
-                except Exception:
-                    err(clock() - t0)
-                    raise
-                except BaseException:
-                    cancel(clock() - t0)
-                    raise
-                ok(clock() - t0)
-                return result
+                with Timed(series):  # a fresh one per call: calls overlap
+                    return await fn(*args, **kwargs)
 
             return timed_async
 
@@ -257,160 +233,3 @@ class Timed:
         self.__exit__(et, ev, tb)
 
 
-class Cache:
-    """One cache, or one level of a multi-level cache (`level="l1"`, `"l2"`, ...).
-
-    `promotion()` counts an entry copied into this level from a slower one.
-    """
-
-    def __init__(self, sender: Sender, name: str, level: str = "") -> None:
-        self._sender = sender
-        self.tags: Tags = (("cache", clean_tag(name)),) + ((("level", clean_tag(level)),) if level else ())
-        self._hits = sender.series(wire.CACHE_HIT, COUNTER, self.tags).values.append
-        self._misses = sender.series(wire.CACHE_MISS, COUNTER, self.tags).values.append
-        self._evictions = sender.series(wire.CACHE_EVICTION, COUNTER, self.tags).values.append
-        self._promotions: Callable[[int], None] | None = None
-        self._entries: Gauge | None = None
-        self._capacity: Gauge | None = None
-
-    def hit(self, n: int = 1) -> None:
-        self._hits(n)
-
-    def miss(self, n: int = 1) -> None:
-        self._misses(n)
-
-    def eviction(self, n: int = 1) -> None:
-        self._evictions(n)
-
-    def promotion(self, n: int = 1) -> None:
-        if self._promotions is None:  # only multi-level caches have this series
-            self._promotions = self._sender.series(wire.CACHE_PROMOTION, COUNTER, self.tags).values.append
-        self._promotions(n)
-
-    def size(self, entries: int) -> None:
-        """Entries held now (this process's)."""
-        self.entries_gauge().set(entries)
-
-    def capacity(self, entries: int) -> None:
-        """Most entries held before evicting (this process's)."""
-        self.capacity_gauge().set(entries)
-
-    def entries_gauge(self) -> Gauge:
-        if self._entries is None:
-            self._entries = self._sender.gauge(wire.CACHE_ENTRIES, self.tags)
-        return self._entries
-
-    def capacity_gauge(self) -> Gauge:
-        if self._capacity is None:
-            self._capacity = self._sender.gauge(wire.CACHE_CAPACITY, self.tags)
-        return self._capacity
-
-
-class Pool:
-    """One connection pool. Gauges are this process's view; the daemon sums processes."""
-
-    def __init__(self, sender: Sender, name: str) -> None:
-        self._sender = sender
-        self.tags: Tags = (("pool", clean_tag(name)),)
-        self.active_gauge = sender.gauge(wire.POOL_ACTIVE, self.tags)
-        self.idle_gauge = sender.gauge(wire.POOL_IDLE, self.tags)
-        self.pending_gauge = sender.gauge(wire.POOL_PENDING, self.tags, reset_on_fork=True)
-        self._max: Gauge | None = None
-        self._waits = sender.series(wire.POOL_WAIT, TIMER, self.tags).values.append
-        self._timeouts = sender.series(wire.POOL_TIMEOUT, COUNTER, self.tags).values.append
-
-    def set(self, *, active: int | None = None, idle: int | None = None, max: int | None = None,
-            pending: int | None = None) -> None:
-        """Set any of the pool's gauges; the ones left out keep their value."""
-        if active is not None:
-            self.active_gauge.set(active)
-        if idle is not None:
-            self.idle_gauge.set(idle)
-        if pending is not None:
-            self.pending_gauge.set(pending)
-        if max is not None:
-            self.max_gauge().set(max)
-
-    def max_gauge(self) -> Gauge:
-        """Created on first use: a pool without a limit reports no max."""
-        if self._max is None:
-            self._max = self._sender.gauge(wire.POOL_MAX, self.tags)
-        return self._max
-
-    def wait(self, seconds: float) -> None:
-        """Record one wait for a connection."""
-        self._waits(round(seconds * 1e9))
-
-    def timeout(self, n: int = 1) -> None:
-        """Count requests that gave up waiting for a connection."""
-        self._timeouts(n)
-
-    @contextmanager
-    def waiting(self, timeout_errors: tuple[type[BaseException], ...] = (TimeoutError,)) -> Iterator[None]:
-        """Wrap the code that gets a connection: counts it pending, times it, counts timeouts."""
-        pending = self.pending_gauge
-        pending.add(1)
-        t0 = perf_counter_ns()
-        try:
-            yield
-        except timeout_errors:
-            self._timeouts(1)
-            raise
-        finally:
-            self._waits(perf_counter_ns() - t0)
-            pending.add(-1)
-
-
-class Queue:
-    """Depth of one work queue, set by hand (see Telemetry.instrument_queue to poll it)."""
-
-    def __init__(self, sender: Sender, name: str) -> None:
-        self.tags: Tags = (("queue", clean_tag(name)),)
-        self.depth_gauge = sender.gauge(wire.QUEUE_DEPTH, self.tags)
-
-    def depth(self, items: int) -> None:
-        self.depth_gauge.set(items)
-
-    def add(self, items: int = 1) -> None:
-        """Relative change, for queues whose producers and consumers count as they go."""
-        self.depth_gauge.add(items)
-
-
-class Batch:
-    """One batch: its size, how long it took, and how many items succeeded or failed.
-
-    Items not marked failed count as ok when the block ends normally; if an exception
-    escapes, the whole batch counts as failed and the exception propagates.
-    """
-
-    def __init__(self, sender: Sender, queue: str, size: int) -> None:
-        tags: Tags = (("queue", clean_tag(queue)),)
-        self._sender = sender
-        self._tags = tags
-        self.size = size
-        self.failed = 0
-        self._t0 = 0
-
-    def fail(self, n: int = 1) -> None:
-        """Mark n items of this batch as failed."""
-        self.failed += n
-
-    def __enter__(self) -> Self:
-        self._t0 = perf_counter_ns()
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        elapsed = perf_counter_ns() - self._t0
-        s, tags = self._sender, self._tags
-        s.series(wire.BATCH_SIZE, HISTOGRAM, tags).values.append(self.size)
-        s.series(wire.BATCH_DURATION, TIMER, tags).values.append(elapsed)
-        failed = self.size if et is not None else min(self.failed, self.size)
-        s.series(wire.BATCH_ITEMS, COUNTER, tags + (("outcome", OK),)).values.append(self.size - failed)
-        s.series(wire.BATCH_ITEMS, COUNTER, tags + (("outcome", ERROR),)).values.append(failed)
-
-    async def __aenter__(self) -> Self:
-        return self.__enter__()
-
-    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        self.__exit__(et, ev, tb)

@@ -1,6 +1,8 @@
 """Hooks into the caches, pools and queues apps already use, so call sites stay as they are.
 
-Reached through `Telemetry.instrument_*`. Each integration imports its third-party
+Reached through `Telemetry.instrument_*`, which hands each one the handle it reports
+through (or a function making it, once the object checks out) and `register`, which
+the flush thread polls sources from. Each integration imports its third-party
 library only when called, so an app pays only for what it instruments. Figures that
 the library keeps itself (pool sizes, lru_cache counters) are polled on the flush
 thread; figures it does not keep (how long a request waited for a connection) are
@@ -13,15 +15,13 @@ import functools
 import inspect
 import weakref
 from collections.abc import Callable, Iterable
-from time import perf_counter_ns
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
+from exporter.client._handles import Cache, Checkout, Pool, Queue
 from exporter.client._sender import Gauge
 
-if TYPE_CHECKING:
-    from exporter.client._api import Cache, Pool, Telemetry
-
 F = TypeVar("F", bound=Callable[..., Any])
+Register = Callable[["Instrumented"], None]
 
 
 class Instrumented:
@@ -61,8 +61,8 @@ class Instrumented:
         """Counters polled from the object: the child's copy starts from the parent's figures."""
 
 
-def _register(tm: Telemetry, source: Instrumented) -> Instrumented:
-    tm._sender.add_source(source)
+def _registered(register: Register, source: Instrumented) -> Instrumented:
+    register(source)
     return source
 
 
@@ -100,11 +100,11 @@ class _LruCacheSource(Instrumented):
             self._last = func.cache_info()
 
 
-def lru_cache(tm: Telemetry, func: F, cache: str | None, level: str) -> F:
+def lru_cache(register: Register, func: F, cache: Callable[[str], Cache], name: str | None) -> F:
+    """`cache(name)` makes the handle; the name defaults to the function's."""
     if not callable(getattr(func, "cache_info", None)):
         raise TypeError(f"{func!r} has no cache_info(): wrap it with functools.lru_cache first")
-    name = cache or getattr(func, "__qualname__", None) or repr(func)
-    _register(tm, _LruCacheSource(func, tm.cache(name, level)))
+    register(_LruCacheSource(func, cache(name or getattr(func, "__qualname__", None) or repr(func))))
     return func
 
 
@@ -179,19 +179,19 @@ class _CachetoolsSource(Instrumented):
             self._cache.capacity(obj.maxsize)
 
 
-def cachetools(tm: Telemetry, obj: Any, cache: str, level: str) -> Any:
+def cachetools(register: Register, obj: Any, cache: Callable[[], Cache]) -> Any:
     import cachetools as ct
 
     if not isinstance(obj, ct.Cache):
         raise TypeError(f"{obj!r} is not a cachetools cache")
     if getattr(obj, "_apm_cache", None) is not None:
         raise ValueError(f"{obj!r} is already instrumented")
-    handle = tm.cache(cache, level)
+    handle = cache()
     cls = type(obj)
     if cls not in _cachetools_classes.values():
         obj.__class__ = _counting_subclass(cls)
     obj._apm_cache = handle  # type: ignore[attr-defined]  # read by the counting subclass
-    _register(tm, _CachetoolsSource(obj, handle))
+    register(_CachetoolsSource(obj, handle))
     return obj
 
 
@@ -199,40 +199,18 @@ def cachetools(tm: Telemetry, obj: Any, cache: str, level: str) -> Any:
 def _wrap_checkout(fn: Callable[..., Any], handle: Pool,
                    is_timeout: Callable[[BaseException], bool]) -> Callable[..., Any]:
     """Count the call as pending, time it, and count it as a timeout if it gives up."""
-    wait = handle._waits
-    timeouts = handle._timeouts
-    pending = handle.pending_gauge
-
     if inspect.iscoroutinefunction(fn):
         @functools.wraps(fn)
         async def checkout_async(*args: Any, **kwargs: Any) -> Any:
-            pending.add(1)
-            t0 = perf_counter_ns()
-            try:
+            with Checkout(handle, is_timeout):
                 return await fn(*args, **kwargs)
-            except Exception as e:
-                if is_timeout(e):
-                    timeouts(1)
-                raise
-            finally:
-                wait(perf_counter_ns() - t0)
-                pending.add(-1)
 
         return checkout_async
 
     @functools.wraps(fn)
     def checkout(*args: Any, **kwargs: Any) -> Any:
-        pending.add(1)
-        t0 = perf_counter_ns()
-        try:
+        with Checkout(handle, is_timeout):
             return fn(*args, **kwargs)
-        except Exception as e:
-            if is_timeout(e):
-                timeouts(1)
-            raise
-        finally:
-            wait(perf_counter_ns() - t0)
-            pending.add(-1)
 
     return checkout
 
@@ -278,9 +256,9 @@ class _SqlAlchemySource(Instrumented):
             self._handle.max_gauge().set(pool.size() + overflow)
 
 
-def sqlalchemy(tm: Telemetry, engine: Any, name: str) -> Instrumented:
+def sqlalchemy(register: Register, engine: Any, pool: Pool) -> Instrumented:
     engine = getattr(engine, "sync_engine", engine)  # AsyncEngine
-    return _register(tm, _SqlAlchemySource(engine, tm.pool(name)))
+    return _registered(register, _SqlAlchemySource(engine, pool))
 
 
 class _PsycopgPoolSource(Instrumented):
@@ -303,8 +281,8 @@ class _PsycopgPoolSource(Instrumented):
         self._handle.set(active=size - available, idle=available, max=stats.get("pool_max", 0))
 
 
-def psycopg_pool(tm: Telemetry, pool: Any, name: str) -> Instrumented:
-    return _register(tm, _PsycopgPoolSource(pool, tm.pool(name)))
+def psycopg_pool(register: Register, pool_obj: Any, pool: Pool) -> Instrumented:
+    return _registered(register, _PsycopgPoolSource(pool_obj, pool))
 
 
 class _RedisPoolSource(Instrumented):
@@ -336,9 +314,9 @@ class _RedisPoolSource(Instrumented):
             self._handle.max_gauge().set(pool.max_connections)
 
 
-def redis(tm: Telemetry, client_or_pool: Any, name: str) -> Instrumented:
-    pool = getattr(client_or_pool, "connection_pool", client_or_pool)
-    return _register(tm, _RedisPoolSource(pool, tm.pool(name)))
+def redis(register: Register, client_or_pool: Any, pool: Pool) -> Instrumented:
+    pool_obj = getattr(client_or_pool, "connection_pool", client_or_pool)
+    return _registered(register, _RedisPoolSource(pool_obj, pool))
 
 
 # --- queues ---------------------------------------------------------------------------
@@ -352,7 +330,7 @@ class _QueueSource(Instrumented):
         self._gauge.set(self._depth(obj))
 
 
-def queue_depth(tm: Telemetry, obj: Any, name: str) -> Instrumented:
+def queue_depth(register: Register, obj: Any, queue: Callable[[], Queue]) -> Instrumented:
     """queue.Queue, asyncio.Queue, multiprocessing.Queue: qsize(); ThreadPoolExecutor: its
     work queue (submitted, not yet started); ProcessPoolExecutor: pending work items;
     anything with len(); or a zero-argument callable returning the depth."""
@@ -370,4 +348,4 @@ def queue_depth(tm: Telemetry, obj: Any, name: str) -> Instrumented:
         depth, strong = (lambda f: f()), True
     else:
         raise TypeError(f"cannot read a depth from {obj!r}: pass a queue, an executor, a sized object or a callable")
-    return _register(tm, _QueueSource(obj, depth, tm.queue(name).depth_gauge, strong))
+    return _registered(register, _QueueSource(obj, depth, queue().depth_gauge, strong))

@@ -1,6 +1,6 @@
 """Which HTTP client drives more requests per second from one Python process?
 
-`python -m exporter.tools.clientbench URL [SECONDS] [CONCURRENCY]` runs the load
+`python bench/http_clients.py URL [SECONDS] [CONCURRENCY]` runs the load
 generator's client (asyncio + h11, one keep-alive connection per worker) and
 http.client in threads (one keep-alive connection per thread) for the same time
 against the same URL and prints both rates. The figures in BENCHMARKS.md
@@ -15,6 +15,9 @@ import sys
 import threading
 import time
 import urllib.parse
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from exporter.tools.loadtest import HttpClient, HttpSpec
 
