@@ -52,9 +52,6 @@ class Counter:
     def inc(self, amount: float = 1.0) -> None:
         self.value += amount
 
-    def sample(self) -> float:
-        return self.value
-
     def snapshot(self) -> float:
         return self.value
 
@@ -77,12 +74,6 @@ class Gauge:
 
     def set(self, value: float) -> None:
         self.value = value
-
-    def add(self, amount: float) -> None:
-        self.value += amount
-
-    def sample(self) -> float:
-        return self.value
 
     def snapshot(self) -> float:
         return self.value
@@ -218,6 +209,7 @@ def _new_series(spec: FamilySpec) -> Series:
     return Summary(spec.buckets)  # a summary spec carries its quantiles in `buckets`
 
 
+# Counters and gauges are read as `value`; the others build their value with `sample()`.
 _VALUE, _SAMPLE = attrgetter("value"), methodcaller("sample")
 
 

@@ -67,3 +67,24 @@ def test_client_import_stays_light() -> None:
             "'exporter.daemon', 'exporter.config', 'exporter.store'}; print(sorted(heavy & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _our_modules(path: Path) -> set[str]:
+    """The exporter modules a file imports, `from exporter import wire` read as exporter.wire."""
+    found = {m for m in _imports(path) if m.startswith("exporter.")}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "exporter" and node.level == 0:
+            found.update(f"exporter.{a.name}" for a in node.names)
+    return found
+
+
+def test_wire_names_import_nothing_of_ours_and_the_client_only_them() -> None:
+    """exporter/wire.py is what the in-app client shares with the daemon: stdlib only."""
+    assert _our_modules(PACKAGE / "wire.py") == set()
+    for path in (PACKAGE / "client").glob("*.py"):
+        assert {m for m in _our_modules(path) if not m.startswith("exporter.client")} <= {"exporter.wire"}, path
+
+
+def test_the_push_path_never_imports_the_scraper_or_the_exposition() -> None:
+    for path in (PACKAGE / "statsd").glob("*.py"):
+        assert not _imports(path) & {"exporter.scrape", "exporter.exposition", "exporter.web"}, path
