@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 # How long a probe that ran out of time gets to drop its connection, on top of its timeout.
 RESET_GRACE = 0.25
+# While a target backs off: at most one reachability connect per this many seconds, each
+# given at most REACH_TIMEOUT (and never past the attempt's deadline).
+REACH_INTERVAL = 1.0
+REACH_TIMEOUT = 0.5
 
 
 @dataclass(eq=False)
@@ -52,6 +56,8 @@ class Job:
     _last_at: float = -1e18
     _last_ok: bool = True
     _duration: float = 0.0
+    _reach_at: float = -1e18  # when the last reachability connect was made
+    _seen_closed: bool = False  # since the last failure, the target's port refused a connect
 
     def __post_init__(self) -> None:
         self.backoff = Backoff(clock=self.clock)
@@ -78,12 +84,14 @@ class Job:
         if not self.is_probe:
             return list(await self.collector.collect())
         probe = cast(Probe, self.collector)
+        deadline_at = asyncio.get_running_loop().time() + self.timeout
         try:
             self.backoff.check()
         except BackoffError as err:
-            raise BackoffError(f"{self.describe()}: {err}") from None
+            if not await self._came_back(probe, deadline_at):
+                raise BackoffError(f"{self.describe()}: {err}") from None
         try:
-            async with asyncio.timeout(self.timeout) as deadline:
+            async with asyncio.timeout_at(deadline_at) as deadline:
                 result = list(await probe.collect())
         except BaseException as err:
             await self._reset(probe)
@@ -96,9 +104,41 @@ class Job:
             else:
                 reason = describe_error(err, probe.secrets)
             self.backoff.failed(reason)
+            self._seen_closed = False
             raise ProbeError(f"{self.describe()}: {reason}") from None
         self.backoff.succeeded()
         return result
+
+    def kept(self) -> list[Family]:
+        """What a failed run still exports: the probe's own cumulative counts."""
+        return list(cast(Probe, self.collector).kept()) if self.is_probe else []
+
+    async def _came_back(self, probe: Probe, deadline_at: float) -> bool:
+        """Whether a target whose port was seen closed since its failure accepts connections again.
+
+        A restarted server is then read at once instead of after the rest of its delay
+        (which reaches a minute); a hung one, whose kernel still accepts, waits out its
+        backoff as before. At most one connect per REACH_INTERVAL, so a dead target
+        sees a SYN a second at the most, never a full read.
+        """
+        address = probe.address()
+        now = self.clock()
+        if address is None or now - self._reach_at < REACH_INTERVAL:
+            return False
+        self._reach_at = now
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout_at(min(deadline_at, loop.time() + REACH_TIMEOUT)):
+                _, writer = await asyncio.open_connection(*address)
+        except (OSError, TimeoutError):
+            self._seen_closed = True
+            return False
+        writer.transport.abort()  # no goodbye: the server never sees more than a connect
+        if self._seen_closed:
+            log.info("probe target accepts connections again, reading it now", extra={"collector": self.label})
+            self.backoff.succeeded()
+            return True
+        return False
 
     async def _reset(self, probe: Probe) -> None:
         try:
@@ -137,12 +177,12 @@ class Scraper:
         job._duration = time.perf_counter() - start
         if not done:
             self._report(job, False, f"timed out after {job.timeout:g}s")
-            return []
+            return job.kept()
         job._task = None
         error = task.exception()
         if error is not None:
             self._report(job, False, f"{type(error).__name__}: {error}")
-            return []
+            return job.kept()
         job._last, job._last_at = task.result(), now
         self._report(job, True, "")
         return job._last

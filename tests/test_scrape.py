@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 
 import pytest
 
 from exporter import families
+from exporter.backoff import BackoffError
 from exporter.collectors import BaseProbe, ProbeError
 from exporter.model import Family, FamilySpec, MetricType
 from exporter.scrape import Job, Scraper
 from tests.collectors.helpers import Clock
+from tests.support.net import free_port
 
 THING = FamilySpec("thing", MetricType.GAUGE, "A test gauge.", ("source",))
 
@@ -39,8 +42,9 @@ class Target(BaseProbe):
 
     secrets = ["hunter2-secret"]
 
-    def __init__(self, answers: list[str]) -> None:
+    def __init__(self, answers: list[str], port: int | None = None) -> None:
         self.answers = answers  # "ok", "fail" or "hang", one per collect; the last one repeats
+        self.port = port  # where the job may check that the target is back
         self.calls = 0
         self.resets = 0
         self.closed = False
@@ -59,6 +63,12 @@ class Target(BaseProbe):
 
     async def reset(self) -> None:
         self.resets += 1
+
+    def address(self) -> tuple[str, int] | None:
+        return ("127.0.0.1", self.port) if self.port else None
+
+    def kept(self) -> list[Family]:
+        return [THING.one(-1.0, "kept")]
 
     async def close(self) -> None:
         self.closed = True
@@ -96,7 +106,7 @@ def test_failing_and_hanging_collectors_leave_the_rest_of_the_scrape(caplog: pyt
     with caplog.at_level(logging.WARNING, logger="exporter.scrape"):
         first, second = asyncio.run(scrape_twice())
     for out in (first, second):
-        assert _values(out, THING) == {("fixed",): 1.0}
+        assert _values(out, THING) == {("fixed",): 1.0, ("kept",): -1.0}  # a failed probe exports what it keeps
         assert _values(out, families.COLLECTOR_SUCCESS) == {
             ("fixed", ""): 1.0, ("failing", ""): 0.0,
             ("hanging", ""): 0.0, ("redis", "cache"): 0.0}
@@ -201,8 +211,9 @@ def test_a_probe_past_its_deadline_is_cut_off_reset_and_not_started_again() -> N
 
     hung, backing_off, recovered = asyncio.run(main())
     assert _values(hung, families.UP) == {("db", "main"): 0.0}
-    assert _values(hung, THING) == {("fixed",): 1.0}  # the rest of the scrape went on
+    assert _values(hung, THING) == {("fixed",): 1.0, ("kept",): -1.0}  # the rest of the scrape went on
     assert _values(backing_off, families.UP) == {("db", "main"): 0.0}
+    assert _values(backing_off, THING) == {("fixed",): 1.0, ("kept",): -1.0}  # what the probe keeps, kept
     assert _values(recovered, families.UP) == {("db", "main"): 1.0}
     assert _values(recovered, THING) == {("fixed",): 1.0, ("target",): 2.0}
     assert target.calls == 2  # the backoff kept the second scrape off the target
@@ -224,3 +235,55 @@ def test_a_probe_cancelled_by_close_is_reset_and_closed() -> None:
 
     asyncio.run(main())
     assert target.resets == 1 and target.closed
+
+
+def test_a_target_seen_closed_is_read_as_soon_as_its_port_accepts_again() -> None:
+    clock = Clock()
+    port = free_port()
+    target = Target(["fail", "fail", "fail", "ok"], port=port)
+    job = Job(target, "db", "main", is_probe=True, clock=clock)
+
+    async def main() -> None:
+        for wait in (0.0, 1.0, 2.0):  # an outage long enough for the delay to reach 4 s
+            clock.advance(wait)
+            with pytest.raises(ProbeError):
+                await job.attempt()
+        assert job.backoff.delay == 4.0 and target.calls == 3
+        clock.advance(1.0)
+        with pytest.raises(BackoffError):  # nothing listens: refused, the target is not read
+            await job.attempt()
+        server = socket.create_server(("127.0.0.1", port))
+        try:
+            clock.advance(0.5)
+            with pytest.raises(BackoffError):  # one connect a second at most
+                await job.attempt()
+            assert target.calls == 3
+            clock.advance(0.5)
+            assert _values(await job.attempt(), THING) == {("target",): 4.0}  # 2 s before the delay ends
+            assert job.backoff.delay == 0.0
+        finally:
+            server.close()
+
+    asyncio.run(main())
+
+
+def test_a_hung_target_whose_port_still_accepts_waits_out_its_backoff() -> None:
+    clock = Clock()
+    server = socket.create_server(("127.0.0.1", 0))  # listening, never accepting: a stopped server
+    target = Target(["fail", "ok"], port=server.getsockname()[1])
+    job = Job(target, "db", "main", is_probe=True, clock=clock)
+
+    async def main() -> None:
+        with pytest.raises(ProbeError):
+            await job.attempt()
+        clock.advance(0.5)
+        with pytest.raises(BackoffError):  # the port accepts, but it never closed: no early read
+            await job.attempt()
+        clock.advance(0.5)
+        assert _values(await job.attempt(), THING) == {("target",): 2.0}
+
+    try:
+        asyncio.run(main())
+    finally:
+        server.close()
+    assert target.calls == 2

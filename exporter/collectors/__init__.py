@@ -53,14 +53,34 @@ class Probe(Collector, Protocol):
         """Drop the connection, if one is kept; the next collect() connects again."""
         ...
 
+    def address(self) -> tuple[str, int] | None:
+        """Host and port where a TCP connect tells that a target which went away is back.
+
+        While the target is backing off, the job tries that connect (cheap, at most
+        once a second) instead of the target itself, and reads the target at once
+        when a port it saw closed accepts again. None: no such check (a socket file).
+        """
+        ...
+
+    def kept(self) -> Iterable[Family]:
+        """Families the probe keeps exporting while its target fails: its own cumulative
+        counts (an `outcome="error"` histogram), never a stale reading of the target."""
+        ...
+
 
 class BaseProbe:
-    """Defaults for a Probe that keeps no connection and carries no secret."""
+    """Defaults for a Probe that keeps no connection, carries no secret and keeps no family."""
 
     secrets: Sequence[str] = ()
 
     async def reset(self) -> None:
         return None
+
+    def address(self) -> tuple[str, int] | None:
+        return None
+
+    def kept(self) -> Iterable[Family]:
+        return ()
 
     async def close(self) -> None:
         await self.reset()

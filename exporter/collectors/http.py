@@ -9,7 +9,9 @@ hand on the stream for its expiry.
 
 Outcomes: an answer with an expected status is outcome=ok; any other answer is
 outcome=error with http_probe_success 0 but the target is up (it answered). No
-answer at all (refused, reset, TLS failure, timeout) fails the collect: up 0.
+answer at all (refused, reset, TLS failure, timeout) fails the collect: up 0, and
+the latency histogram, with that outcome=error observation, is what the probe
+keeps exporting meanwhile (kept()).
 Redirects are not followed; expect 3xx explicitly to accept one.
 """
 
@@ -89,6 +91,13 @@ class HTTPCollector(BaseProbe):
 
     def describe(self) -> str:
         return f"http {self.config.url}"
+
+    def address(self) -> tuple[str, int] | None:
+        return self._host, self._port
+
+    def kept(self) -> list[Family]:
+        # A request that got no answer is an error observation: exported while the target is down too.
+        return [self._latency.family()]
 
     async def collect(self) -> list[Family]:
         name = self.config.name

@@ -36,6 +36,9 @@ class MemcachedCollector(BaseProbe):
     def describe(self) -> str:
         return f"memcached {self.config.address}"
 
+    def address(self) -> tuple[str, int] | None:
+        return self._host, self._port
+
     async def collect(self) -> list[Family]:
         return _families(self.config.name, await self._stats())
 

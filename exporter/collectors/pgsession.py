@@ -13,6 +13,21 @@ from exporter.collectors import BaseProbe
 from exporter.redact import dsn_secrets
 
 
+def tcp_address(dsn: str) -> tuple[str, int] | None:
+    """The first host and port of a libpq DSN or URL; None for a socket directory or no host."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(dsn)
+    except Exception:  # a DSN the driver will refuse anyway: no check
+        return None
+    host = str(params.get("hostaddr") or params.get("host") or "").split(",")[0]
+    if not host or host.startswith("/") or host.startswith("@"):
+        return None
+    port = str(params.get("port") or "5432").split(",")[0]
+    return (host, int(port)) if port.isdigit() else None
+
+
 class PgSession:
     """One psycopg AsyncConnection kept across collects; `drop()` after any failure.
 
@@ -78,6 +93,9 @@ class SessionProbe(BaseProbe):
 
     def describe(self) -> str:
         return f"{self.kind} {self.session.dsn}"
+
+    def address(self) -> tuple[str, int] | None:
+        return tcp_address(self.session.dsn)
 
     async def reset(self) -> None:
         await self.session.drop()

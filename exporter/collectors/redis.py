@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from enum import Enum
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
@@ -74,6 +75,14 @@ class RedisCollector(BaseProbe):
 
     def describe(self) -> str:
         return f"redis {self.config.url}"
+
+    def address(self) -> tuple[str, int] | None:
+        try:
+            parts = urlsplit(self.config.url)
+            port = parts.port or 6379
+        except ValueError:
+            return None
+        return (parts.hostname, port) if parts.scheme != "unix" and parts.hostname else None
 
     def _connect(self) -> Any:
         import redis.asyncio

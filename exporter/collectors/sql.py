@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # imported where used: the daemon loads it only when a SQLite
 
 from exporter import families
 from exporter.collectors import BaseProbe, ProbeError
-from exporter.collectors.pgsession import PgSession
+from exporter.collectors.pgsession import PgSession, tcp_address
 from exporter.cumulative import Counters, Operations
 from exporter.model import Family, FamilySpec, MetricType
 from exporter.schema import (
@@ -296,6 +296,9 @@ class SQLCollector(BaseProbe):
 
     def describe(self) -> str:
         return f"sql {self.config.dsn}"
+
+    def address(self) -> tuple[str, int] | None:
+        return tcp_address(self.config.dsn) if isinstance(self._driver, _Postgres) else None
 
     async def collect(self) -> list[Family]:
         await self._driver.connect()

@@ -15,8 +15,10 @@ import pytest
 from exporter.backoff import BackoffError
 from exporter.collectors import ProbeError
 from exporter.collectors.http import Config, HTTPCollector
+from exporter.scrape import Scraper
 from tests.collectors.helpers import Clock, framed, run, values
 from tests.support.binaries import require
+from tests.support.net import free_port
 from tests.support.servers import BlackHole
 
 
@@ -210,6 +212,28 @@ def test_a_server_that_never_answers(black_hole: BlackHole) -> None:
 
     run(main)
     assert black_hole.connections == 2
+
+
+def test_a_request_without_an_answer_still_exports_its_error_observation(black_hole: BlackHole) -> None:
+    """docs/probes.md: a failed connect is an outcome="error" too; it must reach /metrics with up 0."""
+    refused = probe(f"http://127.0.0.1:{free_port()}/", timeout="1s")
+    silent = HTTPCollector(Config.model_validate({"name": "silent", "url": f"http://{black_hole.address}/",
+                                                  "timeout": "200ms"}))
+    scraper = Scraper([framed(refused), framed(silent)])
+
+    async def main() -> dict:
+        try:
+            return values(await scraper.collect())
+        finally:
+            await scraper.close()
+
+    got = run(main)
+    assert got["up"] == {("http", "api"): 0, ("http", "silent"): 0}
+    latency = got["operation_duration_seconds"]
+    assert latency[("api", "error")].count == 1 and latency[("api", "ok")].count == 0
+    assert latency[("api", "error")].sum < 1.0  # refused at once, not timed out
+    assert latency[("silent", "error")].count == 1  # cut off at its deadline by the job: an error too
+    assert "http_probe_status_code" not in got  # no answer: no status to show
 
 
 def test_config_rejects_what_cannot_work() -> None:

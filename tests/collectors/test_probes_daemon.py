@@ -69,6 +69,8 @@ def test_every_probe_through_the_daemon(
     assert daemon.value("app_keys", k="a") == 2
     assert daemon.value("apm_sql_query_full_scan", query="keys", table="t") == 1
     assert daemon.value("apm_operation_duration_seconds_count", operation="keys", outcome="ok") >= 1
+    # A refused HTTP request is an error observation, exported while the target is down.
+    assert (daemon.value("apm_operation_duration_seconds_count", operation="self", outcome="error") or 0) >= 1
     assert promtool(text) == ""
     assert postgres.password not in text + daemon.log()
 
