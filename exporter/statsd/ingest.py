@@ -77,6 +77,10 @@ class Ingest:
             self.stats.cache_entries.value = len(self.routes.cache)
         return expired
 
+    def counted(self) -> None:
+        """Someone else added series under the lock (worker merges, OTLP): say how many there are."""
+        self.stats.series.value = len(self.store)
+
     @property
     def lock(self) -> threading.Lock:
         """Held while the store is written; whoever else writes it (worker merges) takes it too."""

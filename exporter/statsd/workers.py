@@ -90,7 +90,7 @@ class Merger:
                         change -= prev[1] if prev is not None and prev[0] is s else 0.0
                     s.merge(change)
                     s.seen = now
-            ingest.stats.series.value = len(ingest.store)
+            ingest.counted()
 
 
 def _worker(index: int, config: StatsdConfig, label: str, address: str, conn: Connection) -> None:
