@@ -286,6 +286,10 @@ def _braces(text: str) -> str:
 
 _SHAPES_MAX = 10_000  # mapping rules come and go with reloads: the shape cache stays bounded
 _WARNED_MAX = 1000
+# Series handled per C-level pass (map, join, dict): each pass then holds the GIL for a
+# millisecond or so, so a render on a worker thread leaves the event loop its turns.
+_CHUNK = 4096
+_PART_CHARS = 1 << 20  # the output is encoded in parts of about this size
 
 # Rendered label text per series, for the families of the latest render only:
 # (name, label names, kind) -> label values -> text. A scalar's text is its whole line up to
@@ -425,13 +429,19 @@ class Renderer:
 
     def render(self, families: Iterable[Family], fmt: Format = Format.TEXT, namespace: str = "apm") -> bytes:
         """The exposition of these families, in their order: same input, same bytes."""
+        return b"".join(self.render_parts(families, fmt, namespace))
+
+    def render_parts(self, families: Iterable[Family], fmt: Format = Format.TEXT,
+                     namespace: str = "apm") -> list[bytes]:
+        """`render()` as consecutive parts of about a megabyte: what the server sends, without
+        joining (and so copying) a whole scrape of up to hundreds of megabytes at once."""
         if fmt is Format.PROTOBUF:
             if self._protobuf is None:
                 # Imported on the first protobuf scrape only: a text-only daemon never loads it.
                 from exporter.protobuf import ProtobufRenderer
 
                 self._protobuf = ProtobufRenderer(self._drop)
-            return self._protobuf.render(families, namespace)
+            return [self._protobuf.render(families, namespace)]
         grouped = group(families, namespace, self._drop)
         out: list[str] = []
         taken: set[str] = set()
@@ -452,8 +462,7 @@ class Renderer:
             out.append("\n")
         if fmt is Format.OPENMETRICS:
             out.append("# EOF\n")
-        # Label values are str from anywhere; a lone surrogate must not fail the whole scrape.
-        return "".join(out).encode("utf-8", "replace")
+        return _encode(out)
 
     def _render_group(self, name: str, families: list[Family], fmt: Format, touched: set[_MemoKey],
                       out: list[str]) -> None:
@@ -498,7 +507,9 @@ class Renderer:
         texts = self._memoised((name, names, _SCALAR), shape.scalar_template, labels, touched)
         if texts is None:
             return False
-        out.append("".join(map(add, texts, map(repr, values))))
+        for start in range(0, len(texts), _CHUNK):
+            end = start + _CHUNK
+            out.append("".join(map(add, texts[start:end], map(repr, values[start:end]))))
         return True
 
     def _histogram_fast(self, name: str, names: tuple[str, ...], families: Sequence[Family],
@@ -537,22 +548,27 @@ class Renderer:
         repeated (the caller then takes the slow path, which drops those)."""
         width = len(key[1])
         memo = self._memo.get(key)
+        texts: list[str] = []
+        fresh: dict[Any, str] = {}
         try:
-            if memo is None:
-                texts = _texts_for(template, width, labels)
-            else:
-                found: list[Any] = list(map(memo.get, labels))
-                if None in found:
-                    missing = [i for i, text in enumerate(found) if text is None]
-                    made = _texts_for(template, width, [labels[i] for i in missing])
+            for start in range(0, len(labels), _CHUNK):
+                part = labels[start:start + _CHUNK]
+                made: list[Any] | None
+                if memo is None:
+                    made = _texts_for(template, width, part)
                     if made is None:
                         return None
-                    for i, text in zip(missing, made):
-                        found[i] = text
-                texts = found
-            if texts is None:
-                return None
-            fresh = dict(zip(labels, texts))
+                else:
+                    made = list(map(memo.get, part))
+                    if None in made:
+                        missing = [i for i, text in enumerate(made) if text is None]
+                        filled = _texts_for(template, width, [part[i] for i in missing])
+                        if filled is None:
+                            return None
+                        for i, text in zip(missing, filled):
+                            made[i] = text
+                texts += made
+                fresh.update(zip(part, made))
         except TypeError:  # an unhashable label tuple
             return None
         self._memo[key] = fresh
@@ -657,6 +673,23 @@ class Renderer:
         if (name, reason) not in self._warned and len(self._warned) < _WARNED_MAX:
             self._warned.add((name, reason))
             log.warning("exposition: dropped from %s: %s", name, reason)
+
+
+def _encode(out: list[str]) -> list[bytes]:
+    """The pieces as UTF-8, joined into parts of about _PART_CHARS characters each."""
+    parts: list[bytes] = []
+    group: list[str] = []
+    size = 0
+    for piece in out:
+        group.append(piece)
+        size += len(piece)
+        if size >= _PART_CHARS:
+            # Label values are str from anywhere; a lone surrogate must not fail the whole scrape.
+            parts.append("".join(group).encode("utf-8", "replace"))
+            group, size = [], 0
+    if group:
+        parts.append("".join(group).encode("utf-8", "replace"))
+    return parts
 
 
 def render(families: Iterable[Family], fmt: Format = Format.TEXT, namespace: str = "apm") -> bytes:

@@ -1,0 +1,86 @@
+"""The daemon's web server, in process: what it promises while a scrape is being rendered."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from exporter import families
+from exporter.model import Family
+from exporter.web import Options, Server
+
+GUARD = 30.0  # turns a hang into a failure (a client's timeout); never reached when the server is right
+
+
+class HeldSamples:
+    """Samples whose iteration (inside the render) waits until the test releases it."""
+
+    def __init__(self, n: int) -> None:
+        self.rows = [((f"q{i}",), float(i)) for i in range(n)]
+        self.rendering = threading.Event()
+        self.release = threading.Event()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[Any]:
+        self.rendering.set()
+        self.release.wait(2 * GUARD)  # longer than a client waits: a stuck loop fails the test
+        return iter(self.rows)
+
+
+class _App:
+    namespace = "apm"
+    ready = True
+
+    def __init__(self, samples: HeldSamples) -> None:
+        self.samples = samples
+
+    async def collect(self) -> Iterable[Family]:
+        return [Family(families.QUEUE_DEPTH, self.samples)]  # type: ignore[arg-type]
+
+    async def reload(self) -> str | None:
+        return None
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=GUARD)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_healthy_and_other_requests_are_answered_while_a_scrape_renders() -> None:
+    samples = HeldSamples(1000)
+    loop = asyncio.new_event_loop()
+    server = Server(_App(samples), Options())
+    loop.run_until_complete(server.start("127.0.0.1", 0))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    port = server.ports[0]
+    scrape: list[tuple[int, bytes]] = []
+    scraper = threading.Thread(target=lambda: scrape.append(get(port, "/metrics")))
+    try:
+        scraper.start()
+        assert samples.rendering.wait(GUARD), "the scrape never reached the render"
+        # The render is now stuck inside the family's samples. Had it run on the event loop, the
+        # loop would be stuck with it and these would time out instead of being answered.
+        assert get(port, "/-/healthy") == (200, b"Healthy.\n")
+        assert get(port, "/-/ready") == (200, b"Ready.\n")
+        assert not scrape, "the scrape finished before it was released"
+        samples.release.set()
+        scraper.join(GUARD)
+        status, body = scrape[0]
+        assert status == 200 and body.count(b"\napm_queue_depth{") == 1000
+    finally:
+        samples.release.set()
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(GUARD)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(GUARD)
+        loop.close()
