@@ -9,7 +9,8 @@ out" is the same query as for any other pool.
 When pg_stat_statements is installed in the DSN's database, the top N
 statements by total execution time (across all databases) are exported with
 their calls, total and mean time. N bounds the series count; a statement that
-drops out of the top N disappears (as with any top-N export).
+drops out of the top N disappears (as with any top-N export). The ranking reads
+no statement text; only the top N texts are fetched.
 
 The role needs pg_monitor (or superuser) to see other roles' sessions and
 statements; without it their state reads as `unknown` and their text as
@@ -44,16 +45,30 @@ _STATES = """
 SELECT COALESCE(state, 'unknown') AS state, count(*) AS n
 FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1
 """
+# Ranked without the texts (pg_stat_statements(false)), then the texts of the top N only:
+# reading and sorting every statement's text is what makes exporters time out on big servers.
 # Grouped by (database, queryid): the view has a row per role and per toplevel flag too,
-# and those would be duplicate series under our labels.
+# and those would be duplicate series under our labels. PostgreSQL has no call that
+# returns one statement's text, so the second scan still has the server load its text
+# file, but only the top N texts are grouped, joined and sent.
 _STATEMENTS = """
-SELECT d.datname AS database, s.queryid::text AS queryid, min(s.query) AS query,
-       sum(s.calls)::float8 AS calls, sum(s.{total})::float8 AS total_ms
-FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-WHERE s.queryid IS NOT NULL
-GROUP BY d.datname, s.queryid
-ORDER BY total_ms DESC
-LIMIT {limit}
+WITH top AS (
+    SELECT dbid, queryid, sum(calls)::float8 AS calls, sum({total})::float8 AS total_ms
+    FROM pg_stat_statements(false)
+    WHERE queryid IS NOT NULL
+    GROUP BY dbid, queryid
+    ORDER BY total_ms DESC
+    LIMIT {limit}
+), texts AS (
+    SELECT s.dbid, s.queryid, min(s.query) AS query
+    FROM pg_stat_statements(true) s JOIN top t ON t.dbid = s.dbid AND t.queryid = s.queryid
+    GROUP BY s.dbid, s.queryid
+)
+SELECT d.datname AS database, t.queryid::text AS queryid, x.query, t.calls, t.total_ms
+FROM top t
+JOIN pg_database d ON d.oid = t.dbid
+LEFT JOIN texts x ON x.dbid = t.dbid AND x.queryid = t.queryid
+ORDER BY t.total_ms DESC
 """
 
 

@@ -94,6 +94,33 @@ def test_top_statements_from_pg_stat_statements(postgres_server: PostgresServer)
     assert len(got["postgres_statement_calls_total"]) <= 3
 
 
+def test_only_the_top_statements_by_total_time_are_exported_with_their_own_texts(
+        postgres_server: PostgresServer) -> None:
+    """Twelve statements of known cost: the ranking (done without texts) and the texts fetched
+    after it must pair up, the slowest three and no other."""
+    with postgres_server.connect() as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+        for k in range(12):
+            # k extra columns make k distinct statements (pg_stat_statements ignores aliases).
+            conn.execute(f"SELECT pg_sleep({0.02 * (k + 1)}), '{'x' * 2000}'" + ", 0" * k)
+        rows = conn.execute(
+            "SELECT queryid::text, query, total_exec_time FROM pg_stat_statements "
+            "WHERE query LIKE 'SELECT pg_sleep(%' ORDER BY total_exec_time DESC LIMIT 3").fetchall()
+
+    async def main() -> dict:
+        probe = collector(postgres_server.dsn(), statements=3)
+        try:
+            return values(await probe.collect())
+        finally:
+            await probe.close()
+
+    got = run(main)["postgres_statement_seconds_total"]
+    assert [labels[3] for labels in got] == [query_label(query) for _, query, _ in rows]
+    assert {labels[2]: seconds for labels, seconds in got.items()} == pytest.approx(
+        {queryid: total / 1000 for queryid, _, total in rows})
+    assert [labels[3].count("$") for labels in got] == [13, 12, 11]  # k = 11, 10, 9: the slowest
+
+
 def test_without_pg_stat_statements_only_connections_are_exported(postgres_server: PostgresServer) -> None:
     with postgres_server.connect() as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'plain'").fetchone():
