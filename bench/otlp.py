@@ -72,7 +72,7 @@ def otlp_bodies(kind: str, series: int, rounds: int) -> list[bytes]:
             value = 1 if delta else r
             points = [pb.NumberDataPoint(attributes=k, start_time_unix_nano=t - 1 if delta else 1, time_unix_nano=t,
                                          as_int=value) for k in keys]
-            metric = pb.Metric(name="bench.requests", sum=pb.Sum(
+            metric = pb.Metric(name=f"bench.requests.{kind}", sum=pb.Sum(
                 data_points=points, aggregation_temporality=temporality, is_monotonic=True))
         request = ExportMetricsServiceRequest(resource_metrics=[pb.ResourceMetrics(
             resource=resource, scope_metrics=[pb.ScopeMetrics(metrics=[metric])])])
@@ -137,7 +137,8 @@ def run_otlp(daemon: Daemon, bodies: list[bytes], points: int) -> tuple[float, f
     wall, cpu = time.perf_counter() - wall0, cpu_seconds(daemon.proc.pid) - cpu0
     conn.close()
     stored = daemon.metric('apm_exporter_otlp_data_points_total{transport="http"}') - before_points
-    assert stored == points, (stored, points)
+    assert stored == points, (stored, points, daemon.metric("apm_exporter_otlp_data_points_rejected_total"),
+                              daemon.metric("apm_exporter_otlp_requests_rejected_total"))
     return points / cpu, points / wall
 
 

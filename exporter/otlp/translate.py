@@ -29,6 +29,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from itertools import accumulate
+from operator import add, sub
 from typing import Any, NamedTuple
 
 from exporter import families
@@ -117,15 +118,17 @@ def _upper(index: int, log_base: float) -> float:
 
 
 def _increments(new: Sequence[float], old: Sequence[float]) -> list[float]:
-    """Cumulative-bucket increments that never go down: a re-scaled exponential histogram
-    moves counts to wider buckets, which would otherwise show as a bucket decreasing."""
-    total = new[-1] - old[-1]
+    """Per-bucket increments whose cumulative sums never go down, when some bucket shrank: a
+    re-scaled exponential histogram moves counts to wider buckets, which would otherwise show
+    as a cumulative bucket decreasing."""
+    new_cum, old_cum = list(accumulate(new)), list(accumulate(old))
+    total = new_cum[-1] - old_cum[-1]
     out, floor = [], 0.0
-    for n, o in zip(new, old):
+    for n, o in zip(new_cum, old_cum):
         floor = min(max(floor, n - o), total)
         out.append(floor)
     out[-1] = total
-    return out
+    return [c - p for c, p in zip(out, [0.0, *out[:-1]])]
 
 
 class Translator:
@@ -279,7 +282,10 @@ class Translator:
                 if isinstance(series, Refusal):
                     entry = [None, series.value, f"metric {metric.name!r}: series refused ({series.value})"]
                 else:
-                    entry = [series, None, scale, (resource.key, scope, metric.name, spec.name, key)]
+                    # series, stream state (made on first use), scale, stream key, the bounds as a list
+                    # (a repeated field compares equal to a list, not to a tuple)
+                    entry = [series, None, scale, (resource.key, scope, metric.name, spec.name, key),
+                             list(series.bounds) if isinstance(series, Histogram) else None]
                 entries[key] = entry
                 self._cached += 1
             if dp.flags & NO_RECORDED_VALUE:
@@ -388,21 +394,25 @@ class Translator:
 
     def _histogram(self, dp: Any, entry: list[Any], temporality: int) -> None:
         series, scale = entry[0], entry[2]
-        counts = dp.bucket_counts
-        bounds = tuple(dp.explicit_bounds)
+        counts = list(dp.bucket_counts)  # one conversion from the message: each read costs as much
+        target = series.bounds
+        total = dp.count
         if not counts:
-            counts, bounds = [dp.count], ()
-        elif len(counts) != len(bounds) + 1 or sum(counts) != dp.count:
+            counts, bounds = [total], ()
+        elif scale == 1.0 and dp.explicit_bounds == entry[4]:  # the common case: the family's own bounds
+            bounds = target
+        else:
+            bounds = tuple(dp.explicit_bounds)
+        if len(counts) != len(bounds) + 1 or sum(counts) != total:
             self._reject("invalid_buckets", 1, "bucket counts do not match the bounds or the count")
             return
-        target = series.bounds
-        if bounds == target and scale == 1.0:
+        if bounds is target:
             per: Sequence[float] = counts
         else:
             per = [0] * (len(target) + 1)
             for i, c in zip(self._map(bounds, scale, target), counts):
                 per[i] += c
-        self._observe(dp, entry, temporality, per, dp.sum * entry[2])
+        self._observe(dp, entry, temporality, per, dp.sum * scale)
 
     def _exponential(self, dp: Any, entry: list[Any], temporality: int) -> None:
         series, scale = entry[0], entry[2]
@@ -438,21 +448,19 @@ class Translator:
         state = self._stream(entry, dp, temporality)
         if state is None:
             return
-        cumulative = list(accumulate(per))
-        start, count = dp.start_time_unix_nano, cumulative[-1]
-        if temporality == DELTA or state[4] is None or state[0] != start or count < state[2]:
-            inc, inc_sum = cumulative, total
+        start, count = dp.start_time_unix_nano, dp.count
+        last = state[4]
+        if temporality == DELTA or last is None or state[0] != start or count < state[2]:
+            inc, inc_sum = per, total
         else:
-            inc, inc_sum = _increments(cumulative, state[4]), total - state[3]
+            inc, inc_sum = list(map(sub, per, last)), total - state[3]
+            if min(inc) < 0:  # counts moved to wider buckets (a re-scaled exponential histogram)
+                inc = _increments(per, last)
         if temporality == CUMULATIVE:
-            state[2], state[3], state[4] = count, total, cumulative
+            state[2], state[3], state[4] = count, total, per
         state[0], state[1] = start, dp.time_unix_nano
         buckets: list[Any] = series.buckets
-        previous = 0.0
-        for i, c in enumerate(inc):
-            if c != previous:
-                buckets[i] += c - previous
-                previous = c
+        buckets[:] = map(add, buckets, inc)  # in place: StatsD's routing cache may hold this list
         series.sum += inc_sum
         series.seen = self._now
         self._accepted += 1
