@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from exporter import config as config_module
 from exporter import families
@@ -21,7 +22,6 @@ from exporter.collectors import REGISTRY
 from exporter.collectors.self_metrics import SelfMetricsCollector
 from exporter.config import Config, ConfigError
 from exporter.model import Family
-from exporter.otlp.service import Otlp
 from exporter.schema import split_address
 from exporter.scrape import Job, Scraper
 from exporter.statsd import StatsD
@@ -30,6 +30,10 @@ from exporter.status.service import Status, step_from_env
 from exporter.store import Limits, Store
 from exporter.web import Options, Server
 from exporter.webconfig import WebConfig, WebConfigError
+
+if TYPE_CHECKING:
+    from exporter.otlp.config import OtlpConfig
+    from exporter.otlp.service import Otlp
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +83,9 @@ class Daemon:
         self.store = Store()  # StatsD sets its limits from the `statsd.defaults` section
         self.scraper = Scraper(iter_jobs(self.config))
         self.statsd = StatsD(self.config.statsd, self.store, self.stats)
-        # OTLP writes the same store, under the lock StatsD ingest writes it under.
-        self.otlp = Otlp(self.config.otlp, self.store, self.stats, self.statsd.ingest.lock, self.statsd.ingest.counted)
+        # Built only once the otlp: section is enabled, so the default daemon does not load it.
+        self.otlp: Otlp | None = None
+        self._web_options = Options()
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._reload_ok = self.stats.gauge(families.CONFIG_LAST_RELOAD_SUCCESSFUL)
@@ -126,7 +131,7 @@ class Daemon:
                 await Scraper(jobs).close()
                 return self._reload_failed([f"statsd: {type(err).__name__}: {err}"])
             try:
-                await self.otlp.reload(config.otlp)
+                await self._apply_otlp(config.otlp)
             except OSError as err:
                 await Scraper(jobs).close()
                 return self._reload_failed([f"otlp: {err}"])
@@ -157,6 +162,18 @@ class Daemon:
         self.stats.counter(families.CONFIG_RELOADS, "failure").inc()
         return "; ".join(problems)
 
+    async def _apply_otlp(self, config: OtlpConfig) -> None:
+        """Reload the OTLP receivers, or start them when the section is first enabled."""
+        if self.otlp is not None:
+            await self.otlp.reload(config)
+        elif config.enabled:
+            from exporter.otlp.service import Otlp
+
+            # OTLP writes the same store as StatsD, under the lock StatsD ingest writes it under.
+            otlp = Otlp(config, self.store, self.stats, self.statsd.ingest.lock, self.statsd.ingest.counted)
+            await otlp.start(self, self._web_options)
+            self.otlp = otlp
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -174,7 +191,8 @@ class Daemon:
         try:
             await self.statsd.start()
             await self.server.start(host, port)
-            await self.otlp.start(self, web_options)
+            self._web_options = web_options
+            await self._apply_otlp(self.config.otlp)
             self.ready = True
             _release_startup_memory()
             log.info("listening", extra={"address": self.config.web.listen_address,
@@ -185,7 +203,8 @@ class Daemon:
             log.info("stopping")
             sampler.cancel()
             await self.server.stop()
-            await self.otlp.stop()
+            if self.otlp is not None:
+                await self.otlp.stop()
             await self.statsd.stop()
             await self.scraper.close()
             if self.web_config is not None:

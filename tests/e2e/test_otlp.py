@@ -339,3 +339,13 @@ def wait_for_port(port: int, daemon: Daemon, timeout: float = 20.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(daemon.log())
+
+
+def test_a_reload_can_turn_the_receivers_on(daemon_factory: Callable[..., Daemon]) -> None:
+    http, grpc = free_port(), free_port()
+    daemon = daemon_factory({"statsd": {"listeners": []}})
+    daemon.write_config(otlp_config(http, grpc))
+    assert daemon.reload()[0] == 200
+    otlp = OtlpDaemon(daemon, http, grpc)
+    assert otlp.post(good_body(3))[0] == 200
+    assert otlp.value("kept_total") == 3
