@@ -87,6 +87,19 @@ class Columns(Sequence[Sample]):
         return f"Columns({list(self)!r})"
 
 
+class NativeOptions(NamedTuple):
+    """A histogram family with native buckets (exporter/native.py), from the statsd config.
+
+    `classic` keeps the spec's classic buckets too (`both`: classic in text and
+    OpenMetrics, both in protobuf); without it the spec has no classic buckets.
+    """
+
+    schema: int
+    zero_threshold: float
+    max_buckets: int
+    classic: bool = False
+
+
 class FamilySpec(NamedTuple):
     """A metric family declared once (in families.py or by a mapping rule).
 
@@ -102,6 +115,7 @@ class FamilySpec(NamedTuple):
     buckets: tuple[float, ...] = ()
     unit: str = ""
     namespaced: bool = True
+    native: NativeOptions | None = None  # histograms only: native buckets as well or instead
 
     def family(self, samples: Iterable[tuple[tuple[str, ...], Value]]) -> Family:
         return Family(self, [Sample(labels, value) for labels, value in samples])

@@ -25,7 +25,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from decimal import Decimal, localcontext
 from functools import cache
-from itertools import chain
+from itertools import accumulate, chain
 from typing import NamedTuple
 
 from exporter.model import HistogramValue
@@ -126,6 +126,19 @@ def native_value(counts: Sequence[float], count: float, total: float, buckets: N
     return value
 
 
+class Change(NamedTuple):
+    """What a worker ships (or a snapshot holds): buckets at one schema, the zero bucket, the
+    NaNs, the sum, and the classic per-bucket counts when the family is exposed both ways."""
+
+    schema: int
+    positive: dict[int, float]
+    negative: dict[int, float]
+    zero_count: float
+    nan_count: float
+    sum: float
+    classic: list[float]
+
+
 class NativeHistogram:
     """One series. `observe` is on the ingest path: a frexp, a bisection and a dict update.
 
@@ -134,13 +147,16 @@ class NativeHistogram:
     `key = (bisect_left(fractions, frac) + exp * width + base) >> shift`, then the
     bucket update, and calls `add_bucket` when the key is new. The count is not kept
     per observation (the buckets, the zero bucket and the NaNs add up to it).
+
+    With classic `bounds` (a family exposed both ways) it also keeps per-bucket classic
+    counts, as store.Histogram does; `sample()` gives them cumulative in the NativeValue.
     """
 
-    __slots__ = ("base", "fractions", "max_buckets", "nan_count", "negative", "positive",
-                 "schema", "seen", "shift", "sum", "width", "zero_count", "zero_threshold")
+    __slots__ = ("base", "bounds", "classic", "fractions", "max_buckets", "nan_count", "negative",
+                 "positive", "schema", "seen", "shift", "sum", "width", "zero_count", "zero_threshold")
 
     def __init__(self, schema: int, zero_threshold: float = DEFAULT_ZERO_THRESHOLD,
-                 max_buckets: int = DEFAULT_MAX_BUCKETS) -> None:
+                 max_buckets: int = DEFAULT_MAX_BUCKETS, bounds: tuple[float, ...] | None = None) -> None:
         if not MIN_SCHEMA <= schema <= MAX_SCHEMA:
             raise ValueError(f"schema must be within [{MIN_SCHEMA}, {MAX_SCHEMA}], not {schema}")
         if not zero_threshold >= 0:
@@ -149,6 +165,8 @@ class NativeHistogram:
             raise ValueError(f"max buckets must be at least 1, not {max_buckets}")
         self.zero_threshold = float(zero_threshold)
         self.max_buckets = max_buckets
+        self.bounds = bounds
+        self.classic: list[float] | None = None if bounds is None else [0.0] * (len(bounds) + 1)
         self.positive: dict[int, float] = {}
         self.negative: dict[int, float] = {}
         self.zero_count = 0.0
@@ -171,6 +189,8 @@ class NativeHistogram:
                 + math.fsum(self.negative.values()))
 
     def observe(self, value: float, weight: float = 1.0) -> None:
+        if self.classic is not None:
+            self.classic[bisect_left(self.bounds, value)] += weight  # type: ignore[arg-type]
         self.sum += value * weight
         if value > self.zero_threshold:
             buckets = self.positive
@@ -206,34 +226,65 @@ class NativeHistogram:
             self.negative = _halve(self.negative)
             self._set_schema(self.schema - 1)
 
-    def _coarsened(self, schema: int) -> tuple[dict[int, float], dict[int, float]]:
-        positive, negative = dict(self.positive), dict(self.negative)
-        for _ in range(self.schema - schema):
-            positive, negative = _halve(positive), _halve(negative)
-        return positive, negative
+    # --- what the store and the workers call ---------------------------------------------
+    def buckets(self) -> NativeBuckets:
+        return NativeBuckets(self.schema, self.zero_threshold, self.zero_count,
+                             tuple(sorted(self.positive.items())), tuple(sorted(self.negative.items())))
 
-    def merge(self, other: NativeHistogram) -> None:
-        """Add another series' observations (a worker's); both must share the zero threshold."""
-        if other.zero_threshold != self.zero_threshold:
-            raise ValueError(f"zero thresholds differ: {self.zero_threshold} and {other.zero_threshold}")
-        schema = min(self.schema, other.schema)
-        mine, theirs = self._coarsened(schema), other._coarsened(schema)
+    def sample(self) -> NativeValue:
+        counts: Sequence[float] = ()
+        if self.classic is not None:
+            counts = list(accumulate(self.classic))[:-1]
+        return native_value(counts, self.count, self.sum, self.buckets())
+
+    def snapshot(self) -> Change:
+        return Change(self.schema, dict(self.positive), dict(self.negative), self.zero_count, self.nan_count,
+                      self.sum, list(self.classic or ()))
+
+    def since(self, old: Change | None) -> Change | None:
+        """What was observed since `old` (a snapshot of this series), at the current schema."""
+        if old is None:
+            return self.snapshot()
+        if old.sum == self.sum and old.zero_count == self.zero_count and old.nan_count == self.nan_count \
+                and old.schema == self.schema and old.positive == self.positive and old.negative == self.negative:
+            return None
+        then = (_coarser(old.positive, old.schema - self.schema), _coarser(old.negative, old.schema - self.schema))
+        now = (self.positive, self.negative)
+        positive, negative = ({k: c - was.get(k, 0.0) for k, c in current.items() if c != was.get(k, 0.0)}
+                              for current, was in zip(now, then))
+        classic = [a - b for a, b in zip(self.classic or (), old.classic)]
+        return Change(self.schema, positive, negative, self.zero_count - old.zero_count,
+                      self.nan_count - old.nan_count, self.sum - old.sum, classic)
+
+    def merge(self, change: Change) -> None:
+        """Add another copy's observations (a worker's change, or a snapshot of another series).
+
+        Both are brought to the coarser schema and then fitted: the result is the one a
+        single series would hold after every observation of both.
+        """
+        schema = min(self.schema, change.schema)
+        mine = (_coarser(self.positive, self.schema - schema), _coarser(self.negative, self.schema - schema))
+        theirs = (_coarser(change.positive, change.schema - schema), _coarser(change.negative, change.schema - schema))
         for into, source in zip(mine, theirs):
             for key, count in source.items():
                 into[key] = into.get(key, 0.0) + count
         self.positive, self.negative = mine
         self._set_schema(schema)
-        self.zero_count += other.zero_count
-        self.nan_count += other.nan_count
-        self.sum += other.sum
+        self.zero_count += change.zero_count
+        self.nan_count += change.nan_count
+        self.sum += change.sum
+        if self.classic is not None and len(change.classic) == len(self.classic):
+            for i, n in enumerate(change.classic):
+                self.classic[i] += n
         self._fit()
 
-    def buckets(self) -> NativeBuckets:
-        return NativeBuckets(self.schema, self.zero_threshold, self.zero_count,
-                             tuple(sorted(self.positive.items())), tuple(sorted(self.negative.items())))
 
-    def value(self, counts: Sequence[float] = ()) -> NativeValue:
-        return native_value(counts, self.count, self.sum, self.buckets())
+def _coarser(buckets: dict[int, float], steps: int) -> dict[int, float]:
+    """A copy of these buckets `steps` schemas coarser."""
+    buckets = dict(buckets)
+    for _ in range(steps):
+        buckets = _halve(buckets)
+    return buckets
 
 
 class Spans(NamedTuple):

@@ -38,6 +38,29 @@ def sel(*extra: str) -> str:
 RI = "$__rate_interval"  # Grafana picks it from the scrape interval (at least 4 scrapes)
 
 
+# --- histograms: classic buckets, or the native series where a family is native -----------------
+# A Prometheus with native histograms enabled stores a native or both-way family as one native
+# series (no _bucket/_count/_sum); without, the classic series. One side of each `or` is empty.
+def quantile_of(q: str, by: str, le_rate: str, native: str) -> str:
+    """histogram_quantile over recorded classic bucket rates, or over the native series' rate."""
+    return (f"histogram_quantile({q}, sum by ({by}, le) ({le_rate})) or "
+            f"histogram_quantile({q}, sum by ({by}) (rate({native}[5m])))")
+
+
+def count_rate(by: str, histogram: str, selector: str, window: str = RI) -> str:
+    """Observations per second, from `_count` or from the native series."""
+    return (f"sum by ({by}) (rate({histogram}_count{selector}[{window}])) or "
+            f"sum by ({by}) (histogram_count(rate({histogram}{selector}[{window}])))")
+
+
+def mean_of(by: str, histogram: str, selector: str, window: str = RI) -> str:
+    """Mean observation, `_sum` over `_count`, or the native series' histogram_sum over histogram_count."""
+    return (f"sum by ({by}) (rate({histogram}_sum{selector}[{window}])) / "
+            f"sum by ({by}) (rate({histogram}_count{selector}[{window}])) or "
+            f"sum by ({by}) (histogram_sum(rate({histogram}{selector}[{window}]))) / "
+            f"sum by ({by}) (histogram_count(rate({histogram}{selector}[{window}])))")
+
+
 # --- thresholds (Grafana steps: the first has value null) ------------------------------------
 
 def steps(*pairs: tuple[str, float | None]) -> dict[str, Any]:
@@ -264,9 +287,10 @@ def overview() -> Dashboard:
     ops = f"instance_operation:apm_operations:rate5m{s}"
     errs = f"instance_operation:apm_operation_errors:rate5m{s}"
     le = f"instance_operation_le:apm_operation_duration_seconds_bucket:rate5m{s}"
+    native = f"apm_operation_duration_seconds{s}"
 
     def quantile(q: str) -> Q:
-        return Q(f"histogram_quantile({q}, sum by (operation, le) ({le}))", f"{{{{operation}}}} p{q[2:] or '100'}")
+        return Q(quantile_of(q, "operation", le, native), f"{{{{operation}}}} p{q[2:] or '100'}")
 
     y_lat, r_lat = HIGH_BAD["latency"]
     y_err, r_err = HIGH_BAD["error_ratio"]
@@ -281,7 +305,7 @@ def overview() -> Dashboard:
              Q(f"sum({errs}) / sum({ops})"), "percentunit", thresholds=high_bad(y_err, r_err)),
         stat("Slowest p99", "The highest p99 latency of any selected operation over the last 5 minutes. "
              "Red from 0.5s, the default latency objective (ApmOperationLatencyHigh).",
-             Q(f"max(histogram_quantile(0.99, sum by (operation, le) ({le})))"), "s",
+             Q(f"max({quantile_of('0.99', 'operation', le, native)})"), "s",
              thresholds=high_bad(y_lat, r_lat)),
         stat("Host health (worst instance)", "0-100 host score of the worst selected instance: 100 minus "
              "penalties for CPU, memory and disk over thresholds (recording rule instance:apm_health:score).",
@@ -299,11 +323,11 @@ def overview() -> Dashboard:
            unit="s", thresholds=high_bad(y_lat, r_lat)),
         ts("Outcomes", "Operations per second by operation and outcome, at the dashboard's resolution "
            "($__rate_interval) rather than the 5-minute recording window.",
-           Q(f"sum by (operation, outcome) (rate(apm_operation_duration_seconds_count{s}[{RI}]))",
+           Q(count_rate("operation, outcome", "apm_operation_duration_seconds", s),
              "{{operation}} {{outcome}}"), unit="reqps", stack=True),
         table("Slowest operations", "Operations by p99 latency over the last 5 minutes, slowest first, with "
               "their rate, error ratio and p99 objective (job_operation:apm_operation_latency_objective_seconds:p99).",
-              Q(f"topk(20, histogram_quantile(0.99, sum by (operation, le) ({le})))"),
+              Q(f"topk(20, {quantile_of('0.99', 'operation', le, native)})"),
               Q(f"sum by (operation) ({ops})"),
               Q(f"sum by (operation) ({errs}) / sum by (operation) ({ops})"),
               Q('max by (operation) (job_operation:apm_operation_latency_objective_seconds:p99'
@@ -313,8 +337,7 @@ def overview() -> Dashboard:
               + column_names(A="p99", B="rate", C="error ratio", D="p99 objective")),
         ts("Mean latency by operation", "Sum of durations over count of operations ($__rate_interval): the "
            "mean hides tail latency; compare it with p99 above.",
-           Q(f"sum by (operation) (rate(apm_operation_duration_seconds_sum{s}[{RI}])) / "
-             f"sum by (operation) (rate(apm_operation_duration_seconds_count{s}[{RI}]))", "{{operation}}"),
+           Q(mean_of("operation", "apm_operation_duration_seconds", s), "{{operation}}"),
            unit="s", thresholds=high_bad(y_lat, r_lat)),
         row("Per instance (find the one bad instance)"),
         ts("Error ratio by instance", "Each instance's error ratio per operation (5-minute window): one "
@@ -330,7 +353,7 @@ def overview() -> Dashboard:
            "fullest filesystem (docs/alerts.md, 'Health score'). Below 80 yellow, below 50 red.",
            Q(f"instance:apm_health:score{sel()}", "{{instance}}"), unit="none", max=100,
            thresholds=low_bad(50, 80)),
-    ], ("operation", "Operation", "apm_operation_duration_seconds_count"))
+    ], ("operation", "Operation", "instance_operation:apm_operations:rate5m"))
 
 
 def caches() -> Dashboard:
@@ -410,8 +433,8 @@ def pools() -> Dashboard:
            thresholds=any_bad()),
         ts("Wait time p95", "95th percentile of the time spent waiting for a connection (5-minute window, "
            "every selected instance together).",
-           Q(f"histogram_quantile(0.95, sum by (pool, le) "
-             f"(instance_pool_le:apm_pool_wait_duration_seconds_bucket:rate5m{s}))", "{{pool}}"),
+           Q(quantile_of("0.95", "pool", f"instance_pool_le:apm_pool_wait_duration_seconds_bucket:rate5m{s}",
+                         f"apm_pool_wait_duration_seconds{s}"), "{{pool}}"),
            unit="s", thresholds=high_bad(0.1, 1)),
         ts("Wait time p95 by instance", "Each instance's 95th percentile wait for a connection (5-minute "
            "window).",
@@ -473,6 +496,7 @@ def queues() -> Dashboard:
     s = sel('queue=~"$queue"')
     size = f"instance_queue_le:apm_batch_size_bucket:rate5m{s}"
     dur = f"instance_queue_le:apm_batch_duration_seconds_bucket:rate5m{s}"
+    size_native, dur_native = f"apm_batch_size{s}", f"apm_batch_duration_seconds{s}"
     items = "suffix: items/s"
     return Dashboard("apm-queues", "APM / Queues & batches",
                      "Queue depth, growth, time to drain; batch size and duration.", [
@@ -494,17 +518,16 @@ def queues() -> Dashboard:
         ts("Batch size p50 / p95", "Items per batch (5-minute window): batches that stay small under load "
            "mean the worker is not keeping up with its batching window.",
            Q(f"histogram_quantile(0.5, sum by (queue, le) ({size}))", "{{queue}} p50"),
-           Q(f"histogram_quantile(0.95, sum by (queue, le) ({size}))", "{{queue}} p95")),
+           Q(quantile_of("0.95", "queue", size, size_native), "{{queue}} p95")),
         ts("Batch duration p50 / p95 / p99", "Time to process one batch (5-minute window).",
            Q(f"histogram_quantile(0.5, sum by (queue, le) ({dur}))", "{{queue}} p50"),
-           Q(f"histogram_quantile(0.95, sum by (queue, le) ({dur}))", "{{queue}} p95"),
-           Q(f"histogram_quantile(0.99, sum by (queue, le) ({dur}))", "{{queue}} p99"),
+           Q(quantile_of("0.95", "queue", dur, dur_native), "{{queue}} p95"),
+           Q(quantile_of("0.99", "queue", dur, dur_native), "{{queue}} p99"),
            unit="s", thresholds=high_bad(1, 5)),
         ts("Batches per second", "Batches processed per second.",
-           Q(f"sum by (queue) (rate(apm_batch_duration_seconds_count{s}[{RI}]))", "{{queue}}"), unit="ops"),
+           Q(count_rate("queue", "apm_batch_duration_seconds", s), "{{queue}}"), unit="ops"),
         ts("Mean batch size", "Items per batch on average ($__rate_interval).",
-           Q(f"sum by (queue) (rate(apm_batch_size_sum{s}[{RI}])) / "
-             f"sum by (queue) (rate(apm_batch_size_count{s}[{RI}]))", "{{queue}}")),
+           Q(mean_of("queue", "apm_batch_size", s), "{{queue}}")),
         row("Streams (Redis consumer groups)"),
         ts("Consumer group lag", "Stream entries not yet delivered to each consumer group.",
            Q(f"max by (queue, group) (apm_queue_consumer_lag{s})", "{{queue}} {{group}}"),

@@ -95,7 +95,7 @@ def test_merging_workers_equals_one_histogram_of_every_observation(
         parts[rnd.randrange(workers)].append(v)
     merged = _observed(parts[0], 8, max_buckets)
     for part in parts[1:]:
-        merged.merge(_observed(part, 8, max_buckets))
+        merged.merge(_observed(part, 8, max_buckets).snapshot())
     assert (merged.schema, merged.positive, merged.negative, merged.zero_count) == (
         whole.schema, whole.positive, whole.negative, whole.zero_count)
     assert merged.count == whole.count
@@ -104,9 +104,28 @@ def test_merging_workers_equals_one_histogram_of_every_observation(
     assert abs(merged.sum - whole.sum) <= 1e-12 * magnitude or not math.isfinite(magnitude)
 
 
-def test_merge_refuses_another_zero_threshold() -> None:
-    with pytest.raises(ValueError, match="zero thresholds"):
-        NativeHistogram(3, 1e-3).merge(NativeHistogram(3, 1e-4))
+@settings(max_examples=200)
+@given(st.lists(observations, max_size=6), st.integers(1, 30))
+def test_a_worker_shipping_its_changes_gives_the_parent_every_observation(
+    batches: list[list[float]], max_buckets: int
+) -> None:
+    """As statsd/workers.py ships them: `since(last snapshot)` after each batch, merged in the parent."""
+    bounds = (0.1, 1.0, 10.0)
+    worker = NativeHistogram(8, 1e-3, max_buckets, bounds)
+    parent = NativeHistogram(8, 1e-3, max_buckets, bounds)
+    whole = NativeHistogram(8, 1e-3, max_buckets, bounds)
+    last = None
+    for batch in batches:
+        for v in batch:
+            worker.observe(v)
+            whole.observe(v)
+        change = worker.since(last)
+        last = worker.snapshot()
+        if change is not None:
+            parent.merge(change)
+    assert last is None or worker.since(last) is None  # nothing new, nothing shipped
+    assert (parent.schema, parent.positive, parent.negative, parent.zero_count, parent.classic) == (
+        whole.schema, whole.positive, whole.negative, whole.zero_count, whole.classic)
 
 
 @given(st.dictionaries(st.integers(-500, 500), st.integers(1, 10**6), max_size=60))

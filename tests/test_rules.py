@@ -114,7 +114,7 @@ def test_every_metric_name_in_rules_and_dashboards_exists_in_the_reference() -> 
         for n in metric_names(expr):
             used.setdefault(n, set()).add(f"{name}: {title}")
     for name, var, query in variable_queries():
-        m = re.fullmatch(r"label_values\((\w+)(\{.*\})?, *(\w+)\)", query)
+        m = re.fullmatch(r"label_values\(([\w:]+)(\{.*\})?, *(\w+)\)", query)
         assert m, f"{name}: variable {var}: {query!r} is not label_values(metric, label)"
         used.setdefault(m.group(1), set()).add(f"{name}: ${var}")
     unknown = {n: sorted(where) for n, where in used.items() if n not in known}
