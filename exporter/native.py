@@ -142,10 +142,11 @@ class Change(NamedTuple):
 class NativeHistogram:
     """One series. `observe` is on the ingest path: a frexp, a bisection and a dict update.
 
-    The ingest loop inlines `observe` for positive values above the zero threshold (its
-    hot case) from the public geometry `fractions`, `width`, `base` and `shift`:
+    The ingest loop inlines `observe` for finite positive values above the zero threshold
+    (its hot case) from the public geometry `fractions`, `width`, `base` and `shift`:
     `key = (bisect_left(fractions, frac) + exp * width + base) >> shift`, then the
-    bucket update, and calls `add_bucket` when the key is new. The count is not kept
+    bucket update, calling `add_bucket` when the key is new; anything else goes to
+    `place` (the loop adds the sum itself). The count is not kept
     per observation (the buckets, the zero bucket and the NaNs add up to it).
 
     With classic `bounds` (a family exposed both ways) it also keeps per-bucket classic
@@ -189,9 +190,13 @@ class NativeHistogram:
                 + math.fsum(self.negative.values()))
 
     def observe(self, value: float, weight: float = 1.0) -> None:
+        self.sum += value * weight
+        self.place(value, weight)
+
+    def place(self, value: float, weight: float) -> None:
+        """Count one value in its buckets (classic ones too); the sum is the caller's."""
         if self.classic is not None:
             self.classic[bisect_left(self.bounds, value)] += weight  # type: ignore[arg-type]
-        self.sum += value * weight
         if value > self.zero_threshold:
             buckets = self.positive
         elif value < -self.zero_threshold:
@@ -260,8 +265,11 @@ class NativeHistogram:
         """Add another copy's observations (a worker's change, or a snapshot of another series).
 
         Both are brought to the coarser schema and then fitted: the result is the one a
-        single series would hold after every observation of both.
+        single series would hold after every observation of both. A classic histogram's
+        change (a reload made the family native) is skipped.
         """
+        if not isinstance(change, Change):
+            return
         schema = min(self.schema, change.schema)
         mine = (_coarser(self.positive, self.schema - schema), _coarser(self.negative, self.schema - schema))
         theirs = (_coarser(change.positive, change.schema - schema), _coarser(change.negative, change.schema - schema))

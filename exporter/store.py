@@ -31,6 +31,7 @@ from exporter.model import (
     MetricType,
     SummaryValue,
 )
+from exporter.native import NativeHistogram
 
 
 class Refusal(str, Enum):
@@ -120,7 +121,10 @@ class Histogram:
         return [a - b for a, b in zip(self.buckets, old[0])], self.sum - old[1]
 
     def merge(self, change: tuple[list[int], float]) -> None:
-        """Add another copy's increases; one with other buckets (a reload changed them) is skipped."""
+        """Add another copy's increases; one with other buckets (a reload changed them, or made
+        the family native) is skipped."""
+        if len(change) != 2:
+            return
         counts, total = change
         if len(counts) != len(self.buckets):
             return
@@ -182,7 +186,7 @@ class Summary:
         self._next = 0
 
 
-Series = Counter | Gauge | Histogram | Summary
+Series = Counter | Gauge | Histogram | Summary | NativeHistogram
 
 
 class Limits(NamedTuple):
@@ -205,6 +209,9 @@ def _new_series(spec: FamilySpec) -> Series:
     if spec.type is MetricType.GAUGE:
         return Gauge()
     if spec.type is MetricType.HISTOGRAM:
+        if spec.native is not None:
+            n = spec.native
+            return NativeHistogram(n.schema, n.zero_threshold, n.max_buckets, spec.buckets if n.classic else None)
         return Histogram(spec.buckets)
     return Summary(spec.buckets)  # a summary spec carries its quantiles in `buckets`
 

@@ -10,7 +10,6 @@ prometheus_client's parser reads from the text.
 from __future__ import annotations
 
 import math
-from itertools import accumulate
 from typing import Any
 
 import pytest
@@ -29,7 +28,13 @@ from exporter.model import (
 from exporter.native import NativeHistogram
 from exporter.protobuf import varint
 from exporter.store import Histogram, Limits, Store
-from tests.support.metrics_pb import decode, metrics_pb2, proto_samples, text_samples
+from tests.support.metrics_pb import (
+    decode,
+    metrics_pb2,
+    native_buckets,
+    proto_samples,
+    text_samples,
+)
 
 C, G, H, S, I = MetricType.COUNTER, MetricType.GAUGE, MetricType.HISTOGRAM, MetricType.SUMMARY, MetricType.INFO
 BOUNDS = (0.005, 0.1, 1.0, 10.0)
@@ -94,16 +99,6 @@ def _families() -> list[Family]:
     ]
 
 
-def _native_buckets(spans: Any, deltas: Any) -> dict[int, float]:
-    keys: list[int] = []
-    index = 0
-    for span in spans:
-        index += span.offset
-        keys += range(index, index + span.length)
-        index += span.length
-    return {k: c for k, c in zip(keys, accumulate(deltas)) if c}
-
-
 def test_every_sample_equals_the_text_rendering() -> None:
     families = _families()
     text = exposition.render(families, Format.TEXT, "apm")
@@ -129,8 +124,8 @@ def test_native_buckets_decode_to_the_observed_ones() -> None:
             want, got = sample.value.native, metric.histogram
             assert got.schema == want.schema and got.zero_threshold == want.zero_threshold
             assert got.zero_count == want.zero_count
-            assert _native_buckets(got.positive_span, got.positive_delta) == dict(want.positive)
-            assert _native_buckets(got.negative_span, got.negative_delta) == dict(want.negative)
+            assert native_buckets(got.positive_span, got.positive_delta) == dict(want.positive)
+            assert native_buckets(got.negative_span, got.negative_delta) == dict(want.negative)
             assert got.sample_count == sample.value.count
     wait = decoded["apm_wait_seconds"].metric
     assert wait[0].histogram.negative_delta == [1]  # -2.0 in its own span

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, model_validator
 
+from exporter import native
 from exporter.families import LATENCY_BUCKETS
+from exporter.model import NativeOptions
 from exporter.schema import LABEL_NAME, METRIC_NAME, Duration, LabelName, Section
 
 _TEMPLATE = re.compile(r"\$\{(\w+)\}|\$(\d+)")
@@ -59,8 +61,23 @@ def _check_quantiles(value: tuple[float, ...]) -> tuple[float, ...]:
 Buckets = Annotated[tuple[float, ...], AfterValidator(_check_buckets)]
 
 
+HistogramType = Literal["classic", "native", "both"]
+
+
 class HistogramOptions(Section):
-    buckets: Buckets
+    """Classic buckets and native-histogram settings, with statsd_exporter's key names."""
+
+    buckets: Buckets | None = None
+    # classic | native | both; unset: both when a native_histogram_* key is set (as
+    # statsd_exporter, which then exposes both), else classic.
+    histogram_type: HistogramType | None = None
+    native_histogram_bucket_factor: Annotated[float, Field(gt=1)] | None = None
+    native_histogram_max_buckets: Annotated[int, Field(ge=1)] | None = None
+    native_histogram_zero_threshold: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+
+    def native_keys(self) -> bool:
+        return any(v is not None for v in (self.native_histogram_bucket_factor, self.native_histogram_max_buckets,
+                                           self.native_histogram_zero_threshold))
 
 
 class Quantile(Section):
@@ -131,6 +148,9 @@ class Defaults(Section):
     observer_type: Literal["histogram", "summary"] = "histogram"
     buckets: Buckets = LATENCY_BUCKETS
     quantiles: Annotated[tuple[float, ...], AfterValidator(_check_quantiles)] = (0.5, 0.9, 0.99)
+    # Native histograms for every observer family a rule does not configure itself
+    # (docs/statsd.md, "Native histograms"); buckets may be given here instead of above.
+    histogram_options: HistogramOptions | None = None
     # How long a series lives without updates; unset means forever (as statsd_exporter).
     ttl: Duration | None = None
     # Lines that match neither a convention nor a rule: exported under their own
@@ -138,6 +158,33 @@ class Defaults(Section):
     unmatched: Literal["map", "drop"] = "map"
     max_series: Annotated[int, Field(ge=1)] = 100_000
     max_series_per_family: Annotated[int, Field(ge=1)] = 10_000
+
+
+    @model_validator(mode="after")
+    def _check(self) -> Defaults:
+        if self.histogram_options is not None and self.histogram_options.buckets is not None:
+            if "buckets" in self.model_fields_set:
+                raise ValueError("give buckets either directly or in histogram_options, not both")
+            self.buckets = self.histogram_options.buckets
+        return self
+
+
+def native_options(rule: HistogramOptions | None, defaults: Defaults) -> NativeOptions | None:
+    """A histogram family's native settings: the rule's keys over the defaults', one by one;
+    None for a classic family."""
+    layers = [o for o in (rule, defaults.histogram_options) if o is not None]
+
+    def first(key: str) -> Any:
+        return next((getattr(o, key) for o in layers if getattr(o, key) is not None), None)
+
+    kind = first("histogram_type") or ("both" if any(o.native_keys() for o in layers) else "classic")
+    if kind == "classic":
+        return None
+    factor = first("native_histogram_bucket_factor") or native.DEFAULT_BUCKET_FACTOR
+    max_buckets = first("native_histogram_max_buckets") or native.DEFAULT_MAX_BUCKETS
+    zero = first("native_histogram_zero_threshold")
+    return NativeOptions(native.pick_schema(factor), native.DEFAULT_ZERO_THRESHOLD if zero is None else zero,
+                         max_buckets, classic=kind == "both")
 
 
 class StatsdConfig(Section):

@@ -21,12 +21,14 @@ import logging
 import threading
 from bisect import bisect_left
 from collections.abc import Callable
+from math import frexp, inf
 
 from exporter.statsd.mapper import Mapper
 from exporter.statsd.routes import (
     COUNT,
     GAUGE,
     MAX_CACHE_ENTRIES,
+    NATIVE,
     OBSERVE,
     OTHER,
     Routes,
@@ -126,7 +128,7 @@ class Ingest:
                     continue
                 entry, value = found
             op = entry[0]
-            if op == OBSERVE:
+            if op == OBSERVE or op == NATIVE:
                 # Timer values rarely repeat, so they skip the value cache.
                 try:
                     v = float(value)
@@ -145,12 +147,26 @@ class Ingest:
                 s = entry[2]
                 v *= entry[3]
                 weight = entry[6]
-                entry[4][bisect(entry[5], v)] += weight
                 s.sum += v * weight
                 s.seen = now
                 unmapped += entry[1]
+                if op == OBSERVE:
+                    entry[4][bisect(entry[5], v)] += weight
+                elif s.zero_threshold < v < inf:  # a native histogram's common case, inlined
+                    if entry[4] is not None:  # both: the classic buckets too
+                        entry[4][bisect(entry[5], v)] += weight
+                    frac, exp = frexp(v)
+                    key = (bisect(s.fractions, frac) + exp * s.width + s.base) >> s.shift
+                    buckets = s.positive
+                    count = buckets.get(key)
+                    if count is None:
+                        s.add_bucket(buckets, key, weight)
+                    else:
+                        buckets[key] = count + weight
+                else:
+                    s.place(v, weight)
                 continue
-            if op != OTHER:  # a counter or a gauge: their values repeat, so a dict has them
+            if op < OTHER:  # a counter or a gauge: their values repeat, so a dict has them
                 x = value_get(value)
                 if x is None:
                     x = plain(value)

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from exporter import families, wire
-from exporter.model import FamilySpec, MetricType
-from exporter.statsd.config import Defaults, Mapping, StatsdConfig
+from exporter.model import FamilySpec, MetricType, NativeOptions
+from exporter.statsd.config import Defaults, Mapping, StatsdConfig, native_options
 from exporter.statsd.parser import OBSERVERS, Event, Kind, ParseError
 
 MS = 0.001  # StatsD timers are milliseconds; Prometheus wants seconds.
@@ -136,6 +136,7 @@ class _Rule(NamedTuple):
     labels: tuple[tuple[str, str], ...]
     observer_type: str
     buckets: tuple[float, ...]
+    native: NativeOptions | None
     quantiles: tuple[float, ...]
     ttl: float
     scale: float | None
@@ -151,14 +152,22 @@ def _rule(mapping: Mapping, defaults: Defaults) -> _Rule:
     match_type = mapping.match_type or defaults.match_type
     pattern = re.compile(mapping.match) if match_type == "regex" else _glob(mapping.match)
     type_class = "observer" if mapping.match_metric_type == "timer" else mapping.match_metric_type
-    buckets = (mapping.histogram_options.buckets if mapping.histogram_options
+    buckets = (mapping.histogram_options.buckets if mapping.histogram_options and mapping.histogram_options.buckets
                else mapping.buckets or defaults.buckets)
     quantiles = (tuple(sorted(q.quantile for q in mapping.summary_options.quantiles))
                  if mapping.summary_options else mapping.quantiles or defaults.quantiles)
     ttl = mapping.ttl if mapping.ttl is not None else (defaults.ttl or 0.0)
     return _Rule(pattern, type_class, mapping.action == "drop", mapping.name, tuple(mapping.labels.items()),
-                 mapping.observer_type or defaults.observer_type, tuple(buckets), tuple(quantiles), ttl,
+                 mapping.observer_type or defaults.observer_type, tuple(buckets),
+                 native_options(mapping.histogram_options, defaults), tuple(quantiles), ttl,
                  mapping.scale, mapping.help)
+
+
+def with_native(spec: FamilySpec, options: NativeOptions | None) -> FamilySpec:
+    """A histogram spec exposed natively too (`both`) or instead (`native`: no classic buckets)."""
+    if options is None or spec.type is not MetricType.HISTOGRAM:
+        return spec
+    return spec._replace(native=options, buckets=spec.buckets if options.classic else ())
 
 
 def _expand(template: str, match: re.Match[str]) -> str:
@@ -183,6 +192,10 @@ class Mapper:
         self._defaults = defaults
         self._rules = [_rule(m, defaults) for m in rules]
         self._conventions = CONVENTIONS if conventions else {}
+        self._native = native_options(None, defaults)
+        if self._native is not None:  # the observer conventions take the defaults' native settings
+            self._conventions = {name: conv._replace(spec=with_native(conv.spec, self._native))
+                                 for name, conv in self._conventions.items()}
         self._default_ttl = defaults.ttl or 0.0
         self._unmatched_drop = defaults.unmatched == "drop"
 
@@ -241,7 +254,8 @@ class Mapper:
                 spec = FamilySpec(name, MetricType.SUMMARY, help_text, names, quantiles, namespaced=False)
             else:
                 buckets = rule.buckets if rule else self._defaults.buckets
-                spec = FamilySpec(name, MetricType.HISTOGRAM, help_text, names, buckets, namespaced=False)
+                spec = with_native(FamilySpec(name, MetricType.HISTOGRAM, help_text, names, buckets, namespaced=False),
+                                   rule.native if rule else self._native)
         else:  # gauges, and sets (their value is the number of distinct members)
             spec = FamilySpec(name, MetricType.GAUGE, help_text, names, namespaced=False)
         ttl = rule.ttl if rule else self._default_ttl

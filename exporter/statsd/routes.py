@@ -10,6 +10,7 @@ An entry is a tuple the loop reads by position, its opcode first and its
 "unmapped" flag (1 for the default rule's lines, else 0) second:
 
     (OBSERVE, unmapped, histogram, scale, buckets, bounds, weight)
+    (NATIVE,  unmapped, native histogram, scale, classic buckets or None, bounds or None, weight)
     (COUNT,   unmapped, counter, scale / rate)
     (GAUGE,   unmapped, gauge, scale)
     (OTHER,   unmapped, SUMMARY, summary, scale, count)
@@ -24,6 +25,7 @@ import logging
 from typing import Any
 
 from exporter.model import MetricType
+from exporter.native import NativeHistogram
 from exporter.statsd.mapper import Drop, Mapper, MappingError, Route
 from exporter.statsd.parser import (
     Event,
@@ -38,7 +40,7 @@ from exporter.store import Counter, Gauge, Histogram, Refusal, Store, Summary
 
 log = logging.getLogger(__name__)
 
-OBSERVE, COUNT, GAUGE, OTHER = 0, 1, 2, 3
+OBSERVE, COUNT, GAUGE, OTHER, NATIVE = 0, 1, 2, 3, 4
 SUMMARY, SET, DROP, REFUSED = "summary", "set", "drop", "refused"
 
 MAX_CACHE_ENTRIES = 200_000
@@ -185,6 +187,8 @@ class Routes:
             return (OTHER, unmapped, SET, series)
         if isinstance(series, Histogram):
             return (OBSERVE, unmapped, series, route.scale, series.buckets, series.bounds, 1.0 / event.rate)
+        if isinstance(series, NativeHistogram):
+            return (NATIVE, unmapped, series, route.scale, series.classic, series.bounds, 1.0 / event.rate)
         if isinstance(series, Summary):
             return (OTHER, unmapped, SUMMARY, series, route.scale, max(1, round(1.0 / event.rate)))
         if isinstance(series, Counter):

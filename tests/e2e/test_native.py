@@ -4,6 +4,8 @@ StatsD lines over UDP, real Prometheus 2.42 servers with and without native hist
 from __future__ import annotations
 
 import gzip
+import math
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -11,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from exporter.exposition import Format
+from exporter.native import NativeHistogram, pick_schema, relative_error
 from tests.support.daemon import Daemon
-from tests.support.metrics_pb import decode, proto_samples, text_samples
+from tests.support.metrics_pb import decode, native_buckets, proto_samples, text_samples
 from tests.support.net import free_port
 from tests.support.prometheus import Prometheus
 from tests.test_protobuf import PROMETHEUS_CLASSIC, PROMETHEUS_NATIVE
@@ -78,3 +81,92 @@ def test_prometheus_with_and_without_native_histograms_scrapes_the_same_daemon(
     finally:
         native.stop()
         classic.stop()
+
+
+NATIVE_RULES = {
+    "defaults": {"histogram_options": {"native_histogram_bucket_factor": 1.1}},  # both, as statsd_exporter
+    "mappings": [
+        {"match": "lat.native", "name": "lat_native_seconds", "histogram_options": {"histogram_type": "native"}},
+        {"match": "lat.both", "name": "lat_both_seconds",
+         "histogram_options": {"buckets": [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]}},
+    ],
+}
+
+
+def _latencies(n: int = 10_000) -> tuple[list[str], list[float]]:
+    """Log-normal milliseconds (median 40 ms, a long tail) as the wire carries them, and in seconds
+    as the daemon computes them (ms times 0.001)."""
+    rnd = random.Random(13)
+    wire = [f"{rnd.lognormvariate(math.log(40), 0.9):.3f}" for _ in range(n)]
+    return wire, sorted(float(v) * 0.001 for v in wire)
+
+
+def _true_quantile(values: list[float], q: float) -> float:
+    return values[math.ceil(q * len(values)) - 1]
+
+
+def test_native_quantiles_from_a_real_prometheus_are_within_the_schema_error(
+    daemon_factory: Callable[..., Daemon], tmp_path: Path,
+) -> None:
+    d, port = _statsd_daemon(daemon_factory, NATIVE_RULES)
+    wire, values = _latencies()
+    _send(port, [f"lat.native:{v}|ms" for v in wire] + [f"lat.both:{v}|ms" for v in wire])
+    _wait_lines(d, 2 * len(wire))
+    (tmp_path / "native").mkdir()
+    (tmp_path / "classic").mkdir()
+    native = Prometheus(tmp_path / "native", [f"127.0.0.1:{d.port}"], features=("native-histograms",)).start()
+    classic = Prometheus(tmp_path / "classic", [f"127.0.0.1:{d.port}"]).start()
+    bound = relative_error(pick_schema(1.1))
+    try:
+        for family in ("lat_native_seconds", "lat_both_seconds"):
+            count = native.wait_for(f"histogram_count({family})")
+            assert count and float(count[0]["value"][1]) == len(values), count
+            for q in (0.5, 0.9, 0.99):
+                got = float(native.query(f"histogram_quantile({q}, {family})")[0]["value"][1])
+                true = _true_quantile(values, q)
+                assert abs(got - true) / true <= bound, (family, q, got, true, bound)
+        # Without the flag the same daemon gives classic buckets (both) and _count/_sum (native only).
+        count = classic.wait_for("lat_native_seconds_count")
+        assert count and float(count[0]["value"][1]) == len(values)
+        assert not classic.query("lat_native_seconds_bucket{le!='+Inf'}")
+        bounds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, math.inf]
+        classic.wait_for("lat_both_seconds_bucket")
+        for q in (0.5, 0.9, 0.99):
+            got = float(classic.query(f"histogram_quantile({q}, sum by (le) (lat_both_seconds_bucket))")[0]["value"][1])
+            true = _true_quantile(values, q)
+            upper = next(b for b in bounds if b >= true)
+            lower = max([0.0] + [b for b in bounds if b < true])
+            assert lower <= got <= upper, (q, got, true)  # classic: only as good as its bucket
+        assert not native.query("lat_both_seconds_bucket")  # 2.42 keeps the native series only
+    finally:
+        native.stop()
+        classic.stop()
+
+
+def test_udp_workers_merge_native_buckets_into_what_one_process_would_hold(
+    daemon_factory: Callable[..., Daemon],
+) -> None:
+    rules = {"udp_workers": 2, "mappings": [{
+        "match": "lat.native", "name": "lat_native_seconds",
+        "histogram_options": {"histogram_type": "native", "native_histogram_max_buckets": 12}}]}
+    d, port = _statsd_daemon(daemon_factory, rules)
+    wire, _ = _latencies(3000)
+    for start in range(0, len(wire), 10):  # many source sockets, so the kernel spreads them over both workers
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto("\n".join(f"lat.native:{v}|ms" for v in wire[start:start + 10]).encode(), ("127.0.0.1", port))
+    _wait_lines(d, len(wire))
+    whole = NativeHistogram(pick_schema(1.1), max_buckets=12)
+    for v in wire:
+        whole.observe(float(v) * 0.001)
+    deadline = time.monotonic() + 30
+    while True:  # the workers ship their changes on a timer
+        _, _, body = d.get("/metrics", {"Accept": PROMETHEUS_NATIVE})
+        family = next(f for f in decode(body) if f.name == "lat_native_seconds")
+        h = family.metric[0].histogram
+        if h.sample_count == len(wire) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert h.sample_count == len(wire)
+    assert h.schema == whole.schema < pick_schema(1.1)  # 12 buckets forced coarser schemas
+    assert native_buckets(h.positive_span, h.positive_delta) == whole.positive
+    assert h.zero_count == whole.zero_count == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import tempfile
+from itertools import accumulate
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -99,3 +100,14 @@ def proto_samples(families: list[Any]) -> set[SampleKey]:
                 out.add(_key(f.name + "_count", labels, count))
                 out.add(_key(f.name + "_sum", labels, h.sample_sum))
     return out
+
+
+def native_buckets(spans: Any, deltas: Any) -> dict[int, float]:
+    """A histogram's spans and deltas (or counts) as {bucket index: count}, empty buckets left out."""
+    keys: list[int] = []
+    index = 0
+    for span in spans:
+        index += span.offset
+        keys += range(index, index + span.length)
+        index += span.length
+    return {k: c for k, c in zip(keys, accumulate(deltas)) if c}
