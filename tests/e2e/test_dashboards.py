@@ -308,7 +308,7 @@ def test_every_panel_and_recording_rule_shows_data(
                     expressions[f"{name} / {p['title']} / {t['refId']}"] = substitute(t["expr"])
             for v in d["templating"]["list"]:
                 if v["type"] == "query":
-                    m = re.fullmatch(r"label_values\((\w+)(?:\{(.*)\})?, *(\w+)\)", v["definition"])
+                    m = re.fullmatch(r"label_values\(([\w:]+)(?:\{(.*)\})?, *(\w+)\)", v["definition"])
                     assert m, v["definition"]
                     metric, matchers, label = m.groups()
                     selector = ", ".join(filter(None, [matchers, f'{label}!=""']))

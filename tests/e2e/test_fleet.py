@@ -400,7 +400,7 @@ class Centre:
         for variable, names in (("job", {"apm"}), ("instance", set(self.targets)),
                                 ("operation", {k for k, in self.rates("operation")})):
             definition = next(v["definition"] for v in dashboard["templating"]["list"] if v["name"] == variable)
-            parsed = re.fullmatch(r"label_values\((\w+)(?:\{(.*)\})?, *\w+\)", definition)
+            parsed = re.fullmatch(r"label_values\(([\w:]+)(?:\{(.*)\})?, *\w+\)", definition)
             assert parsed, definition
             metric, matchers = parsed.groups()
             values = {s["metric"][variable] for s in self.query(substitute(f"{metric}{{{matchers or ''}}}"))}
