@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from exporter.model import FamilySpec, MetricType
 
-C, G, H = MetricType.COUNTER, MetricType.GAUGE, MetricType.HISTOGRAM
+C, G, H, S = MetricType.COUNTER, MetricType.GAUGE, MetricType.HISTOGRAM, MetricType.SUMMARY
 
 # Shared bucket boundaries, so every instance's histograms aggregate exactly.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -254,6 +254,74 @@ HTTP_SUCCESS = FamilySpec(
 HTTP_CERT_EXPIRY = FamilySpec(
     "http_probe_tls_cert_expiry_timestamp_seconds", G, "Unix time at which the server's TLS certificate expires.",
     ("target",), unit="seconds")
+
+# --- Redis server depth (collectors/redis.py) -----------------------------------------
+# `target` is the probe target's name, as in apm_up. Commands get their own summary, not
+# apm_operation_duration_seconds: INFO commandstats has calls and total time but no
+# distribution, and a histogram with only a +Inf bucket would aggregate with the
+# application's real buckets into wrong quantiles (docs/probes.md).
+_RT = ("target",)
+REDIS_INFO = FamilySpec(
+    "redis_info", G, "Always 1; labels give the server's version and replication role (primary or replica).",
+    ("target", "version", "role"))
+REDIS_UPTIME = FamilySpec("redis_uptime_seconds", G, "Seconds since the Redis server started.", _RT, unit="seconds")
+REDIS_COMMAND_DURATION = FamilySpec(
+    "redis_command_duration_seconds", S,
+    "Time the server spent executing each command: calls (_count) and total time (_sum) from INFO "
+    "commandstats, quantiles from Redis 7 INFO latencystats, since the last stats reset.",
+    ("target", "command"), unit="seconds")
+REDIS_COMMAND_ERRORS = FamilySpec(
+    "redis_command_errors_total", C,
+    "Calls of each command that failed (reason failed: error during execution; rejected: refused before it, "
+    "e.g. OOM, wrong arity, ACL).", ("target", "command", "reason"))
+REDIS_CONNECTED_REPLICAS = FamilySpec(
+    "redis_connected_replicas", G, "Replicas connected to this primary.", _RT)
+REDIS_REPLICATION_OFFSET = FamilySpec(
+    "redis_replication_offset_bytes", G, "The server's replication offset (master_repl_offset).", _RT,
+    unit="bytes")
+REDIS_REPLICA_LAG_BYTES = FamilySpec(
+    "redis_replica_lag_bytes", G, "Bytes of the replication stream a connected replica has not acknowledged.",
+    ("target", "replica"), unit="bytes")
+REDIS_REPLICA_ACK_AGE = FamilySpec(
+    "redis_replica_ack_age_seconds", G, "Seconds since a connected replica last acknowledged (INFO lag).",
+    ("target", "replica"), unit="seconds")
+REDIS_PRIMARY_LINK_UP = FamilySpec(
+    "redis_primary_link_up", G, "On a replica: 1 if the link to its primary is up, else 0.", _RT)
+REDIS_PRIMARY_LAST_IO = FamilySpec(
+    "redis_primary_last_io_age_seconds", G, "On a replica with its link up: seconds since it last heard from the primary.",
+    _RT, unit="seconds")
+REDIS_MEMORY_RSS = FamilySpec(
+    "redis_memory_rss_bytes", G, "Resident memory of the Redis process, as the OS sees it.", _RT, unit="bytes")
+REDIS_FRAGMENTATION = FamilySpec(
+    "redis_memory_fragmentation_ratio", G, "Resident memory divided by the memory Redis allocated for data.", _RT)
+REDIS_DB_KEYS = FamilySpec("redis_db_keys", G, "Keys in each database.", ("target", "db"))
+REDIS_DB_EXPIRING_KEYS = FamilySpec(
+    "redis_db_expiring_keys", G, "Keys with a time to live in each database.", ("target", "db"))
+REDIS_BLOCKED_CLIENTS = FamilySpec(
+    "redis_blocked_clients", G, "Clients waiting in a blocking command (BLPOP, XREAD BLOCK, WAIT …).", _RT)
+REDIS_MAX_CLIENTS = FamilySpec("redis_max_clients", G, "Most client connections the server accepts.", _RT)
+REDIS_REJECTED_CONNECTIONS = FamilySpec(
+    "redis_rejected_connections_total", C, "Connections refused because maxclients was reached.", _RT)
+REDIS_NET_INPUT = FamilySpec(
+    "redis_net_input_bytes_total", C, "Bytes the server read from the network.", _RT, unit="bytes")
+REDIS_NET_OUTPUT = FamilySpec(
+    "redis_net_output_bytes_total", C, "Bytes the server wrote to the network.", _RT, unit="bytes")
+REDIS_LAST_SAVE = FamilySpec(
+    "redis_rdb_last_save_timestamp_seconds", G, "Unix time of the last successful RDB save.", _RT, unit="seconds")
+REDIS_CHANGES_SINCE_SAVE = FamilySpec(
+    "redis_rdb_changes_since_last_save", G, "Writes since the last RDB save (lost if the server dies now).", _RT)
+REDIS_LAST_BGSAVE_OK = FamilySpec(
+    "redis_rdb_last_bgsave_ok", G, "1 if the last background RDB save succeeded, else 0.", _RT)
+REDIS_AOF_ENABLED = FamilySpec("redis_aof_enabled", G, "1 if the append-only file is on, else 0.", _RT)
+REDIS_AOF_LAST_WRITE_OK = FamilySpec(
+    "redis_aof_last_write_ok", G, "1 if the last write to the append-only file succeeded, else 0.", _RT)
+REDIS_AOF_LAST_REWRITE_OK = FamilySpec(
+    "redis_aof_last_rewrite_ok", G, "1 if the last append-only file rewrite succeeded, else 0.", _RT)
+REDIS_KEY_PATTERN_KEYS = FamilySpec(
+    "redis_key_pattern_keys", G, "Keys matching a configured pattern, from the last complete SCAN pass.",
+    ("target", "pattern"))
+REDIS_KEY_SCAN_PASSES = FamilySpec(
+    "redis_key_scan_passes_total", C, "Complete SCAN passes over the keyspace for the key-pattern counts.", _RT)
 
 # --- the exporter itself --------------------------------------------------------
 BUILD_INFO = FamilySpec(

@@ -1,36 +1,59 @@
-"""Redis: cache statistics from INFO and the depth of queues kept in keys.
+"""Redis: cache statistics and server depth from INFO, the depth of queues kept in keys,
+and bounded key-pattern counts.
 
-INFO gives hits, misses, evictions, expirations, keys, memory and clients; the
-cache label is the target's name. Queues are read by layout: a plain key of
-any type (list LLEN, stream XLEN plus consumer-group lag, sorted set ZCARD,
-set SCARD), a Celery queue (a list named after the queue, plus its priority
-lists) or an RQ queue (the list `rq:queue:<name>`).
+INFO gives hits, misses, evictions, expirations, keys, memory and clients into the
+cache families (the cache label is the target's name), and the server's own
+figures into apm_redis_*: per-command calls, time, errors and (Redis 7) latency
+percentiles, replication on both sides, memory detail, keyspace per database,
+blocked and rejected clients, persistence. Queues are read by layout: a plain
+key of any type (list LLEN, stream XLEN plus consumer-group lag, sorted set
+ZCARD, set SCARD), a Celery queue (a list named after the queue, plus its
+priority lists) or an RQ queue (the list `rq:queue:<name>`).
+
+Key patterns are counted by SCAN (never KEYS, which blocks the server), within
+a key and time budget per scrape: a pass over a large keyspace spans scrapes,
+resuming at its cursor, and the counts published are those of the last
+complete pass.
 
 Every key the probe reads is a keyspace hit (the key exists) or miss (it does
 not) in Redis's own counters. The probe counts its own lookups and subtracts
 them, so apm_cache_requests_total shows the applications' hits and misses only,
 exactly (tests check it). The tally restarts with the server (INFO run_id) or a
-CONFIG RESETSTAT (counters below the tally).
+CONFIG RESETSTAT (counters below the tally). SCAN is no lookup.
+
+The probe speaks RESP itself (collectors/resp.py): redis-py's import alone cost
+the daemon 8.8 MiB of its 40 MiB budget.
 """
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Callable
 from enum import Enum
-from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
 from exporter import families
 from exporter.collectors import BaseProbe, ProbeError
-from exporter.model import Family
+from exporter.collectors.resp import (
+    Connection,
+    Endpoint,
+    parse_fields,
+    parse_info,
+    parse_url,
+)
+from exporter.model import Family, SummaryValue
 from exporter.redact import dsn_secrets
-from exporter.schema import Section, Target
+from exporter.schema import Duration, Section, Target
 
 # Celery's Redis transport (kombu) keeps one list per priority step: the queue's own name
 # for step 0, `<queue>\x06\x16<step>` for the others; kombu's default steps are 0, 3, 6, 9.
 _CELERY_PRIORITY_SEP = "\x06\x16"
 _CELERY_PRIORITY_STEPS = [0, 3, 6, 9]
+# Keys asked for per SCAN call: large enough to keep round trips few, small enough that
+# one call stays well inside the time budget on a busy server.
+_SCAN_COUNT = 1000
 
 
 class Layout(str, Enum):
@@ -57,60 +80,77 @@ class Queue(Section):
         return self
 
 
+class KeyPattern(Section):
+    """Keys to count: a Redis glob (`session:*`, `user:[0-9]*`); `label` is the `pattern` label."""
+
+    pattern: str = Field(min_length=1)
+    label: str | None = None
+
+
+class ScanBudget(Section):
+    """How much SCAN work one scrape may do for the key-pattern counts."""
+
+    keys: int = Field(default=10_000, ge=1, le=10_000_000)
+    time: Duration = 0.05
+
+
 class Config(Target):
     """A Redis server: `url` is redis://[user:password@]host:port/db (rediss:// for TLS)."""
 
     url: str = Field(default="redis://127.0.0.1:6379/0", pattern=r"^(redis|rediss|unix)://")
     queues: list[Queue] = []
-    # Cache stats (INFO) can be switched off for a Redis used only as a broker.
+    # Cache stats (hits, misses, entries, expirations) can be switched off for a Redis used
+    # only as a broker; memory, its limit, evictions and clients stay while `server` is on.
     cache: bool = True
+    # The apm_redis_* families: commands, latency, replication, memory, keyspace, persistence.
+    server: bool = True
+    key_patterns: list[KeyPattern] = []
+    scan_budget: ScanBudget = ScanBudget()
 
 
 class RedisCollector(BaseProbe):
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.secrets = dsn_secrets(config.url)
-        self._client: Any = None
+        self._endpoint: Endpoint | None = None
+        self._conn: Connection | None = None
         self._own = _Lookups()
+        self._scan = _PatternScan(config.key_patterns, config.scan_budget, clock)
 
     def describe(self) -> str:
         return f"redis {self.config.url}"
 
     def address(self) -> tuple[str, int] | None:
         try:
-            parts = urlsplit(self.config.url)
-            port = parts.port or 6379
-        except ValueError:
+            endpoint = self._endpoint or parse_url(self.config.url)
+        except ProbeError:
             return None
-        return (parts.hostname, port) if parts.scheme != "unix" and parts.hostname else None
-
-    def _connect(self) -> Any:
-        import redis.asyncio
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
-        # No client-side retries: one attempt per scrape, the job's backoff between failures.
-        return redis.asyncio.Redis.from_url(
-            self.config.url, socket_timeout=self.config.timeout, socket_connect_timeout=self.config.timeout,
-            retry=Retry(NoBackoff(), 0), decode_responses=True, client_name="apm-exporter",
-            max_connections=2)
+        return None if endpoint.path else (endpoint.host, endpoint.port)
 
     async def collect(self) -> list[Family]:
-        if self._client is None:
-            self._client = self._connect()
-        client = self._client
+        if self._conn is None:
+            if self._endpoint is None:
+                self._endpoint = parse_url(self.config.url)
+            self._conn = await Connection.open(self._endpoint, client_name="apm-exporter")
+        conn = self._conn
+        target = self.config.name
         out: list[Family] = []
-        if self.config.cache:
-            info = await client.info()
+        if self.config.cache or self.config.server:
+            info = parse_info(await conn.call("INFO", "all" if self.config.server else "default"))
             self._own.sync(info)
-            out += _cache_families(self.config.name, info, self._own)
+            out += _memory_families(target, info)
+            if self.config.cache:
+                out += _cache_families(target, info, self._own)
+            if self.config.server:
+                out += server_families(target, info)
+            self._scan.sync(info.get("run_id"))
         if self.config.queues:
             depths: list[tuple[tuple[str], float]] = []
             lags: list[tuple[tuple[str, str], float]] = []
             pending: list[tuple[tuple[str, str], float]] = []
             for queue in self.config.queues:
                 label = queue.label or queue.name
-                depth, groups = await _queue_depth(client, queue, self._own)
+                depth, groups = await _queue_depth(conn, queue, self._own)
                 depths.append(((label,), depth))
                 for group, lag, pend in groups:
                     lags.append(((label, group), lag))
@@ -119,15 +159,15 @@ class RedisCollector(BaseProbe):
             if lags:
                 out.append(families.QUEUE_CONSUMER_LAG.family(lags))
                 out.append(families.QUEUE_PENDING.family(pending))
+        if self.config.key_patterns:
+            await self._scan.advance(conn)
+            out += self._scan.families(target)
         return out
 
     async def reset(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                await client.aclose()
-            except Exception:  # closing a broken connection may fail; it is gone either way
-                pass
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
 
 
 class _Lookups:
@@ -144,33 +184,219 @@ class _Lookups:
         else:
             self.misses += 1
 
-    def sync(self, info: dict[str, Any]) -> None:
+    def sync(self, info: dict[str, str]) -> None:
         """Forget the tally when the counters it refers to are gone (restart, CONFIG RESETSTAT)."""
         run_id = info.get("run_id")
-        if (run_id != self._run_id or int(info.get("keyspace_hits", 0)) < self.hits
-                or int(info.get("keyspace_misses", 0)) < self.misses):
+        if (run_id != self._run_id or _int(info, "keyspace_hits") < self.hits
+                or _int(info, "keyspace_misses") < self.misses):
             self.hits = self.misses = 0
         self._run_id = run_id
 
 
-def _cache_families(cache: str, info: dict[str, Any], own: _Lookups) -> list[Family]:
-    keys = sum(float(v.get("keys", 0)) for k, v in info.items() if k.startswith("db") and isinstance(v, dict))
+def _int(info: dict[str, str], key: str) -> int:
+    try:
+        return int(info.get(key, 0))
+    except ValueError:
+        raise ProbeError(f"INFO field {key} is not a number: {info[key][:40]!r}") from None
+
+
+def _num(info: dict[str, str], key: str) -> float:
+    try:
+        return float(info.get(key, 0))
+    except ValueError:
+        raise ProbeError(f"INFO field {key} is not a number: {info[key][:40]!r}") from None
+
+
+def _databases(info: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The keyspace section: {"0": {"keys": …, "expires": …}} for each `dbN` line."""
+    return {k[2:]: parse_fields(v) for k, v in info.items() if k.startswith("db") and k[2:].isdigit()}
+
+
+def _memory_families(cache: str, info: dict[str, str]) -> list[Family]:
+    """What matters for a cache and a broker alike: memory against its limit, evictions, clients."""
     level = ""
     return [
-        families.CACHE_REQUESTS.family([
-            ((cache, level, "hit"), float(max(0, int(info.get("keyspace_hits", 0)) - own.hits))),
-            ((cache, level, "miss"), float(max(0, int(info.get("keyspace_misses", 0)) - own.misses))),
-        ]),
-        families.CACHE_EVICTIONS.one(float(info.get("evicted_keys", 0)), cache, level),
-        families.CACHE_EXPIRATIONS.one(float(info.get("expired_keys", 0)), cache, level),
-        families.CACHE_ENTRIES.one(keys, cache, level),
-        families.CACHE_MEMORY.one(float(info.get("used_memory", 0)), cache, level),
-        families.CACHE_MEMORY_LIMIT.one(float(info.get("maxmemory", 0)), cache, level),
-        families.CACHE_CLIENTS.one(float(info.get("connected_clients", 0)), cache),
+        families.CACHE_EVICTIONS.one(_num(info, "evicted_keys"), cache, level),
+        families.CACHE_MEMORY.one(_num(info, "used_memory"), cache, level),
+        families.CACHE_MEMORY_LIMIT.one(_num(info, "maxmemory"), cache, level),
+        families.CACHE_CLIENTS.one(_num(info, "connected_clients"), cache),
     ]
 
 
-async def _queue_depth(client: Any, queue: Queue, own: _Lookups) -> tuple[float, list[tuple[str, float, float]]]:
+def _cache_families(cache: str, info: dict[str, str], own: _Lookups) -> list[Family]:
+    keys = sum(float(db.get("keys", 0)) for db in _databases(info).values())
+    level = ""
+    return [
+        families.CACHE_REQUESTS.family([
+            ((cache, level, "hit"), float(max(0, _int(info, "keyspace_hits") - own.hits))),
+            ((cache, level, "miss"), float(max(0, _int(info, "keyspace_misses") - own.misses))),
+        ]),
+        families.CACHE_EXPIRATIONS.one(_num(info, "expired_keys"), cache, level),
+        families.CACHE_ENTRIES.one(keys, cache, level),
+    ]
+
+
+def _quantile(name: str) -> float:
+    """latencystats names (p50, p99, p99.9) as summary quantiles (0.5, 0.99, 0.999)."""
+    return round(float(name[1:]) / 100, 6)
+
+
+def server_families(target: str, info: dict[str, str]) -> list[Family]:
+    """INFO all → apm_redis_*; fields a server version lacks give no sample rather than a zero."""
+    t = (target,)
+    stats: dict[str, dict[str, str]] = {}
+    quantiles: dict[str, list[tuple[float, float]]] = {}
+    for key, value in info.items():
+        if key.startswith("cmdstat_"):
+            stats[key[8:]] = parse_fields(value)
+        elif key.startswith("latency_percentiles_usec_"):
+            quantiles[key[25:]] = [(_quantile(name), float(usec) / 1e6)
+                                   for name, usec in parse_fields(value).items()]
+    durations, errors = [], []
+    for command, fields in stats.items():
+        durations.append(((target, command), SummaryValue(
+            quantiles.get(command, []), float(fields.get("calls", 0)), float(fields.get("usec", 0)) / 1e6)))
+        for reason in ("failed", "rejected"):  # Redis 6.2+
+            if f"{reason}_calls" in fields:
+                errors.append(((target, command, reason), float(fields[f"{reason}_calls"])))
+    role = "replica" if info.get("role") == "slave" else "primary"
+    out = [
+        families.REDIS_INFO.one(1.0, target, info.get("redis_version", ""), role),
+        families.REDIS_UPTIME.one(_num(info, "uptime_in_seconds"), target),
+        families.REDIS_COMMAND_DURATION.family(durations),
+        families.REDIS_COMMAND_ERRORS.family(errors),
+        families.REDIS_CONNECTED_REPLICAS.one(_num(info, "connected_slaves"), target),
+        families.REDIS_REPLICATION_OFFSET.one(_num(info, "master_repl_offset"), target),
+    ]
+    offset = _num(info, "master_repl_offset")
+    lag_bytes, ack_age = [], []
+    for key, value in info.items():
+        if re.fullmatch(r"slave\d+", key):
+            replica = parse_fields(value)
+            name = f"{replica.get('ip', '')}:{replica.get('port', '')}"
+            lag_bytes.append(((target, name), max(0.0, offset - float(replica.get("offset", 0)))))
+            ack_age.append(((target, name), float(replica.get("lag", 0))))
+    out += [families.REDIS_REPLICA_LAG_BYTES.family(lag_bytes), families.REDIS_REPLICA_ACK_AGE.family(ack_age)]
+    if role == "replica":
+        up = info.get("master_link_status") == "up"
+        out.append(families.REDIS_PRIMARY_LINK_UP.one(1.0 if up else 0.0, *t))
+        if up and "master_last_io_seconds_ago" in info:
+            out.append(families.REDIS_PRIMARY_LAST_IO.one(_num(info, "master_last_io_seconds_ago"), *t))
+    dbs = _databases(info)
+    out += [
+        families.REDIS_DB_KEYS.family(((target, db), float(f.get("keys", 0))) for db, f in dbs.items()),
+        families.REDIS_DB_EXPIRING_KEYS.family(((target, db), float(f.get("expires", 0))) for db, f in dbs.items()),
+        families.REDIS_MEMORY_RSS.one(_num(info, "used_memory_rss"), *t),
+        families.REDIS_FRAGMENTATION.one(_num(info, "mem_fragmentation_ratio"), *t),
+        families.REDIS_BLOCKED_CLIENTS.one(_num(info, "blocked_clients"), *t),
+        families.REDIS_REJECTED_CONNECTIONS.one(_num(info, "rejected_connections"), *t),
+        families.REDIS_NET_INPUT.one(_num(info, "total_net_input_bytes"), *t),
+        families.REDIS_NET_OUTPUT.one(_num(info, "total_net_output_bytes"), *t),
+        families.REDIS_LAST_SAVE.one(_num(info, "rdb_last_save_time"), *t),
+        families.REDIS_CHANGES_SINCE_SAVE.one(_num(info, "rdb_changes_since_last_save"), *t),
+        families.REDIS_LAST_BGSAVE_OK.one(_ok(info, "rdb_last_bgsave_status"), *t),
+        families.REDIS_AOF_ENABLED.one(_num(info, "aof_enabled"), *t),
+        families.REDIS_AOF_LAST_WRITE_OK.one(_ok(info, "aof_last_write_status"), *t),
+        families.REDIS_AOF_LAST_REWRITE_OK.one(_ok(info, "aof_last_bgrewrite_status"), *t),
+    ]
+    if "maxclients" in info:  # Redis 7 INFO clients
+        out.append(families.REDIS_MAX_CLIENTS.one(_num(info, "maxclients"), *t))
+    return out
+
+
+def _ok(info: dict[str, str], key: str) -> float:
+    return 1.0 if info.get(key, "ok") == "ok" else 0.0
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """A Redis glob (stringmatchlen: `*`, `?`, `[abc]`, `[^a-z]`, `\\` escapes) as a regex."""
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "[":
+            i += 1
+            negate = pattern[i:i + 1] == "^"
+            i += negate
+            members = []
+            while i < n and pattern[i] != "]":  # Redis reads an unclosed class to the pattern's end
+                if pattern[i] == "\\" and i + 1 < n:
+                    i += 1
+                    members.append(re.escape(pattern[i]))
+                elif pattern[i] == "-" and members and i + 1 < n and pattern[i + 1] != "]":
+                    members.append("-")
+                else:
+                    members.append(re.escape(pattern[i]))
+                i += 1
+            if members:
+                out.append(f"[{'^' if negate else ''}{''.join(members)}]")
+            else:  # `[]` matches nothing, `[^]` any character
+                out.append("." if negate else "(?!)")
+            i += 1
+            continue
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+class _PatternScan:
+    """One SCAN pass at a time over the keyspace, matching every pattern, within a budget per scrape.
+
+    SCAN guarantees every key present for the whole pass is returned at least once
+    (a rehash may return some twice, so a count is exact on a keyspace at rest and
+    may over-count by a few while the table resizes). The cursor is kept across
+    scrapes and connections; a server restart (a new run_id) starts the pass over.
+    """
+
+    def __init__(self, patterns: list[KeyPattern], budget: ScanBudget, clock: Callable[[], float]) -> None:
+        self._patterns = [(p.label or p.pattern, glob_regex(p.pattern)) for p in patterns]
+        self._budget = budget
+        self._clock = clock
+        self._run_id: str | None = None
+        self._cursor = "0"
+        self._counting = [0] * len(patterns)
+        self.published: list[int] | None = None
+        self.passes = 0
+
+    def sync(self, run_id: str | None) -> None:
+        if run_id != self._run_id:
+            self._cursor, self._counting = "0", [0] * len(self._patterns)
+        self._run_id = run_id
+
+    async def advance(self, conn: Connection) -> None:
+        """SCAN on from the cursor until the pass ends or the scrape's key or time budget is spent."""
+        start, seen = self._clock(), 0
+        while seen < self._budget.keys and self._clock() - start < self._budget.time:
+            count = min(_SCAN_COUNT, self._budget.keys - seen)
+            reply = await conn.call("SCAN", self._cursor, "COUNT", count)
+            if not (isinstance(reply, list) and len(reply) == 2 and isinstance(reply[1], list)):
+                raise ProbeError(f"unexpected SCAN reply {str(reply)[:80]!r}")
+            self._cursor, keys = str(reply[0]), reply[1]
+            seen += len(keys)
+            for i, (_, regex) in enumerate(self._patterns):
+                self._counting[i] += sum(1 for key in keys if regex.fullmatch(key))
+            if self._cursor == "0":
+                self.published, self._counting = self._counting, [0] * len(self._patterns)
+                self.passes += 1
+                return
+
+    def families(self, target: str) -> list[Family]:
+        out = [families.REDIS_KEY_SCAN_PASSES.one(float(self.passes), target)]
+        if self.published is not None:
+            out.append(families.REDIS_KEY_PATTERN_KEYS.family(
+                ((target, label), float(n)) for (label, _), n in zip(self._patterns, self.published)))
+        return out
+
+
+async def _queue_depth(conn: Connection, queue: Queue, own: _Lookups) -> tuple[float, list[tuple[str, float, float]]]:
     """Items waiting, and (group, lag, pending) per consumer group when the key is a stream.
 
     Each key read is tallied in `own` as Redis counts it: a hit if the key exists.
@@ -179,33 +405,31 @@ async def _queue_depth(client: Any, queue: Queue, own: _Lookups) -> tuple[float,
     if queue.layout is Layout.CELERY:
         keys = [queue.name if step == 0 else f"{queue.name}{_CELERY_PRIORITY_SEP}{step}"
                 for step in queue.priority_steps]
-        pipe = client.pipeline(transaction=False)
-        for key in keys:
-            pipe.llen(key)
-        lengths = await pipe.execute()
+        lengths = [int(n) for n in await conn.pipeline([("LLEN", key) for key in keys])]
         for n in lengths:
             own.key(n > 0)
         return float(sum(lengths)), []
     if queue.layout is Layout.RQ:
-        n = await client.llen(f"rq:queue:{queue.name}")
+        n = int(await conn.call("LLEN", f"rq:queue:{queue.name}"))
         own.key(n > 0)
         return float(n), []
     key = queue.key or queue.name
-    kind = await client.type(key)
+    kind = await conn.call("TYPE", key)
     own.key(kind != "none")
     if kind == "none":
         return 0.0, []  # an empty queue: Redis deletes lists that drain
     if kind in ("list", "zset", "set"):
-        n = await {"list": client.llen, "zset": client.zcard, "set": client.scard}[kind](key)
+        n = int(await conn.call({"list": "LLEN", "zset": "ZCARD", "set": "SCARD"}[kind], key))
         own.key(n > 0)
         return float(n), []
     if kind == "stream":
-        length = float(await client.xlen(key))
+        length = float(await conn.call("XLEN", key))
         own.key(True)
         groups = []
-        for group in await client.xinfo_groups(key):
+        for reply in await conn.call("XINFO", "GROUPS", key):
+            group = dict(zip(reply[::2], reply[1::2]))
             pend = float(group.get("pending") or 0)
-            # `lag` (Redis 7+) is None when Redis cannot tell (entries deleted or trimmed);
+            # `lag` (Redis 7+) is nil when Redis cannot tell (entries deleted or trimmed);
             # pending is then the best lower bound we have.
             lag = group.get("lag")
             groups.append((str(group["name"]), pend if lag is None else float(lag), pend))

@@ -201,13 +201,28 @@ class Server:
 # --- Redis ------------------------------------------------------------------------
 
 class RedisServer(Server):
+    """Redis on 127.0.0.1; `replica_of` makes it a replica of another RedisServer, `tls` serves
+    TLS only (a (cert, key) pair; clients are not asked for certificates)."""
+
     name = "redis"
 
+    def __init__(self, workdir: Path, port: int | None = None, replica_of: RedisServer | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
+        super().__init__(workdir, port)
+        self.replica_of = replica_of
+        self.tls = tls
+
     def command_line(self) -> list[str]:
-        return [require("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
+        listen = ["--port", str(self.port)]
+        if self.tls is not None:
+            cert, key = self.tls
+            listen = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert),
+                      "--tls-key-file", str(key), "--tls-auth-clients", "no"]
+        replica = ["--replicaof", "127.0.0.1", str(self.replica_of.port)] if self.replica_of else []
+        return [require("redis-server"), *listen, "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
                 # DEBUG SLEEP pauses the server: the slow-target tests use it.
-                "--enable-debug-command", "local"]
+                "--enable-debug-command", "local", *replica]
 
     @property
     def url(self) -> str:
@@ -220,8 +235,24 @@ class RedisServer(Server):
         return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, **kwargs)
 
     def ready(self) -> None:
+        if self.tls is not None:
+            return  # the test's own client speaks TLS; accepting connections is enough here
         with contextlib.closing(self.client()) as client:
             client.ping()
+
+    def wait_in_sync(self, timeout: float = START_TIMEOUT) -> None:
+        """On a replica: return once its link is up and it has applied all of its primary's stream."""
+        assert self.replica_of is not None
+        deadline = time.monotonic() + timeout
+        with contextlib.closing(self.client()) as mine, contextlib.closing(self.replica_of.client()) as theirs:
+            while True:
+                info = mine.info("replication")
+                if (info.get("master_link_status") == "up"
+                        and info["master_repl_offset"] == theirs.info("replication")["master_repl_offset"]):
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"replica not in sync after {timeout:g}s: {info}")
+                time.sleep(0.05)
 
     def reset(self) -> None:
         """Empty every database and zero INFO stats (hits, misses, evictions …)."""
@@ -481,6 +512,20 @@ def redis_server(_redis_session: RedisServer) -> RedisServer:
     _redis_session.start()
     _redis_session.reset()
     return _redis_session
+
+
+@pytest.fixture(scope="session")
+def _redis_replica_session(_redis_session: RedisServer) -> Iterator[RedisServer]:
+    with running(RedisServer(_workdir("redis-replica"), replica_of=_redis_session)) as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def redis_replica(redis_server: RedisServer, _redis_replica_session: RedisServer) -> RedisServer:
+    """A second Redis replicating from `redis_server`, running and in sync with it."""
+    _redis_replica_session.start()
+    _redis_replica_session.wait_in_sync()
+    return _redis_replica_session
 
 
 @pytest.fixture(scope="session")
