@@ -286,22 +286,31 @@ def server_families(target: str, info: dict[str, str]) -> list[Family]:
     out += [
         families.REDIS_DB_KEYS.family(((target, db), float(f.get("keys", 0))) for db, f in dbs.items()),
         families.REDIS_DB_EXPIRING_KEYS.family(((target, db), float(f.get("expires", 0))) for db, f in dbs.items()),
-        families.REDIS_MEMORY_RSS.one(_num(info, "used_memory_rss"), *t),
-        families.REDIS_FRAGMENTATION.one(_num(info, "mem_fragmentation_ratio"), *t),
-        families.REDIS_BLOCKED_CLIENTS.one(_num(info, "blocked_clients"), *t),
-        families.REDIS_REJECTED_CONNECTIONS.one(_num(info, "rejected_connections"), *t),
-        families.REDIS_NET_INPUT.one(_num(info, "total_net_input_bytes"), *t),
-        families.REDIS_NET_OUTPUT.one(_num(info, "total_net_output_bytes"), *t),
-        families.REDIS_LAST_SAVE.one(_num(info, "rdb_last_save_time"), *t),
-        families.REDIS_CHANGES_SINCE_SAVE.one(_num(info, "rdb_changes_since_last_save"), *t),
-        families.REDIS_LAST_BGSAVE_OK.one(_ok(info, "rdb_last_bgsave_status"), *t),
-        families.REDIS_AOF_ENABLED.one(_num(info, "aof_enabled"), *t),
-        families.REDIS_AOF_LAST_WRITE_OK.one(_ok(info, "aof_last_write_status"), *t),
-        families.REDIS_AOF_LAST_REWRITE_OK.one(_ok(info, "aof_last_bgrewrite_status"), *t),
     ]
-    if "maxclients" in info:  # Redis 7 INFO clients
-        out.append(families.REDIS_MAX_CLIENTS.one(_num(info, "maxclients"), *t))
+    out += [spec.one(_num(info, field), *t) for spec, field in _GAUGES if field in info]
+    out += [spec.one(_ok(info, field), *t) for spec, field in _STATUSES if field in info]
     return out
+
+
+# INFO fields exported as they are, and `ok`/`err` statuses exported as 1/0; a field the
+# server's version lacks (maxclients before Redis 7) gives no sample rather than a zero.
+_GAUGES = [
+    (families.REDIS_MEMORY_RSS, "used_memory_rss"),
+    (families.REDIS_FRAGMENTATION, "mem_fragmentation_ratio"),
+    (families.REDIS_BLOCKED_CLIENTS, "blocked_clients"),
+    (families.REDIS_MAX_CLIENTS, "maxclients"),
+    (families.REDIS_REJECTED_CONNECTIONS, "rejected_connections"),
+    (families.REDIS_NET_INPUT, "total_net_input_bytes"),
+    (families.REDIS_NET_OUTPUT, "total_net_output_bytes"),
+    (families.REDIS_LAST_SAVE, "rdb_last_save_time"),
+    (families.REDIS_CHANGES_SINCE_SAVE, "rdb_changes_since_last_save"),
+    (families.REDIS_AOF_ENABLED, "aof_enabled"),
+]
+_STATUSES = [
+    (families.REDIS_LAST_BGSAVE_OK, "rdb_last_bgsave_status"),
+    (families.REDIS_AOF_LAST_WRITE_OK, "aof_last_write_status"),
+    (families.REDIS_AOF_LAST_REWRITE_OK, "aof_last_bgrewrite_status"),
+]
 
 
 def _ok(info: dict[str, str], key: str) -> float:

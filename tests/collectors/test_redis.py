@@ -146,19 +146,19 @@ def test_the_probes_own_queue_reads_are_not_counted_as_the_apps_hits(redis_serve
     assert info["keyspace_hits"] > 5 and info["keyspace_misses"] > 2  # Redis itself counts the probe's reads
 
 
+async def failure(probe: RedisCollector) -> str:
+    """The error of one framed read that must fail."""
+    try:
+        with pytest.raises(ProbeError) as err:
+            await framed(probe).attempt()
+        return str(err.value)
+    finally:
+        await probe.close()
+
+
 def test_a_key_of_the_wrong_type_is_an_error_not_a_zero(redis_server: RedisServer) -> None:
     redis_server.client().set("jobs", "not a queue")
-
-    async def main() -> str:
-        probe = collector(redis_server.url, queues=[{"name": "jobs"}])
-        try:
-            with pytest.raises(ProbeError) as err:
-                await framed(probe).attempt()
-            return str(err.value)
-        finally:
-            await probe.close()
-
-    assert "is a string" in run(main)
+    assert "is a string" in run(lambda: failure(collector(redis_server.url, queues=[{"name": "jobs"}])))
 
 
 def test_a_paused_redis_does_not_hold_the_collect_beyond_its_timeout(redis_server: RedisServer) -> None:
@@ -520,13 +520,5 @@ def test_rediss_speaks_tls_and_checks_the_certificate(tmp_path: Path) -> None:
         got = collect_values(f"{url}?ssl_ca_certs={pki.ca.cert}")
         assert got["redis_connected_replicas"] == {("sessions",): 0}
 
-        async def untrusted() -> str:  # the system's CAs did not sign the test CA
-            probe = collector(url)
-            try:
-                with pytest.raises(ProbeError) as err:
-                    await framed(probe).attempt()
-                return str(err.value)
-            finally:
-                await probe.close()
-
-        assert "CERTIFICATE_VERIFY_FAILED" in run(untrusted)
+        # The system's CAs did not sign the test CA.
+        assert "CERTIFICATE_VERIFY_FAILED" in run(lambda: failure(collector(url)))
