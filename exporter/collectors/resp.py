@@ -90,18 +90,28 @@ class Connection:
 
     @classmethod
     async def open(cls, endpoint: Endpoint, client_name: str = "") -> Connection:
-        """Connect, authenticate, select the database and name the client."""
-        if endpoint.path:
-            reader, writer = await asyncio.open_unix_connection(endpoint.path, limit=_MAX_LINE)
-        else:
-            context = None
-            if endpoint.tls:
-                context = ssl.create_default_context(cafile=endpoint.ca_file)
-                if not endpoint.verify:
-                    context.check_hostname = False
-                    context.verify_mode = ssl.CERT_NONE
-            reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port, ssl=context,
-                                                           limit=_MAX_LINE)
+        """Connect, authenticate, select the database and name the client.
+
+        A failed connect (refused, unreachable, TLS rejected) is a ConnectionError
+        naming the address, as redis-py's was, so errors read the same for every cause.
+        """
+        where = endpoint.path or f"{endpoint.host}:{endpoint.port}"
+        try:
+            if endpoint.path:
+                reader, writer = await asyncio.open_unix_connection(endpoint.path, limit=_MAX_LINE)
+            else:
+                context = None
+                if endpoint.tls:
+                    context = ssl.create_default_context(cafile=endpoint.ca_file)
+                    if not endpoint.verify:
+                        context.check_hostname = False
+                        context.verify_mode = ssl.CERT_NONE
+                reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port, ssl=context,
+                                                               limit=_MAX_LINE)
+        except TimeoutError:
+            raise
+        except OSError as err:
+            raise ConnectionError(f"cannot connect to {where}: {err}") from None
         conn = cls(reader, writer)
         try:
             setup: list[list[Arg]] = []
