@@ -8,6 +8,8 @@ import json
 import math
 import re
 
+import pytest
+
 from exporter import families as F
 from exporter.model import Family, HistogramValue, Sample
 from exporter.status import page
@@ -79,7 +81,7 @@ def test_operation_windows_come_from_histogram_deltas() -> None:
     assert op["p99"] == expected_quantile(0.99, fast + slow)
     assert op["p50"] == expected_quantile(0.5, fast + slow)
     assert op["windows"]["1m"]["count"] == 100
-    assert op["spark"]["rate"] == [None, round(100 / 15, 6), 0.0]
+    assert op["spark"]["rate"] == [None, pytest.approx(100 / 15), 0.0]
 
 
 def test_a_counter_reset_counts_from_zero() -> None:
@@ -155,3 +157,15 @@ def test_a_saved_page_has_no_script_and_compare_draws_bars() -> None:
     sampler.observe([ops(a=([0.02] * 10, []))], at=15.0)
     status = Model(history, sampler).snapshot()
     assert b"<script>" not in page.render(status)
+
+
+def test_a_family_from_two_sources_is_read_as_one() -> None:
+    # /metrics can carry the same family twice: pushed series from the store, probed ones.
+    history = History(step=15.0, points=60)
+    sampler = Sampler(history)
+    requests = F.CACHE_REQUESTS
+    for at, n in ((0.0, 0.0), (15.0, 10.0)):
+        sampler.observe([requests.family([(("prices", "l1", "hit"), 3 * n), (("prices", "l1", "miss"), n)]),
+                         requests.family([(("sessions", "", "hit"), n), (("sessions", "", "miss"), n)])], at=at)
+    caches = {c["cache"]: c["hit_ratio"] for c in Model(history, sampler).snapshot()["caches"]}
+    assert caches == {"prices": 0.75, "sessions": 0.5}

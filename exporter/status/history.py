@@ -39,6 +39,8 @@ class History:
         self._seen: dict[Key, int] = {}  # key -> sequence number of the last row it had values in
         self._sums: dict[Key, list[array[float]]] = {}  # key -> one array per window (NaN counted as 0)
         self._seq = -1
+        self._order: list[int] = []
+        self._order_at = -2
 
     def steps(self, seconds: float) -> int:
         """Rows in a window of `seconds` (at least 1, at most points - 1)."""
@@ -96,9 +98,12 @@ class History:
         return [k for k in self._data if k[0] == kind]
 
     def _indices(self, steps: int) -> list[int]:
-        """Ring indices of the newest `steps` rows, oldest first."""
+        """Ring indices of the newest `steps` rows, oldest first (the full order cached per row)."""
+        if self._order_at != self._seq:
+            self._order = [(self.head - i) % self.points for i in range(self.rows - 1, -1, -1)]
+            self._order_at = self._seq
         steps = min(steps, self.rows)
-        return [(self.head - i) % self.points for i in range(steps - 1, -1, -1)]
+        return self._order[len(self._order) - steps:] if steps else []
 
     def span(self, steps: int) -> float:
         """Seconds covered by the deltas of the newest `steps` rows (each covers the time since the

@@ -78,8 +78,11 @@ class Sampler:
         """One row per key: cumulative parts turned into deltas against the previous call."""
         by_name: dict[str, Family] = {}
         for fam in families:
-            if fam.spec.namespaced:
-                by_name.setdefault(fam.spec.name, fam)
+            if not fam.spec.namespaced:
+                continue
+            seen = by_name.get(fam.spec.name)
+            # A family can come from several sources (the store and a probe): read them as one.
+            by_name[fam.spec.name] = fam if seen is None else Family(seen.spec, [*seen.samples, *fam.samples])
         cumulative: dict[Key, list[float]] = {}  # deltas to take (whole vectors)
         gauges: dict[Key, list[float]] = {}
         self._operations(by_name, cumulative)
@@ -302,7 +305,7 @@ def _none(v: float | None) -> float | None:
 
 
 def _spark(values: list[float]) -> list[float | None]:
-    return [None if v != v else round(v, 6) for v in values]
+    return [None if v != v else v for v in values]
 
 
 class Model:

@@ -40,7 +40,7 @@ table{border-collapse:collapse;width:100%}
 th,td{padding:3px 8px;text-align:right;white-space:nowrap;border-bottom:1px solid var(--line)}
 th{color:var(--dim);font-weight:500}
 th:first-child,td:first-child{text-align:left}
-td:first-child{white-space:normal;overflow-wrap:anywhere;max-width:360px}
+td:first-child{white-space:normal;overflow-wrap:break-word;min-width:7em;max-width:360px}
 td.err{text-align:left;white-space:normal;max-width:420px;color:var(--bad)}
 .score{font-size:28px;font-weight:700;padding:2px 12px;border-radius:6px;border:2px solid}
 .good{color:var(--ok);border-color:var(--ok)}.fair{color:var(--warn);border-color:var(--warn)}
@@ -225,7 +225,7 @@ def _caches(status: dict[str, Any]) -> str:
              _td(pct(c.get("fill_ratio"), 1)), _td(sparkline(c.get("spark", {}).get("hit_ratio")))]
             for c in caches]
     return _section("Caches", _table(["cache", "level", "hit ratio", "lookups/s", "evictions/s", "entries", "fill",
-                                      "hit ratio trend"], rows), ident="caches")
+                                      "hit ratio trend"], rows), wide=True, ident="caches")
 
 
 def _pools(status: dict[str, Any]) -> str:
@@ -237,7 +237,7 @@ def _pools(status: dict[str, Any]) -> str:
              _td(_rate(p.get("timeout_rate"))), _td(sparkline(p.get("spark", {}).get("active")))]
             for p in pools]
     return _section("Pools", _table(["pool", "in use / max", "utilisation", "waiting", "wait p99", "timeouts/s",
-                                     "in use trend"], rows), ident="pools")
+                                     "in use trend"], rows), wide=True, ident="pools")
 
 
 def _queues(status: dict[str, Any]) -> str:
@@ -252,7 +252,7 @@ def _queues(status: dict[str, Any]) -> str:
                      _td(_rate(q.get("batch_items_rate"))), _td(pct(q.get("batch_error_ratio"), 1)),
                      _td(sparkline(q.get("spark", {}).get("depth")))])
     return _section("Queues", _table(["queue", "depth", "trend", "consumer lag", "batch items/s", "batch errors",
-                                      "depth trend"], rows), ident="queues")
+                                      "depth trend"], rows), wide=True, ident="queues")
 
 
 def _host(status: dict[str, Any]) -> str:

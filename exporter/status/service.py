@@ -91,6 +91,12 @@ class Status:
                 started = time.monotonic()
                 try:
                     self.observe(await collect())
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if task is None or task.cancelling():
+                        raise  # the daemon is stopping
+                    # A reload closed the scraper this sample was reading: skip it, go on.
+                    log.info("status sample skipped: the scraper was replaced")
                 except Exception as err:  # noqa: BLE001  (the page must not take the daemon down)
                     log.warning("status sample failed", extra={"err": f"{type(err).__name__}: {err}"})
                 await asyncio.sleep(max(0.0, self.history.step - (time.monotonic() - started)))
