@@ -169,3 +169,13 @@ def test_a_family_from_two_sources_is_read_as_one() -> None:
                          requests.family([(("sessions", "", "hit"), n), (("sessions", "", "miss"), n)])], at=at)
     caches = {c["cache"]: c["hit_ratio"] for c in Model(history, sampler).snapshot()["caches"]}
     assert caches == {"prices": 0.75, "sessions": 0.5}
+
+
+def test_compact_counts_widen_when_a_step_does_not_fit() -> None:
+    h = History(step=1.0, points=4)
+    h.append(0.0, {("op", "a"): [1.0, 2.0, 0.5]}, integral={"op": 2})
+    h.append(1.0, {("op", "a"): [70000.0, 2.0, 0.5]}, integral={"op": 2})  # more than uint16 holds
+    h.append(2.0, {("op", "a"): [1.5, math.nan, 0.25]}, integral={"op": 2})  # a sampled line's fraction
+    assert h.column(("op", "a"), 0) == [1.0, 70000.0, 1.5]
+    assert math.isnan(h.column(("op", "a"), 1)[2]) and h.column(("op", "a"), 2) == [0.5, 0.5, 0.25]
+    assert h.total(("op", "a"), 3) == [70002.5, 4.0, 1.25]

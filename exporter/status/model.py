@@ -72,7 +72,8 @@ class Sampler:
     def observe(self, families: Iterable[Family], at: float | None = None) -> None:
         at = time.time() if at is None else at
         rows = self.rows(families)
-        self.history.append(at, rows)
+        # An operation's buckets and errors are whole counts: stored compactly while they fit.
+        self.history.append(at, rows, integral={"op": len(self.op_bounds) + 1})
 
     def rows(self, families: Iterable[Family]) -> dict[Key, list[float]]:
         """One row per key: cumulative parts turned into deltas against the previous call."""
@@ -119,7 +120,7 @@ class Sampler:
         if fam is None:
             return
         self.op_bounds = (*fam.spec.buckets, INF)
-        width = len(self.op_bounds) + 2  # buckets, +Inf (the count), sum, errors
+        width = len(self.op_bounds) + 2  # buckets, +Inf (the count), errors (whole counts), then sum
         acc: dict[Key, list[float]] = {}
         for labels, value in zip(*_columns(fam), strict=True):
             if not isinstance(value, HistogramValue):
@@ -132,9 +133,9 @@ class Sampler:
                 row[i] += c
             n = len(value.counts)
             row[n] += value.count
-            row[n + 1] += value.sum
             if len(labels) > 1 and labels[1] not in OK_OUTCOMES:
-                row[n + 2] += value.count
+                row[n + 1] += value.count
+            row[n + 2] += value.sum
         cumulative.update(acc)
 
     def _caches(self, fams: dict[str, Family], cumulative: dict[Key, list[float]],
@@ -318,8 +319,8 @@ class Model:
 
     def snapshot(self, errors: dict[tuple[str, str], tuple[float, str]] | None = None,
                  started_at: float | None = None, spark_rows: int | None = None) -> dict[str, Any]:
-        """`spark_rows` limits the operations with windows, quantiles and sparklines to the slowest N
-        (the page shows no more than that; the JSON has them all)."""
+        """`spark_rows` limits the operations with windows, quantiles and sparklines to the slowest N,
+        and the targets with sparklines to the first N (the page shows no more; the JSON has all)."""
         h = self.history
         steps = {name: h.steps(s) for name, s in WINDOWS}
         spans = {name: h.span(n) for name, n in steps.items()}
@@ -340,7 +341,7 @@ class Model:
         status["queues"] = self._queues()
         status["host"] = self._host(steps, spans)
         status["container"] = self._container(steps, spans)
-        status["targets"], status["collectors"] = self._jobs(errors or {})
+        status["targets"], status["collectors"] = self._jobs(errors or {}, spark_rows)
         status["targets_down"] = [{"collector": t["collector"], "target": t["target"]}
                                   for t in status["targets"] if t["up"] == 0]
         status["statsd"] = self._statsd(steps, spans)
@@ -358,15 +359,14 @@ class Model:
         nb = len(bounds)
         n, span = steps[HEADLINE], spans[HEADLINE]
         out: list[dict[str, Any]] = []
-        for key in h.keys("op"):
-            total = h.total(key, n)
+        for key, total in h.window_sums("op", n):
             if len(total) < nb + 2:
                 continue
             count = total[nb - 1]
-            p99 = _quantile(0.99, bounds, total[:nb]) if count > 0 else NAN
+            p99 = sorted_quantiles((0.99,), bounds, total[:nb])[0] if count > 0 else NAN
             out.append({"operation": key[1], "count": count, "rate": count / span if span else None,
-                        "errors": total[nb + 1], "error_ratio": total[nb + 1] / count if count > 0 else None,
-                        "p99": _none(p99), "mean": total[nb] / count if count > 0 else None, "_key": key})
+                        "errors": total[nb], "error_ratio": total[nb] / count if count > 0 else None,
+                        "p99": _none(p99), "mean": total[nb + 1] / count if count > 0 else None, "_key": key})
         out.sort(key=lambda o: (-(o["p99"] if o["p99"] is not None else -INF),
                                 -(o["mean"] if o["mean"] is not None else -INF)))
         for i, o in enumerate(out):
@@ -375,15 +375,15 @@ class Model:
                 continue
             windows = {}
             for name, k in steps.items():
-                total = h.total(key, k)
-                count, errors = total[nb - 1], total[nb + 1]
+                sums = h.total(key, k)
+                count, errors = sums[nb - 1], sums[nb]
                 ok = count > 0
-                qs = _quantiles(QUANTILES, bounds, total[:nb]) if ok else [NAN] * len(QUANTILES)
+                qs = _quantiles(QUANTILES, bounds, sums[:nb]) if ok else [NAN] * len(QUANTILES)
                 windows[name] = {
                     "count": count, "rate": count / spans[name] if spans[name] else None,
                     "errors": errors, "error_ratio": errors / count if ok else None,
                     "p50": _none(qs[0]), "p95": _none(qs[1]), "p99": _none(qs[2]),
-                    "mean": total[nb] / count if ok else None,
+                    "mean": sums[nb + 1] / count if ok else None,
                 }
             o.update(windows[HEADLINE])
             o["windows"] = windows
@@ -502,36 +502,38 @@ class Model:
             "spark": {"memory_working_set_bytes": _spark(h.column(key, 1))},
         }
 
-    def _jobs(self, errors: dict[tuple[str, str], tuple[float, str]]
+    def _jobs(self, errors: dict[tuple[str, str], tuple[float, str]], detail_rows: int | None
               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Probe targets (down first) and collectors; when a target last succeeded and the sparklines
+        for the first `detail_rows` targets (all when None) and every collector."""
         h, col = self.history, _index(JOB)
-        targets, collectors = [], []
+        targets: list[tuple[Key, dict[str, Any]]] = []
+        collectors: list[tuple[Key, dict[str, Any]]] = []
         for key in h.keys("job"):
             last = h.last(key)
             if not last or all(v != v for v in last):
                 continue  # gone from the config: kept in the ring only until it rolls over
             name, target = str(key[1]), str(key[2])
-            row: dict[str, Any] = {
-                "collector": name, "target": target, "duration_seconds": _none(last[col["duration"]]),
-                "success": _none(last[col["success"]]),
-                "spark": {"duration_seconds": _spark(h.column(key, col["duration"]))},
-            }
+            row: dict[str, Any] = {"collector": name, "target": target,
+                                   "duration_seconds": _none(last[col["duration"]]),
+                                   "success": _none(last[col["success"]])}
             up = last[col["up"]]
             if up == up:
                 err = errors.get((name, target))
-                row.update({
-                    "up": up,
-                    "last_success_at": h.last_time(key, col["up"], 1.0),
-                    "last_error": err[1] if err else None,
-                    "last_error_at": err[0] if err else None,
-                })
-                row["spark"]["up"] = _spark(h.column(key, col["up"]))
-                targets.append(row)
+                row.update({"up": up, "last_error": err[1] if err else None, "last_error_at": err[0] if err else None})
+                targets.append((key, row))
             else:
-                collectors.append(row)
-        targets.sort(key=lambda t: (t["up"], t["collector"], t["target"]))
-        collectors.sort(key=lambda c: -(c["duration_seconds"] or 0))
-        return targets, collectors
+                collectors.append((key, row))
+        targets.sort(key=lambda t: (t[1]["up"], t[1]["collector"], t[1]["target"]))
+        collectors.sort(key=lambda c: -(c[1]["duration_seconds"] or 0))
+        for i, (key, row) in enumerate(targets):
+            if detail_rows is None or i < detail_rows:
+                row["last_success_at"] = h.last_time(key, col["up"], 1.0)
+                row["spark"] = {"up": _spark(h.column(key, col["up"])),
+                                "duration_seconds": _spark(h.column(key, col["duration"]))}
+        for key, row in collectors:
+            row["spark"] = {"duration_seconds": _spark(h.column(key, col["duration"]))}
+        return [row for _, row in targets], [row for _, row in collectors]
 
     def _statsd(self, steps: dict[str, int], spans: dict[str, float]) -> dict[str, Any]:
         h = self.history

@@ -21,7 +21,7 @@ from typing import Any
 from exporter.tools._cli import ms, num, pct
 
 REFRESH_SECONDS = 5
-MAX_ROWS = 100  # operations and targets shown (slowest and down first); the JSON has all of them
+MAX_ROWS = 50  # operations and targets shown (slowest and down first); the JSON has all of them
 
 STYLE = """
 :root{--bg:#0f1419;--panel:#171d24;--line:#2a323c;--fg:#d8dee6;--dim:#8a96a3;--ok:#3fb950;--warn:#d29922;
@@ -107,19 +107,22 @@ def sparkline(values: Sequence[float | None] | None, css: str = "") -> str:
     if len(known) < 2:
         return ""
     lo, hi = min(known), max(known)
-    if hi == lo:
-        lo, hi = (lo - 1, hi + 1) if lo else (0.0, 1.0)
-    scale = 98 / (hi - lo)
-    parts, pen = [], "M"
-    for x, v in enumerate(values):
-        if v is None or not math.isfinite(v):
-            pen = "M"
-            continue
-        parts.append(f"{pen}{x} {99 - round((v - lo) * scale)}")
-        pen = "L"
+    last = len(values) - 1
+    if hi == lo and len(known) == len(values):  # flat and complete: two points draw it
+        d = f"M0 50L{last} 50"
+    else:
+        scale = 98 / (hi - lo) if hi > lo else 0.0
+        parts, pen = [], "M"
+        for x, v in enumerate(values):
+            if v is None or not math.isfinite(v):
+                pen = "M"
+                continue
+            parts.append(f"{pen}{x} {99 - int((v - lo) * scale + 0.5) if scale else 50}")
+            pen = "L"
+        d = "".join(parts)
     klass = f"spark {css}".strip()
-    return (f'<svg class="{klass}" viewBox="0 0 {max(len(values) - 1, 1)} 100" preserveAspectRatio="none" '
-            f'role="img" aria-label="trend"><path d="{"".join(parts)}" vector-effect="non-scaling-stroke"/></svg>')
+    return (f'<svg class="{klass}" viewBox="0 0 {max(last, 1)} 100" preserveAspectRatio="none" '
+            f'role="img" aria-label="trend"><path d="{d}" vector-effect="non-scaling-stroke"/></svg>')
 
 
 def _rate(value: float | None) -> str:

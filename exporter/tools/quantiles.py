@@ -25,7 +25,9 @@ racing an update) are raised to the running maximum before interpolating.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 
 
 def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float:
@@ -45,7 +47,9 @@ def sorted_quantiles(qs: Sequence[float], bounds: Sequence[float], counts: Seque
     hot path: one pass to prepare, a binary search per quantile; the same arithmetic as above)."""
     if not bounds or not math.isinf(bounds[-1]) or bounds[-1] < 0 or len(bounds) < 2:
         return [math.nan] * len(qs)
-    counts = _monotonic(list(counts))
+    counts = list(counts)
+    if counts != sorted(counts):  # already monotonic (the usual case) needs no raising; NaN never compares equal
+        counts = _monotonic(counts)
     observations = counts[-1]
     if observations == 0 or math.isnan(observations):
         return [math.nan] * len(qs)
@@ -55,7 +59,7 @@ def sorted_quantiles(qs: Sequence[float], bounds: Sequence[float], counts: Seque
             out.append(math.nan if math.isnan(q) else (-math.inf if q < 0 else math.inf))
             continue
         rank = q * observations
-        b = _first_at_least(counts, rank, len(counts) - 1)
+        b = bisect_left(counts, rank, 0, len(counts) - 1)  # Go's sort.Search: first counts[i] >= rank
         if b == len(counts) - 1:
             out.append(bounds[-2])
             continue
@@ -93,21 +97,11 @@ def _coalesce(buckets: Iterable[tuple[float, float]]) -> list[tuple[float, float
 
 def _monotonic(counts: list[float]) -> list[float]:
     """Running maximum (a NaN count keeps the maximum so far, as max() would)."""
+    if counts and counts[0] == counts[0]:  # max(top, NaN) is top: the same as the loop below
+        return list(accumulate(counts, max))
     out, top = [], -math.inf
     for c in counts:
         if c > top:
             top = c
         out.append(top)
     return out
-
-
-def _first_at_least(counts: list[float], rank: float, n: int) -> int:
-    """Go's sort.Search over counts[:n]: the first index with counts[i] >= rank, else n."""
-    lo, hi = 0, n
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if counts[mid] >= rank:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
