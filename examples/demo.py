@@ -44,6 +44,19 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(s.getsockname()[1])
 
 
+def free_udp_and_tcp_port() -> int:
+    """A port free for both UDP and TCP (StatsD listens on both)."""
+    while True:
+        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
 def which(name: str, *dirs: str) -> str | None:
     return shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), *dirs, "/usr/sbin", "/usr/bin"]))
 
@@ -73,7 +86,7 @@ class Demo:
         self.web_port = web_port
         self.step = step
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
-        self.ports: dict[str, int] = {"statsd": free_port(socket.SOCK_DGRAM), "web": web_port}
+        self.ports: dict[str, int] = {"statsd": free_udp_and_tcp_port(), "web": web_port}
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
         user = pwd.getpwnam("postgres") if os.geteuid() == 0 and _has_user("postgres") else None
