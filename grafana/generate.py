@@ -517,10 +517,10 @@ def queues() -> Dashboard:
         row("Batches"),
         ts("Batch size p50 / p95", "Items per batch (5-minute window): batches that stay small under load "
            "mean the worker is not keeping up with its batching window.",
-           Q(f"histogram_quantile(0.5, sum by (queue, le) ({size}))", "{{queue}} p50"),
+           Q(quantile_of("0.5", "queue", size, size_native), "{{queue}} p50"),
            Q(quantile_of("0.95", "queue", size, size_native), "{{queue}} p95")),
         ts("Batch duration p50 / p95 / p99", "Time to process one batch (5-minute window).",
-           Q(f"histogram_quantile(0.5, sum by (queue, le) ({dur}))", "{{queue}} p50"),
+           Q(quantile_of("0.5", "queue", dur, dur_native), "{{queue}} p50"),
            Q(quantile_of("0.95", "queue", dur, dur_native), "{{queue}} p95"),
            Q(quantile_of("0.99", "queue", dur, dur_native), "{{queue}} p99"),
            unit="s", thresholds=high_bad(1, 5)),
