@@ -15,7 +15,7 @@ from typing import Any
 
 from exporter import families
 from exporter.otlp.translate import Result, Translator
-from exporter.store import Counter, Store
+from exporter.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,9 @@ class Receiver:
         self.max_request_bytes = max_request_bytes
         self._lock = lock
         self._stats = stats
-        self._requests = {t: self._counter(families.OTLP_REQUESTS, t) for t in TRANSPORTS}
-        self._points = {t: self._counter(families.OTLP_DATA_POINTS, t) for t in TRANSPORTS}
-        self._refused = {(t, r): self._counter(families.OTLP_REQUESTS_REJECTED, t, r)
+        self._requests = {t: self._stats.counter(families.OTLP_REQUESTS, t) for t in TRANSPORTS}
+        self._points = {t: self._stats.counter(families.OTLP_DATA_POINTS, t) for t in TRANSPORTS}
+        self._refused = {(t, r): self._stats.counter(families.OTLP_REQUESTS_REJECTED, t, r)
                          for t in TRANSPORTS for r in REQUEST_REASONS}
         from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 
@@ -108,11 +108,6 @@ class Receiver:
     def _count_refusal(self, transport: str, reason: str) -> None:
         counter = self._refused.get((transport, reason))
         if counter is None:
-            counter = self._refused[transport, reason] = self._counter(families.OTLP_REQUESTS_REJECTED, transport,
-                                                                       reason)
+            counter = self._stats.counter(families.OTLP_REQUESTS_REJECTED, transport, reason)
+            self._refused[transport, reason] = counter
         counter.value += 1
-
-    def _counter(self, spec: Any, *labels: str) -> Counter:
-        series = self._stats.series(spec, labels)
-        assert isinstance(series, Counter)
-        return series
