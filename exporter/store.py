@@ -137,11 +137,14 @@ class Histogram:
 class Summary:
     """Quantiles over a bounded window of recent observations, for rules that ask for them."""
 
-    __slots__ = ("_next", "count", "quantiles", "seen", "size", "sum", "window")
+    __slots__ = ("_next", "count", "quantiles", "reported", "seen", "size", "sum", "window")
 
     def __init__(self, quantiles: tuple[float, ...], size: int = 1024) -> None:
         self.quantiles = quantiles
         self.window: list[float] = []
+        # Quantile values a client computed itself (OTLP summaries), one per spec quantile:
+        # shown as they are instead of the window's.
+        self.reported: list[float] | None = None
         self.size = size
         self.count = 0
         self.sum = 0.0
@@ -161,6 +164,8 @@ class Summary:
         self.sum += value * count
 
     def sample(self) -> SummaryValue:
+        if self.reported is not None:
+            return SummaryValue(list(zip(self.quantiles, self.reported)), self.count, self.sum)
         ordered = sorted(self.window)
         if not ordered:
             return SummaryValue([(q, math.nan) for q in self.quantiles], self.count, self.sum)

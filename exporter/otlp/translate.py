@@ -147,9 +147,7 @@ class Translator:
         self._cache: dict[tuple[Any, ...], dict[Any, list[Any]]] = {}
         self._cached = 0
         self._rejected: dict[str, Counter] = {}
-        streams = stats.series(families.OTLP_STREAMS, ())
-        assert isinstance(streams, Gauge)
-        self._streams_gauge = streams
+        self._streams_gauge = stats.gauge(families.OTLP_STREAMS)
         for reason in REASONS:
             self._reject_counter(reason)
         self.configure(config)
@@ -319,6 +317,9 @@ class Translator:
         if kind == "histogram" or kind == "exponential":
             buckets = self._bounds.get(name) or self._bounds.setdefault(
                 name, tuple(points[0].explicit_bounds) if kind == "histogram" else _exponential_bounds(unit))
+        elif kind == "summary":  # a summary spec carries its quantiles where a histogram has bounds
+            buckets = self._bounds.get(name) or self._bounds.setdefault(
+                name, tuple(sorted(q.quantile for q in points[0].quantile_values)))
         mtype = {"counter": MetricType.COUNTER, "gauge": MetricType.GAUGE, "summary": MetricType.SUMMARY}.get(
             kind, MetricType.HISTOGRAM)
         ident = (name, mtype, label_keys, buckets, unit, metric.description)
@@ -485,6 +486,8 @@ class Translator:
             series.count += count - state[2]
             series.sum += total - state[3]
         state[0], state[1], state[2], state[3] = start, dp.time_unix_nano, count, total
+        values = {q.quantile: q.value * scale for q in dp.quantile_values}
+        series.reported = [values.get(q, math.nan) for q in series.quantiles]
         series.seen = self._now
         self._accepted += 1
 
@@ -507,9 +510,7 @@ class Translator:
     def _reject_counter(self, reason: str) -> Counter:
         counter = self._rejected.get(reason)
         if counter is None:
-            series = self._stats.series(families.OTLP_DATA_POINTS_REJECTED, (reason,))
-            assert isinstance(series, Counter)
-            counter = self._rejected[reason] = series
+            counter = self._rejected[reason] = self._stats.counter(families.OTLP_DATA_POINTS_REJECTED, reason)
         return counter
 
     def _reject(self, reason: str, points: int, message: str) -> None:

@@ -349,3 +349,23 @@ def test_a_reload_can_turn_the_receivers_on(daemon_factory: Callable[..., Daemon
     otlp = OtlpDaemon(daemon, http, grpc)
     assert otlp.post(good_body(3))[0] == 200
     assert otlp.value("kept_total") == 3
+
+
+def test_every_kind_renders_a_clean_exposition(otlp: OtlpDaemon, promtool: Callable[[str], str]) -> None:
+    from tests.otlp.build import expo_point, exponential, hist_point, histogram, summary
+
+    body = request(
+        counter("http.requests", number(3, {"http.route": "/a"}), unit="{request}"),
+        counter("queue.size", number(2), monotonic=False),
+        gauge("cpu.utilization", number(0.5), unit="1"),
+        histogram("db.duration", hist_point((0.01, 0.1), [1, 2, 0], 0.15), unit="s"),
+        exponential("payload.size", expo_point(0, 3, [1, 1], 30.0), unit="By"),
+        summary("gc.pause", 4, 0.02, [(0.5, 0.004), (0.99, 0.009)]),
+    ).SerializeToString()
+    status, _, raw = otlp.post(body)
+    assert status == 200 and ExportMetricsServiceResponse.FromString(raw) == ExportMetricsServiceResponse()
+    text = otlp.daemon.scrape_text()
+    assert promtool(text) == ""
+    assert otlp.value("gc_pause", quantile="0.99") == 0.009 and otlp.value("gc_pause_count") == 4
+    assert otlp.value("cpu_utilization_ratio") == 0.5
+    assert otlp.value("payload_size_bytes_count") == 2

@@ -157,11 +157,19 @@ def test_a_rescaled_cumulative_exponential_histogram_never_decreases_a_bucket(h:
     assert list(after.counts) == sorted(after.counts)
 
 
-def test_summary_keeps_count_and_sum(h: Harness) -> None:
-    h.send(summary("rpc", 10, 2.5, [(0.5, 0.2)], t=2))
-    h.send(summary("rpc", 15, 4.0, [(0.5, 0.2)], t=3))
+def test_summary_keeps_count_sum_and_the_clients_quantiles(h: Harness) -> None:
+    h.send(summary("rpc", 10, 2.5, [(0.5, 0.2), (0.99, 0.9)], t=2))
+    h.send(summary("rpc", 15, 4.0, [(0.99, 1.1), (0.5, 0.25)], t=3))
     value = h.value("rpc", *JOB)
     assert (value.count, value.sum) == (15, 4.0)
+    assert list(value.quantiles) == [(0.5, 0.25), (0.99, 1.1)]
+
+
+def test_a_restarted_summary_stream_adds_its_new_count(h: Harness) -> None:
+    h.send(summary("rpc", 10, 2.5, [(0.5, 0.2)], start=1, t=2))
+    h.send(summary("rpc", 4, 1.0, [(0.5, 0.3)], start=50, t=51))
+    value = h.value("rpc", *JOB)
+    assert (value.count, value.sum, list(value.quantiles)) == (14, 3.5, [(0.5, 0.3)])
 
 
 # --- resources --------------------------------------------------------------------------------------
