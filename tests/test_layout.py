@@ -88,3 +88,9 @@ def test_wire_names_import_nothing_of_ours_and_the_client_only_them() -> None:
 def test_the_push_path_never_imports_the_scraper_or_the_exposition() -> None:
     for path in (PACKAGE / "statsd").glob("*.py"):
         assert not _imports(path) & {"exporter.scrape", "exporter.exposition", "exporter.web"}, path
+
+
+def test_the_otlp_path_never_imports_the_scraper_or_the_exposition() -> None:
+    """OTLP writes the store like StatsD; its HTTP receiver is a route on web.Server, so web is allowed."""
+    for path in (PACKAGE / "otlp").glob("*.py"):
+        assert not _imports(path) & {"exporter.scrape", "exporter.exposition"}, path
