@@ -107,6 +107,7 @@ class Daemon:
         # store's own lock), time in which TCP StatsD and /-/healthy would otherwise wait.
         out += await asyncio.to_thread(self.store.collect)
         out += self.stats.collect()
+        out += self.statsd.collect()
         auth = self.web_config.authenticator if self.web_config else None
         if auth is not None:
             out.append(families.HTTP_AUTH_FAILURES.family(((r,), float(n)) for r, n in auth.failures.items()))

@@ -126,6 +126,12 @@ HOST_NET_RX_DROPS = FamilySpec(
     "host_network_receive_drops_total", C, "Received packets dropped by the interface.", _DEV)
 HOST_NET_TX_DROPS = FamilySpec(
     "host_network_transmit_drops_total", C, "Outgoing packets dropped by the interface.", _DEV)
+HOST_UDP_RCVBUF_ERRORS = FamilySpec(
+    "host_udp_receive_buffer_errors_total", C,
+    "UDP datagrams the host dropped because a socket's receive buffer was full (Udp and Udp6 RcvbufErrors).")
+HOST_UDP_IN_ERRORS = FamilySpec(
+    "host_udp_in_errors_total", C,
+    "UDP datagrams the host could not deliver, receive-buffer overflows included (Udp and Udp6 InErrors).")
 HOST_FILEFD_ALLOCATED = FamilySpec(
     "host_filefd_allocated", G, "File descriptors allocated system-wide (first field of /proc/sys/fs/file-nr).")
 HOST_FILEFD_MAXIMUM = FamilySpec(
@@ -379,6 +385,10 @@ STATSD_LINES_UNMAPPED = FamilySpec(
 STATSD_SAMPLES_DROPPED = FamilySpec(
     "exporter_statsd_samples_dropped_total", C,
     "StatsD samples refused by the series store: type or label-name conflicts, series limits.", ("reason",))
+STATSD_KERNEL_DROPS = FamilySpec(
+    "exporter_statsd_kernel_drops_total", C,
+    "UDP datagrams the kernel dropped for a full receive buffer before the listener read them "
+    "(the socket's drops in /proc/net/udp; restarts at 0 when the listener is rebound).", ("listener",))
 STATSD_TCP_ERRORS = FamilySpec(
     "exporter_statsd_tcp_errors_total", C,
     "TCP StatsD connection problems: idle timeouts, overlong lines, unterminated last lines, refusals.",

@@ -696,6 +696,13 @@ def exporter() -> Dashboard:
              "{{instance}} {{listener}} packets"),
            Q(f"sum by (instance, listener) (rate(apm_exporter_statsd_bytes_total{e}[{RI}]))",
              "{{instance}} {{listener}} bytes"), unit="short"),
+        ts("Datagrams dropped by the kernel", "UDP datagrams per second the kernel dropped because a "
+           "listener's receive buffer was full, so the daemon never saw them (ApmStatsdKernelDrops); the "
+           "host-wide figure counts every socket's overflows.",
+           Q(f"sum by (instance, listener) (rate(apm_exporter_statsd_kernel_drops_total{e}[{RI}]))",
+             "{{instance}} {{listener}}"),
+           Q(f"sum by (instance) (rate(apm_host_udp_receive_buffer_errors_total{e}[{RI}]))",
+             "{{instance}} host"), unit="cps", thresholds=any_bad(0.01)),
         ts("Parse errors by reason", "StatsD lines rejected per second, by reason (ApmStatsdParseErrors when "
            "over 1% of lines).",
            Q(f"sum by (reason) (rate(apm_exporter_statsd_parse_errors_total{e}[{RI}]))", "{{reason}}"),

@@ -226,6 +226,22 @@ def parse_netdev(text: str) -> list[NetDev]:
     return out
 
 
+def parse_snmp(text: str) -> dict[str, dict[str, int]]:
+    """/proc/net/snmp: for each protocol a line of field names, then a line of values."""
+    out: dict[str, dict[str, int]] = {}
+    lines = text.splitlines()
+    for names, values in zip(lines[::2], lines[1::2]):
+        proto, _, header = names.partition(":")
+        if values.partition(":")[0] == proto:
+            out[proto] = dict(zip(header.split(), map(int, values.partition(":")[2].split())))
+    return out
+
+
+def parse_snmp6(text: str) -> dict[str, int]:
+    """/proc/net/snmp6: one `Name value` pair a line (Udp6RcvbufErrors, ...)."""
+    return {name: int(value) for name, value in (line.split()[:2] for line in text.splitlines() if line.strip())}
+
+
 def parse_file_nr(text: str) -> tuple[int, int]:
     """/proc/sys/fs/file-nr: allocated, unused (always 0 since 2.6), maximum."""
     allocated, _unused, maximum = text.split()[:3]
@@ -258,7 +274,7 @@ class HostCollector:
         self._sections: tuple[tuple[str, Callable[[list[Family]], None]], ...] = (
             ("stat", self._stat), ("loadavg", self._loadavg), ("memory", self._memory),
             ("filesystems", self._filesystems), ("disks", self._diskstats), ("network", self._network),
-            ("filefd", self._filefd))
+            ("udp", self._udp), ("filefd", self._filefd))
 
     async def collect(self) -> list[Family]:
         return await asyncio.to_thread(self._collect)
@@ -367,6 +383,15 @@ class HostCollector:
                             (F.HOST_NET_TX_ERRORS, "tx.errors"), (F.HOST_NET_TX_DROPS, "tx.drops")):
             value = attrgetter(field)
             out.append(spec.family(((d.device,), value(d)) for d in devs))
+
+    def _udp(self, out: list[Family]) -> None:
+        udp = parse_snmp(read_text(self._path("net/snmp")))["Udp"]
+        try:
+            udp6 = parse_snmp6(read_text(self._path("net/snmp6")))
+        except OSError:
+            udp6 = {}  # a kernel without IPv6
+        out += [F.HOST_UDP_RCVBUF_ERRORS.one(float(udp["RcvbufErrors"] + udp6.get("Udp6RcvbufErrors", 0))),
+                F.HOST_UDP_IN_ERRORS.one(float(udp["InErrors"] + udp6.get("Udp6InErrors", 0)))]
 
     def _filefd(self, out: list[Family]) -> None:
         allocated, maximum = parse_file_nr(read_text(self._path("sys/fs/file-nr")))

@@ -118,6 +118,14 @@ class DatagramListener:
         assert self._sock is not None
         return int(self._sock.getsockname()[1]) if self._endpoint.scheme == "udp" else 0
 
+    @property
+    def local(self) -> tuple[str, int] | None:
+        """The bound UDP (address, port), as the kernel's socket tables show it; None for unixgram."""
+        if self._sock is None or self._endpoint.scheme != "udp":
+            return None
+        host, port = self._sock.getsockname()[:2]
+        return str(host), int(port)
+
     async def start(self) -> None:
         self.open()
 

@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import logging
 
+from exporter import families
+from exporter.model import Family
 from exporter.statsd.config import StatsdConfig
 from exporter.statsd.ingest import Ingest
+from exporter.statsd.kernel import read_drops
 from exporter.statsd.listener import DatagramListener, TcpListener, parse_listen
 from exporter.statsd.mapper import Mapper
 from exporter.statsd.stats import StatsdStats
@@ -43,6 +46,13 @@ class StatsD:
     def ports(self) -> dict[str, int]:
         """Bound port per listener address (useful with port 0)."""
         return {lst.address: lst.port for lst in self._listeners}
+
+    def collect(self) -> list[Family]:
+        """What only the kernel knows: datagrams dropped before a UDP listener read them."""
+        bound = {lst.address: lst.local for lst in self._listeners if not isinstance(lst, TcpListener)}
+        drops = read_drops(local for local in bound.values() if local is not None)
+        return [families.STATSD_KERNEL_DROPS.family(
+            ((address,), float(drops[local])) for address, local in bound.items() if local in drops)]
 
     async def start(self) -> None:
         """Bind every listener (OSError naming the address if one cannot be bound)."""

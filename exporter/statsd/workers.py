@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from exporter.model import FamilySpec
 from exporter.statsd.config import StatsdConfig
 from exporter.statsd.ingest import Ingest
-from exporter.statsd.listener import DatagramListener
+from exporter.statsd.kernel import resolve
+from exporter.statsd.listener import DatagramListener, parse_listen
 from exporter.statsd.mapper import Mapper
 from exporter.statsd.stats import PER_PROCESS, StatsdStats
 from exporter.store import Gauge, Limits, Refusal, Store
@@ -153,6 +154,11 @@ class WorkerListener:
     @property
     def port(self) -> int:
         return self._port
+
+    @property
+    def local(self) -> tuple[str, int] | None:
+        """Where every worker's socket is bound (they share it through SO_REUSEPORT)."""
+        return resolve(parse_listen(self.address).host, self._port) if self._port else None
 
     async def start(self) -> None:
         await asyncio.to_thread(self._start)

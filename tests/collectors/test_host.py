@@ -164,6 +164,16 @@ def test_default_fstype_exclude(fstype: str, kept: bool) -> None:
 
 # --- a staged /proc: filters and partial failure --------------------------------------------
 
+# /proc/net/snmp as Linux 6.1 writes it (Ip and Tcp lines cut short).
+SNMP = """Ip: Forwarding DefaultTTL
+Ip: 1 64
+Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors
+Udp: 10612087 1110 279570 10892767 279569 0 1 0 0
+UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors
+UdpLite: 0 0 0 0 0 0 0 0 0
+"""
+
+
 @pytest.fixture
 def staged(tmp_path: Path) -> Path:
     """A /proc with literal files; filesystems point at real directories under tmp_path."""
@@ -177,6 +187,8 @@ def staged(tmp_path: Path) -> Path:
     (proc / "vmstat").write_text("pswpin 12\npswpout 34\n")
     (proc / "diskstats").write_text(DISKSTATS)
     (proc / "net" / "dev").write_text(NETDEV)
+    (proc / "net" / "snmp").write_text(SNMP)
+    (proc / "net" / "snmp6").write_text("Udp6InErrors                    \t3\nUdp6RcvbufErrors                \t2\n")
     (proc / "sys" / "fs" / "file-nr").write_text("520\t0\t2466193\n")
     rootfs = tmp_path / "rootfs"
     for point in ("data", "run", "mnt/my disk"):
@@ -230,6 +242,12 @@ def test_include_and_exclude(staged: Path) -> None:
     assert {labels[1] for labels in got["host_filesystem_size_bytes"]} == {"/data"}
     assert set(got["host_disk_reads_completed_total"]) == {("vda",), ("vda1",), ("nvme0n1",), ("nvme0n1p1",)}
     assert set(got["host_network_receive_bytes_total"]) == {("eth0",)}
+
+
+def test_udp_buffer_errors_add_ipv4_and_ipv6(staged: Path) -> None:
+    got = host(staged)
+    assert got["host_udp_receive_buffer_errors_total"][()] == 279569 + 2
+    assert got["host_udp_in_errors_total"][()] == 279570 + 3
 
 
 def test_an_unreadable_section_costs_only_its_families(staged: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -1,0 +1,61 @@
+"""What the kernel dropped before our UDP listeners read it: the `drops` column of /proc/net/udp.
+
+A datagram that arrives while a socket's receive buffer is full never reaches
+the daemon, so nothing on the ingest path can count it. The kernel counts it
+per socket; reading that at scrape time costs the hot path nothing (SO_RXQ_OVFL
+would need recvmsg and ancillary data on every packet). Sockets are matched by
+their bound address and port, so the SO_REUSEPORT workers' sockets (in other
+processes) count towards their listener too.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable
+
+Local = tuple[str, int]  # (IP address as inet_ntop writes it, port)
+
+
+def _address(hex_ip: str) -> str:
+    """/proc/net/udp writes each 32-bit word of the address in host (little-endian) order."""
+    raw = bytes.fromhex(hex_ip)
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return socket.inet_ntop(socket.AF_INET if len(words) == 4 else socket.AF_INET6, words)
+
+
+def parse_udp(text: str) -> dict[Local, int]:
+    """Drops per local (address, port), summed over the sockets bound there."""
+    out: dict[Local, int] = {}
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 13:
+            continue
+        try:
+            hex_ip, hex_port = fields[1].split(":")
+            local = (_address(hex_ip), int(hex_port, 16))
+            drops = int(fields[-1])
+        except ValueError:
+            continue  # a line of another shape: skip it, never the whole table
+        out[local] = out.get(local, 0) + drops
+    return out
+
+
+def read_drops(locals_: Iterable[Local], proc: str = "/proc") -> dict[Local, int]:
+    """Kernel drops of each of these local endpoints; an endpoint with no socket is left out."""
+    table: dict[Local, int] = {}
+    for name in ("udp", "udp6"):
+        try:
+            with open(f"{proc}/net/{name}") as f:
+                parsed = parse_udp(f.read())
+        except OSError:
+            continue  # no IPv6, or no procfs: nothing to report from that table
+        for local, drops in parsed.items():
+            table[local] = table.get(local, 0) + drops
+    return {local: table[local] for local in locals_ if local in table}
+
+
+def resolve(host: str, port: int) -> Local:
+    """The address a listener's socket is bound to, as /proc/net/udp shows it."""
+    info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]  # as listener.datagram_socket binds
+    address = info[4]
+    return str(address[0]), int(address[1])
