@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Sequence
-from decimal import Decimal, localcontext
 from functools import cache
 from itertools import accumulate, chain
 from typing import NamedTuple
@@ -58,6 +57,8 @@ def _fractions(schema: int) -> tuple[float, ...]:
     2^(i/n)/2 computed in 40 digits and rounded once, so a value that is exactly a
     boundary lands where client_golang's table puts it.
     """
+    from decimal import Decimal, localcontext  # once per schema, and only when a native histogram exists
+
     n = 1 << max(schema, 0)
     with localcontext() as ctx:
         ctx.prec = 40

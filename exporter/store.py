@@ -21,7 +21,7 @@ from collections.abc import Callable
 from enum import Enum
 from itertools import accumulate
 from operator import attrgetter, methodcaller
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from exporter.model import (
     Columns,
@@ -31,7 +31,6 @@ from exporter.model import (
     MetricType,
     SummaryValue,
 )
-from exporter.native import NativeHistogram
 
 
 class Refusal(str, Enum):
@@ -191,7 +190,10 @@ class Summary:
         self._next = 0
 
 
-Series = Counter | Gauge | Histogram | Summary | NativeHistogram
+if TYPE_CHECKING:  # imported when a family is native: a classic daemon never loads it (idle RSS)
+    from exporter.native import NativeHistogram
+
+Series: TypeAlias = "Counter | Gauge | Histogram | Summary | NativeHistogram"
 
 
 class Limits(NamedTuple):
@@ -215,6 +217,8 @@ def _new_series(spec: FamilySpec) -> Series:
         return Gauge()
     if spec.type is MetricType.HISTOGRAM:
         if spec.native is not None:
+            from exporter.native import NativeHistogram
+
             n = spec.native
             return NativeHistogram(n.schema, n.zero_threshold, n.max_buckets, spec.buckets if n.classic else None)
         return Histogram(spec.buckets)

@@ -123,3 +123,19 @@ def test_the_ingest_loop_observes_as_the_series_does(
     assert (got.schema, got.positive, got.negative, got.zero_count, got.classic) == (
         want.schema, want.positive, want.negative, want.zero_count, want.classic)
     assert got.sum == pytest.approx(want.sum, rel=1e-9, abs=1e-6)
+
+
+def test_a_classic_daemon_never_imports_the_native_module() -> None:
+    """Idle RSS: the default config builds, maps, stores and renders without loading exporter.native."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport exporter.daemon, exporter.cli\nfrom exporter import config\n"
+            "from exporter.statsd.mapper import Mapper\nfrom exporter.statsd.parser import parse_line\n"
+            "from exporter.store import Store\nfrom exporter.exposition import Renderer, Format\n"
+            "m = Mapper.from_config(config.parse('', 'c.yaml', {}).statsd)\ns = Store()\n"
+            "for line in (b'apm.operation:5|ms|#operation:a', b'x.y:1|h'):\n"
+            "    r = m.route(parse_line(line)[0]); s.series(r.spec, r.labels).observe(0.1)\n"
+            "Renderer().render(s.collect(), Format.TEXT)\n"
+            "assert 'exporter.native' not in sys.modules and 'exporter.protobuf' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

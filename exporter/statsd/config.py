@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, model_validator
 
-from exporter import native
 from exporter.families import LATENCY_BUCKETS
 from exporter.model import NativeOptions
 from exporter.schema import LABEL_NAME, METRIC_NAME, Duration, LabelName, Section
@@ -180,6 +179,8 @@ def native_options(rule: HistogramOptions | None, defaults: Defaults) -> NativeO
     kind = first("histogram_type") or ("both" if any(o.native_keys() for o in layers) else "classic")
     if kind == "classic":
         return None
+    from exporter import native  # only for native families: a classic daemon never loads it
+
     factor = first("native_histogram_bucket_factor") or native.DEFAULT_BUCKET_FACTOR
     max_buckets = first("native_histogram_max_buckets") or native.DEFAULT_MAX_BUCKETS
     zero = first("native_histogram_zero_threshold")

@@ -25,7 +25,6 @@ import logging
 from typing import Any
 
 from exporter.model import MetricType
-from exporter.native import NativeHistogram
 from exporter.statsd.mapper import Drop, Mapper, MappingError, Route
 from exporter.statsd.parser import (
     Event,
@@ -187,8 +186,10 @@ class Routes:
             return (OTHER, unmapped, SET, series)
         if isinstance(series, Histogram):
             return (OBSERVE, unmapped, series, route.scale, series.buckets, series.bounds, 1.0 / event.rate)
-        if isinstance(series, NativeHistogram):
-            return (NATIVE, unmapped, series, route.scale, series.classic, series.bounds, 1.0 / event.rate)
+        if route.spec.native is not None and route.spec.type is MetricType.HISTOGRAM:
+            # The store made a NativeHistogram (not imported here: a classic daemon never loads it).
+            return (NATIVE, unmapped, series, route.scale, series.classic, series.bounds,  # type: ignore[union-attr]
+                    1.0 / event.rate)
         if isinstance(series, Summary):
             return (OTHER, unmapped, SUMMARY, series, route.scale, max(1, round(1.0 / event.rate)))
         if isinstance(series, Counter):
