@@ -187,6 +187,9 @@ class Server:
 
     async def _dispatch(self, method: str, target: str, headers: dict[bytes, bytes], body: bytes) -> Response:
         path, _, query = target.partition("?")
+        limiter = self.options.web_config.rate_limiter
+        if limiter is not None and not limiter.allow():
+            return Response(429, b"Too Many Requests\n")
         if not await self.options.web_config.allows(path, _header(headers, b"authorization")):
             return Response(401, b"Unauthorized\n", headers=[("WWW-Authenticate", 'Basic realm="apm-exporter"')])
         handler = self.options.body_routes.get(path)

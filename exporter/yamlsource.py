@@ -31,6 +31,9 @@ class Document:
     data: Any
     lines: dict[Location, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # The source text of each scalar that did not resolve to a string ("1", "true", "" for null):
+    # what Go's YAML decoding puts into a string field.
+    texts: dict[Location, str] = field(default_factory=dict)
 
     def line(self, loc: Location) -> int:
         """The line of `loc`, or of its nearest ancestor present in the file (1 for none)."""
@@ -40,6 +43,13 @@ class Document:
 
     def problem(self, loc: Location, message: str) -> str:
         return f"{self.source}:{self.line(loc)}: {dotted(loc) or '(top level)'}: {message}"
+
+    def replace(self, loc: Location, value: Any) -> None:
+        """Put `value` at `loc` in `data` (a location the file has)."""
+        node = self.data
+        for part in loc[:-1]:
+            node = node[part]
+        node[loc[-1]] = value
 
     def validation_problems(self, err: ValidationError, unknown_key: str) -> list[str]:
         """One `problem()` per pydantic error; `unknown_key` is the message for keys the schema forbids."""
@@ -99,7 +109,9 @@ def _build(node: yaml.Node, path: Location, doc: Document, scalar: ScalarHook | 
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), doc, scalar) for i, item in enumerate(node.value)]
     value = yaml.SafeLoader("").construct_object(node)  # the resolved scalar: int, bool, str, …
-    if scalar is not None and isinstance(value, str):
+    if not isinstance(value, str):
+        doc.texts[path] = "" if value is None else str(node.value)
+    elif scalar is not None:
         value = scalar(value, path, doc.lines[path], doc.problems)
     return value
 

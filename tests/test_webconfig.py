@@ -24,6 +24,7 @@ import pytest
 
 from exporter import webconfig
 from exporter.webconfig import Authenticator, WebConfig, WebConfigError
+from exporter.webconfig.ratelimit import RateLimiter
 from tests.support.tls import PKI, make_pki
 
 # Cost 4 keeps the suite fast; the cost does not change what is checked.
@@ -131,19 +132,160 @@ unknown_key: 1
 
 
 @pytest.mark.parametrize(("extra", "expected"), [
-    ("  client_auth_type: RequireAnyClientCert\n  client_ca_file: ca.crt\n", "accepts certificates nobody verified"),
-    ("  client_auth_type: RequestClientCert\n  client_ca_file: ca.crt\n", "accepts certificates nobody verified"),
+    # What Python's ssl cannot do, refused with a message that says so (docs/security.md lists them).
+    ("  client_auth_type: RequireAnyClientCert\n", "cannot ask for a client certificate without verifying it"),
+    ("  client_auth_type: RequestClientCert\n", "cannot ask for a client certificate without verifying it"),
+    ("  client_auth_type: RequireClientCert\n", "cannot ask for a client certificate without verifying it"),
+    ("  curve_preferences: [X25519, CurveP256]\n", "Python's ssl can restrict the key exchange to one curve"),
+    # What exporter-toolkit refuses.
     ("  client_ca_file: ca.crt\n", "client CAs are configured without a client_auth_type"),
-    ("  client_auth_type: RequireAndVerifyClientCert\n", "needs client_ca_file"),
-    ("  client_allowed_sans: [a]\n  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.crt\n",
-     "client_allowed_sans requires client_auth_type RequireAndVerifyClientCert"),
+    ("  client_auth_type: Sometimes\n", "client_auth_type"),
+    ("  cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\n", "unknown cipher suite(s) TLS_RSA_WITH_RC4_128_SHA"),
+    # Go moved RSA key exchange to its insecure list, which the toolkit does not accept.
+    ("  cipher_suites: [TLS_RSA_WITH_AES_128_GCM_SHA256]\n", "unknown cipher suite(s) TLS_RSA_WITH_AES_128_GCM"),
+    ("  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA2048]\n", "unknown cipher suite(s)"),
+    ("  curve_preferences: [CurveP1024]\n", "unknown curve(s) CurveP1024"),
+    ("  min_version: TLS14\n", "min_version"),
+    ("  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384]\n  max_version: TLS12\n",
+     "lacks an HTTP/2-required suite"),
+    # Files the toolkit starts with and then serves nobody.
+    ("  client_allowed_sans: [a]\n", "client_allowed_sans needs a client certificate"),
     ("  min_version: TLS13\n  max_version: TLS12\n", "min_version TLS13 is above max_version TLS12"),
-    ("  cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\n", "unknown or insecure cipher suite(s) TLS_RSA_WITH_RC4_128_SHA"),
-    ("  curve_preferences: [X25519]\n", "curve_preferences is not supported"),
+    ("  cipher_suites: [TLS_AES_128_GCM_SHA256]\n  max_version: TLS12\nhttp_server_config:\n  http2: false\n",
+     "no suite is left"),
 ])
 def test_unusable_tls_settings_are_refused_clearly(pki: PKI, tmp_path: Path, extra: str, expected: str) -> None:
     with pytest.raises(WebConfigError, match=expected.replace("(", r"\(").replace(")", r"\)")):
         webconfig.load(tls_file(pki, tmp_path, extra))
+
+
+# Files from exporter-toolkit's own test data (web/testdata/*.good.yml) and the documentation's
+# examples, with our certificate; each must load as the toolkit loads it.
+TOOLKIT_GOOD = {
+    "allCiphers": """\
+  client_auth_type: "VerifyClientCertIfGiven"
+  cipher_suites:
+  - TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+  - TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+  - TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+  - TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+  - TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+  - TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+  - TLS_AES_128_GCM_SHA256
+  - TLS_AES_256_GCM_SHA384
+  - TLS_CHACHA20_POLY1305_SHA256
+  - TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA
+  - TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA
+  - TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA
+  - TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA
+""",
+    "someCiphers": """\
+  client_auth_type: "VerifyClientCertIfGiven"
+  cipher_suites:
+  - TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+  - TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+  min_version: TLS12
+  max_version: TLS12
+""",
+    "someCiphers_noOrder": """\
+  cipher_suites:
+  - TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+  - TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+  prefer_server_cipher_suites: false
+  min_version: TLS12
+  max_version: TLS12
+""",
+    "noHTTP2Cipher_without_http2": """\
+  cipher_suites:
+    - TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+  max_version: TLS12
+http_server_config:
+  http2: false
+""",
+    "someCurves": """\
+  client_auth_type: "VerifyClientCertIfGiven"
+  curve_preferences:
+    - CurveP521
+""",
+    "requireandverifyclientcert_system_store": """\
+  client_auth_type: RequireAndVerifyClientCert
+""",
+    "client_san": """\
+  client_auth_type: "VerifyClientCertIfGiven"
+  client_ca_file: ca.crt
+  client_allowed_sans:
+    - "spiffe://test/prometheus"
+""",
+    "headers": """\
+http_server_config:
+  headers:
+    X-Frame-Options: deny
+    Strict-Transport-Security: max-age=31536000; includeSubDomains
+    X-Content-Type-Options: nosniff
+    X-XSS-Protection: 1
+    Content-Security-Policy: "default-src 'self' *.test.example.net"
+""",
+    "rate_limiter": """\
+rate_limit:
+  burst: 10
+  interval: 1s
+""",
+}
+
+
+@pytest.mark.parametrize("name", list(TOOLKIT_GOOD))
+def test_files_exporter_toolkit_accepts_are_accepted(pki: PKI, tmp_path: Path, name: str) -> None:
+    config = webconfig.load(tls_file(pki, tmp_path, TOOLKIT_GOOD[name]))
+    assert config.ssl_context is not None
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("tls_server_config:\n  cert_filse: server.crt\n", "2: tls_server_config.cert_filse"),  # the toolkit's junk_key
+    ("http_server_config:\n  header: {X-Frame-Options: deny}\n", "2: http_server_config.header"),
+    ("rate_limit:\n  burts: 10\n", "2: rate_limit.burts"),
+    ("basic_auth_user:\n  alice: x\n", "1: basic_auth_user"),
+])
+def test_an_unknown_key_anywhere_refuses_the_file(tmp_path: Path, text: str, where: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(WebConfigError, match=f"{path}:{where}: unknown key"):
+        webconfig.load(path)
+
+
+def test_header_values_that_are_not_strings_in_yaml_are_their_text(tmp_path: Path) -> None:
+    # Go's YAML decoding gives a string field the scalar's text, so the toolkit sends these as written.
+    config = webconfig.load(write(tmp_path, "http_server_config:\n  headers:\n    X-XSS-Protection: 1\n"
+                                            "    Strict-Transport-Security: 0x10\n"))
+    assert config.headers == {"X-XSS-Protection": "1", "Strict-Transport-Security": "0x10"}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("http_server_config:\n  http2: \"true\"\n", "http_server_config.http2: Input should be a valid boolean"),
+    ("rate_limit:\n  burst: \"10\"\n  interval: 1s\n", "rate_limit.burst: Input should be a valid integer"),
+    ("rate_limit:\n  burst: 1\n  interval: 1d\n", "rate_limit.interval: .*invalid duration '1d'"),
+])
+def test_types_are_as_strict_as_go_decoding(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(WebConfigError, match=expected):
+        webconfig.load(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(("interval", "seconds"), [("1s", 1.0), ("1m30s", 90.0), ("250ms", 0.25),
+                                                   ("1.5h", 5400.0), (2_000_000_000, 2.0)])
+def test_rate_limit_interval_is_a_go_duration(tmp_path: Path, interval: object, seconds: float) -> None:
+    config = webconfig.load(write(tmp_path, f"rate_limit:\n  burst: 3\n  interval: {interval}\n"))
+    assert config.rate_limiter is not None and config.rate_limiter._interval == seconds
+
+
+def test_rate_limiter_is_a_token_bucket_that_starts_full() -> None:
+    now = [100.0]
+    limiter = RateLimiter(interval=2.0, burst=3, clock=lambda: now[0])
+    assert [limiter.allow() for _ in range(4)] == [True, True, True, False]
+    now[0] += 1.0  # half an interval: half a token
+    assert not limiter.allow()
+    now[0] += 1.0
+    assert limiter.allow() and not limiter.allow()
+    now[0] += 60.0  # refills to the burst, no further
+    assert [limiter.allow() for _ in range(4)] == [True, True, True, False]
+    assert not RateLimiter(interval=1.0, burst=0, clock=lambda: now[0]).allow()  # as x/time/rate: never
 
 
 def test_missing_key_file_names_the_resolved_path(tmp_path: Path) -> None:
@@ -256,6 +398,29 @@ def test_failures_are_counted_by_reason() -> None:
     check(auth, basic("nobody", "x"))
     check(auth, basic("alice", "wrong"))
     assert dict(auth.failures) == {"missing": 1, "malformed": 1, "unknown_user": 1, "wrong_password": 1}
+
+
+def test_unknown_users_cost_the_costliest_configured_hash_and_nothing_is_hashed_at_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cheap, costly = hashed("a", rounds=4), hashed("b", rounds=6)
+    checked: list[bytes] = []
+    real_checkpw = bcrypt.checkpw
+
+    def recording_checkpw(password: bytes, hashed_password: bytes) -> bool:
+        checked.append(hashed_password)
+        return real_checkpw(password, hashed_password)
+
+    def no_hashing(*args: object) -> bytes:
+        raise AssertionError("bcrypt.hashpw ran: start-up would wait on it")
+
+    monkeypatch.setattr(bcrypt, "checkpw", recording_checkpw)
+    monkeypatch.setattr(bcrypt, "hashpw", no_hashing)
+    auth = Authenticator({"alice": cheap, "bob": costly})
+    # Bob's own password sent for a user who does not exist: checked (for the time it takes), refused.
+    assert not check(auth, basic("mallory", "b"))
+    assert not check(auth, basic("alice", "wrong"))
+    assert checked == [costly.encode(), cheap.encode()]
+    assert auth.failures["unknown_user"] == 1 and auth.failures["wrong_password"] == 1
 
 
 def test_check_keeps_the_event_loop_running_during_bcrypt() -> None:
@@ -447,12 +612,71 @@ def test_client_allowed_sans_on_asyncio(pki: PKI, tmp_path: Path) -> None:
 
 
 def test_cipher_suites_restrict_tls12(pki: PKI, tmp_path: Path) -> None:
-    config = webconfig.load(
-        tls_file(pki, tmp_path, "  cipher_suites: [TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256]\n"))
+    config = webconfig.load(tls_file(pki, tmp_path, "  cipher_suites: [TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256]\n"
+                                                    "http_server_config:\n  http2: false\n"))
     with tls_server(config) as port:
         assert handshake(port, pki, max_version=ssl.TLSVersion.TLSv1_2)["cipher"] == "ECDHE-ECDSA-CHACHA20-POLY1305"
         with pytest.raises(ssl.SSLError):
             handshake(port, pki, max_version=ssl.TLSVersion.TLSv1_2, ciphers="ECDHE-ECDSA-AES128-GCM-SHA256")
+
+
+def test_tls13_suite_names_are_accepted_and_only_tls12_ones_restrict(pki: PKI, tmp_path: Path) -> None:
+    config = webconfig.load(tls_file(pki, tmp_path, "  cipher_suites: [TLS_AES_128_GCM_SHA256, "
+                                                    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\n"))
+    with tls_server(config) as port:
+        assert handshake(port, pki)["cipher"] == "TLS_AES_256_GCM_SHA384"  # TLS 1.3 offers all three, as Go
+        assert handshake(port, pki, max_version=ssl.TLSVersion.TLSv1_2)["cipher"] == "ECDHE-ECDSA-AES128-GCM-SHA256"
+    only13 = tmp_path / "only13"
+    only13.mkdir()
+    config = webconfig.load(tls_file(pki, only13, "  cipher_suites: [TLS_AES_128_GCM_SHA256]\n"
+                                                  "http_server_config:\n  http2: false\n"))
+    with tls_server(config) as port:
+        assert handshake(port, pki)["version"] == "TLSv1.3"
+        with pytest.raises(ssl.SSLError):  # as Go: no TLS 1.2 suite was left
+            handshake(port, pki, max_version=ssl.TLSVersion.TLSv1_2)
+
+
+def handshake_with_curve(port: int, pki: PKI, curve: str) -> bytes:
+    context = ssl.create_default_context(cafile=str(pki.ca.cert))
+    context.set_ecdh_curve(curve)  # the client offers this key-exchange group only
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            return tls.recv(64)
+
+
+def test_curve_preferences_restricts_the_key_exchange(pki: PKI, tmp_path: Path) -> None:
+    config = webconfig.load(tls_file(pki, tmp_path, "  curve_preferences: [CurveP384]\n"))
+    with tls_server(config) as port:
+        assert handshake_with_curve(port, pki, "secp384r1") == b"ok"
+        with pytest.raises(ssl.SSLError, match="HANDSHAKE_FAILURE|handshake failure"):
+            handshake_with_curve(port, pki, "prime256v1")
+
+
+def trust_directory(pki: PKI, directory: Path) -> Path:
+    """A directory in OpenSSL's hashed layout holding the test CA: a stand-in system trust store."""
+    directory.mkdir()
+    digest = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", str(pki.ca.cert)],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    shutil.copy(pki.ca.cert, directory / f"{digest}.0")
+    return directory
+
+
+@pytest.mark.parametrize("auth_type", ["VerifyClientCertIfGiven", "RequireAndVerifyClientCert"])
+def test_client_auth_without_client_ca_verifies_against_the_system_trust_store(
+        pki: PKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auth_type: str) -> None:
+    monkeypatch.setenv("SSL_CERT_DIR", str(trust_directory(pki, tmp_path / "trust")))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-bundle.pem"))  # only the directory above
+    config = webconfig.load(tls_file(pki, tmp_path, f"  client_auth_type: {auth_type}\n"))
+    with tls_server(config) as port:
+        assert handshake(port, pki, client=pki.client)["body"] == b"ok"
+        assert refused(port, pki, pki.rogue_client)
+    # Control: the same file with a store that lacks the CA refuses the same client certificate.
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "empty"))
+    other = tmp_path / "other"
+    other.mkdir()
+    config = webconfig.load(tls_file(pki, other, f"  client_auth_type: {auth_type}\n"))
+    with tls_server(config) as port:
+        assert refused(port, pki, pki.client)
 
 
 def test_reload_certificates_rotates_without_restart(pki: PKI, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ already writes for node_exporter works here unchanged:
 plain HTTP), an `Authenticator` (or None without users), the extra response
 headers and the paths left open on purpose. Every problem is reported at once,
 each with its YAML path and line. The parts: `file` (the schema), `tls` (the
-SSL context), `auth` (bcrypt basic auth).
+SSL context), `auth` (bcrypt basic auth), `ratelimit` (rate_limit).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from pydantic import ValidationError
 
 from exporter import yamlsource
 from exporter.webconfig.auth import Authenticator
-from exporter.webconfig.file import WebConfigError, WebConfigFile
+from exporter.webconfig.file import WebConfigError, WebConfigFile, http2_problem, reads_text
+from exporter.webconfig.ratelimit import RateLimiter
 from exporter.webconfig.tls import load_chain, server_context
 
 __all__ = ["Authenticator", "WebConfig", "WebConfigError", "load"]
@@ -49,6 +50,7 @@ class WebConfig:
     authenticator: Authenticator | None = None
     headers: dict[str, str] = field(default_factory=dict)
     auth_excluded_paths: frozenset[str] = frozenset()
+    rate_limiter: RateLimiter | None = None  # rate_limit: checked before everything else, auth included
     path: Path | None = None
     spec: WebConfigFile = field(default_factory=WebConfigFile)
 
@@ -96,11 +98,16 @@ def parse(text: str, file: Path) -> WebConfig:
         doc = yamlsource.read(text, str(file))
     except yamlsource.YAMLSyntaxError as err:
         raise WebConfigError(str(err)) from None
+    for loc, scalar_text in doc.texts.items():
+        if loc and reads_text(loc):
+            doc.replace(loc, scalar_text)
     spec = None
     try:
         spec = WebConfigFile.model_validate(doc.data)
     except ValidationError as err:
         doc.problems += doc.validation_problems(err, UNKNOWN_KEY)
+    if spec is not None and (problem := http2_problem(spec)) is not None:
+        doc.problems.append(doc.problem(("tls_server_config", "cipher_suites"), problem))
     if doc.problems:
         raise WebConfigError("\n  ".join([f"{file}: invalid web config:", *doc.problems]))
     assert spec is not None
@@ -110,6 +117,8 @@ def parse(text: str, file: Path) -> WebConfig:
         authenticator=Authenticator(spec.basic_auth_users) if spec.basic_auth_users else None,
         headers=dict(spec.http_server_config.headers),
         auth_excluded_paths=frozenset(spec.auth_excluded_paths),
+        rate_limiter=(RateLimiter(spec.rate_limit.interval, spec.rate_limit.burst)
+                      if spec.rate_limit.interval else None),
         path=file,
         spec=spec,
     )

@@ -27,7 +27,7 @@ class Authenticator:
     successful verification is remembered. The cache key is an HMAC, under a
     random per-process key, of the user and the exact password sent: a different
     password gives a different key, so only bcrypt can say yes to it. Failures are
-    never cached. Unknown users are checked against a decoy hash of the same cost,
+    never cached. Unknown users are checked against the costliest configured hash,
     so response time does not tell which user names exist. One bcrypt runs at a
     time (the toolkit does the same), so wrong passwords cannot take every core.
     """
@@ -37,8 +37,10 @@ class Authenticator:
 
         self._bcrypt = bcrypt
         self._users = {user: hashed.encode() for user, hashed in users.items()}
-        cost = max((int(h[4:6]) for h in self._users.values()), default=10)
-        self._decoy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost))
+        # Unknown users are checked against the costliest configured hash: as slow as a known user
+        # (no user enumeration by timing), and nothing is hashed at start-up, where a decoy of
+        # cost 18 would hold readiness for seconds. Its verdict is never used.
+        self._decoy = max(self._users.values(), key=lambda h: int(h[4:6]), default=b"")
         self._key = secrets.token_bytes(32)
         self._cache: OrderedDict[bytes, None] = OrderedDict()
         self._cache_size = cache_size
@@ -118,7 +120,8 @@ class Authenticator:
         candidate = password[:72]
         with self._bcrypt_lock:
             if hashed is None:
-                self._bcrypt.checkpw(candidate, self._decoy)
+                if self._decoy:
+                    self._bcrypt.checkpw(candidate, self._decoy)
                 ok = False
             else:
                 ok = self._bcrypt.checkpw(candidate, hashed)

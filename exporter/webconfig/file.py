@@ -8,37 +8,37 @@ from __future__ import annotations
 
 import re
 import ssl
-from typing import Annotated, Any, Literal
+import types
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictInt, field_validator, model_validator
 
-from exporter.schema import Section
+from exporter.schema import GO_UNIT_SECONDS, Section, parse_duration
+from exporter.yamlsource import Location
 
-# Go's crypto/tls names (what the toolkit format uses) -> OpenSSL names. TLS 1.3 suites are
-# not configurable there either; these only restrict TLS 1.2 and older handshakes.
-# RC4 and 3DES suites are left out on purpose: a config naming them is refused.
+# Go's crypto/tls names, as exporter-toolkit accepts them (the secure list, tls.CipherSuites()),
+# -> OpenSSL's names. They restrict TLS 1.2 and older; RSA key exchange, RC4, 3DES and CBC-SHA256
+# suites are Go's "insecure" list, which the toolkit refuses, and so do we.
 CIPHER_SUITES: dict[str, str] = {
-    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
-    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
-    "TLS_RSA_WITH_AES_128_CBC_SHA256": "AES128-SHA256",
-    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
-    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
     "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
     "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
     "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
     "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256": "ECDHE-ECDSA-AES128-SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256": "ECDHE-RSA-AES128-SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
     "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
     "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
     "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
     "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
 }
-# Go also accepts the short names it used before the RFC 8446 spelling.
-CIPHER_SUITES["TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305"] = CIPHER_SUITES["TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"]
-CIPHER_SUITES["TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305"] = CIPHER_SUITES["TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"]
+# TLS 1.3 suites are accepted and, as Go does, ignored: TLS 1.3 always offers all three.
+TLS13_CIPHER_SUITES = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
+# Go's net/http refuses to serve HTTP/2 over TLS 1.2 without one of these (exporter-toolkit fails
+# to start on such a file while http2 is on), so the same file is refused here too.
+HTTP2_REQUIRED_SUITES = ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")
+# The toolkit's curve names -> OpenSSL's group names.
+CURVES: dict[str, str] = {"CurveP256": "prime256v1", "CurveP384": "secp384r1", "CurveP521": "secp521r1",
+                          "X25519": "X25519"}
 
 TLS_VERSIONS: dict[str, ssl.TLSVersion] = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -83,35 +83,38 @@ class TLSServerConfig(Section):
     min_version: TLSVersionName = "TLS12"
     max_version: TLSVersionName = "TLS13"
     cipher_suites: list[str] = []
-    prefer_server_cipher_suites: bool = True
+    prefer_server_cipher_suites: StrictBool = True
     curve_preferences: list[str] = []
 
     @field_validator("client_auth_type")
     @classmethod
     def _verifiable(cls, value: str) -> str:
         if value in ("RequestClientCert", "RequireAnyClientCert", "RequireClientCert"):
-            # Python's ssl module cannot ask for a certificate without verifying it, and an
-            # unverified certificate proves nothing about who connects.
             raise ValueError(
-                f"{value} is not supported: it accepts certificates nobody verified; use "
-                "RequireAndVerifyClientCert (or VerifyClientCertIfGiven) with client_ca_file")
+                f"{value} cannot be served: Python's ssl cannot ask for a client certificate without "
+                "verifying it; use RequireAndVerifyClientCert (or VerifyClientCertIfGiven), with "
+                "client_ca_file or the system trust store")
         return value
 
     @field_validator("cipher_suites")
     @classmethod
     def _known_ciphers(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in CIPHER_SUITES]
+        unknown = [name for name in value if name not in CIPHER_SUITES and name not in TLS13_CIPHER_SUITES]
         if unknown:
-            raise ValueError(f"unknown or insecure cipher suite(s) {', '.join(unknown)}; "
-                             f"supported: {', '.join(sorted(CIPHER_SUITES))}")
+            raise ValueError(f"unknown cipher suite(s) {', '.join(unknown)} (exporter-toolkit accepts Go's "
+                             f"secure suites: {', '.join([*CIPHER_SUITES, *TLS13_CIPHER_SUITES])})")
         return value
 
     @field_validator("curve_preferences")
     @classmethod
-    def _no_curves(cls, value: list[str]) -> list[str]:
-        if value:
-            raise ValueError("curve_preferences is not supported (Python's ssl cannot set the "
-                             "key exchange groups); remove it to use OpenSSL's defaults")
+    def _one_curve(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in CURVES]
+        if unknown:
+            raise ValueError(f"unknown curve(s) {', '.join(unknown)}; known: {', '.join(CURVES)}")
+        if len(set(value)) > 1:
+            raise ValueError("several curves cannot be served: Python's ssl can restrict the key exchange "
+                             "to one curve only; list the one to use, or remove curve_preferences to "
+                             "accept OpenSSL's defaults (X25519, P-256, P-384, P-521 among them)")
         return value
 
     @model_validator(mode="after")
@@ -125,17 +128,23 @@ class TLSServerConfig(Section):
             problems.append("set only one of cert and cert_file")
         if self.key_file and self.key:
             problems.append("set only one of key and key_file")
+        # A verifying client_auth_type without client CAs verifies against the system trust store.
         has_ca = bool(self.client_ca_file or self.client_ca)
         if has_ca and self.client_auth_type == "NoClientCert":
             problems.append("client CAs are configured without a client_auth_type: "
                             "set RequireAndVerifyClientCert or VerifyClientCertIfGiven")
-        if not has_ca and self.client_auth_type != "NoClientCert":
-            problems.append(f"client_auth_type {self.client_auth_type} needs client_ca_file "
-                            "(the CA that signs client certificates)")
-        if self.client_allowed_sans is not None and self.client_auth_type != "RequireAndVerifyClientCert":
-            problems.append("client_allowed_sans requires client_auth_type RequireAndVerifyClientCert")
+        if self.client_allowed_sans is not None and self.client_auth_type == "NoClientCert":
+            # The toolkit starts, then fails every handshake: no certificate is asked for to check.
+            problems.append("client_allowed_sans needs a client certificate: set client_auth_type "
+                            "RequireAndVerifyClientCert (or VerifyClientCertIfGiven)")
         if version_order(self.min_version) > version_order(self.max_version):
-            problems.append(f"min_version {self.min_version} is above max_version {self.max_version}")
+            # The toolkit starts and then refuses every handshake; refusing the file says why.
+            problems.append(f"min_version {self.min_version} is above max_version {self.max_version}: "
+                            "no client could connect")
+        if (self.cipher_suites and not any(name in CIPHER_SUITES for name in self.cipher_suites)
+                and version_order(self.max_version) < version_order("TLS13")):
+            problems.append("cipher_suites names only TLS 1.3 suites, which are not configurable, and "
+                            "max_version is below TLS13: no suite is left for any handshake")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -160,7 +169,7 @@ def _single_line(value: str) -> str:
 
 class HTTPServerConfig(Section):
     # Accepted for file compatibility; the server speaks HTTP/1.1 only.
-    http2: bool = True
+    http2: StrictBool = True
     headers: dict[Annotated[str, AfterValidator(_check_header_name)],
                   Annotated[str, AfterValidator(_single_line)]] = {}
 
@@ -189,6 +198,26 @@ def _check_user(value: str) -> str:
     return value
 
 
+def _go_duration(value: Any) -> Any:
+    """Go's time.Duration as the toolkit's YAML decoding reads it: text ("1s", "1m30s", "250ms")
+    or an integer number of nanoseconds; seconds here."""
+    if isinstance(value, bool):
+        return value  # refused by the float type
+    if isinstance(value, int):
+        return value / 1e9
+    if isinstance(value, str):
+        return parse_duration(value, GO_UNIT_SECONDS)
+    raise ValueError("expected a duration such as 1s, 500ms or 1m")
+
+
+class RateLimit(Section):
+    """Requests allowed per `interval`, with bursts of `burst` (golang.org/x/time/rate's bucket);
+    an interval of 0 (the default) means no limit."""
+
+    burst: StrictInt = 0
+    interval: Annotated[float, BeforeValidator(_go_duration), Field(ge=0)] = 0.0
+
+
 # Per entry, so an error points at the user's own line; messages never quote the value.
 BcryptHash = Annotated[str, AfterValidator(_check_bcrypt)]
 UserName = Annotated[str, AfterValidator(_check_user)]
@@ -199,6 +228,7 @@ class WebConfigFile(Section):
 
     tls_server_config: TLSServerConfig | None = None
     http_server_config: HTTPServerConfig = HTTPServerConfig()
+    rate_limit: RateLimit = RateLimit()
     basic_auth_users: dict[UserName, BcryptHash] = Field(default={}, repr=False)
     # Paths served without basic auth (exact match), e.g. kubelet probes of /-/healthy.
     # TLS still applies to them.
@@ -215,8 +245,55 @@ class WebConfigFile(Section):
     @field_validator("tls_server_config", mode="before")
     @classmethod
     def _empty_tls(cls, value: Any) -> Any:
-        # The toolkit treats a tls_server_config with nothing in it as plain HTTP.
-        if isinstance(value, dict) and not any(value.get(k) for k in (
-                "cert_file", "key_file", "cert", "key", "client_ca_file", "client_ca", "client_auth_type")):
+        # The toolkit treats a tls_server_config that sets none of these as plain HTTP; a key it
+        # does not know (a misspelled cert_file) still refuses the file.
+        if (isinstance(value, dict) and set(value) <= set(TLSServerConfig.model_fields)
+                and not any(value.get(k) for k in _TLS_ENABLING)):
             return None
         return value
+
+_TLS_ENABLING = ("cert_file", "key_file", "cert", "key", "client_ca_file", "client_ca", "client_auth_type")
+
+
+def http2_problem(spec: WebConfigFile) -> str | None:
+    """Go's net/http will not serve HTTP/2 over TLS 1.2 without one of HTTP2_REQUIRED_SUITES, and
+    exporter-toolkit fails to start on such a file while http2 is on: the same file is refused."""
+    tls = spec.tls_server_config
+    if (tls is not None and tls.cipher_suites and spec.http_server_config.http2
+            and version_order(tls.min_version) < version_order("TLS13")
+            and not any(name in HTTP2_REQUIRED_SUITES for name in tls.cipher_suites)):
+        return (f"lacks an HTTP/2-required suite (one of {', '.join(HTTP2_REQUIRED_SUITES)}), so "
+                "exporter-toolkit refuses this file while http_server_config.http2 is on: add one, "
+                "or set http2: false")
+    return None
+
+
+def reads_text(loc: Location) -> bool:
+    """True when the file's schema reads a string at `loc`: Go's YAML decoding gives a string field
+    the scalar's own text (`X-XSS-Protection: 1` is "1"), so the toolkit accepts any scalar there."""
+    annotation: Any = WebConfigFile
+    for part in loc:
+        annotation = _bare(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, Section):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return False
+            annotation = field.annotation
+        elif get_origin(annotation) in (dict, list):
+            annotation = get_args(annotation)[-1 if get_origin(annotation) is dict else 0]
+        else:
+            return False
+    annotation = _bare(annotation)
+    return annotation is str or get_origin(annotation) is Literal
+
+
+def _bare(annotation: Any) -> Any:
+    """`X` for Annotated[X, ...] and for X | None."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            annotation = next(a for a in get_args(annotation) if a is not type(None))
+        else:
+            return annotation

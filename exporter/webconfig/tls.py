@@ -9,7 +9,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from exporter.webconfig.file import CIPHER_SUITES, TLS_VERSIONS, TLSServerConfig, WebConfigError, version_order
+from exporter.webconfig.file import (
+    CIPHER_SUITES,
+    CURVES,
+    TLS_VERSIONS,
+    TLSServerConfig,
+    WebConfigError,
+    version_order,
+)
 
 
 def server_context(tls: TLSServerConfig, file: Path) -> ssl.SSLContext:
@@ -29,8 +36,11 @@ def server_context(tls: TLSServerConfig, file: Path) -> ssl.SSLContext:
     context.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION
     if tls.prefer_server_cipher_suites:
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
-    ciphers = ":".join(CIPHER_SUITES[name] for name in tls.cipher_suites)
-    if version_order(tls.min_version) < version_order("TLS12"):
+    ciphers = ":".join(CIPHER_SUITES[name] for name in tls.cipher_suites if name in CIPHER_SUITES)
+    if tls.cipher_suites and not ciphers:
+        # Only TLS 1.3 names: as with Go, no suite is left for TLS 1.2 and older handshakes.
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+    elif version_order(tls.min_version) < version_order("TLS12"):
         # OpenSSL 3's default security level has no cipher left for TLS 1.0/1.1 (SHA-1 MACs);
         # an operator who asks for them explicitly gets them, and docs/security.md warns.
         ciphers = (ciphers or "DEFAULT") + ":@SECLEVEL=0"
@@ -40,6 +50,12 @@ def server_context(tls: TLSServerConfig, file: Path) -> ssl.SSLContext:
         except ssl.SSLError as err:
             raise WebConfigError(
                 f"{file}: tls_server_config.cipher_suites: none usable by this OpenSSL: {err}") from None
+    for curve in tls.curve_preferences[:1]:  # one at most (file.py): the only group offered
+        try:
+            context.set_ecdh_curve(CURVES[curve])
+        except (ValueError, ssl.SSLError) as err:
+            raise WebConfigError(f"{file}: tls_server_config.curve_preferences: this OpenSSL cannot use "
+                                 f"{curve}: {err}") from None
     context.set_alpn_protocols(["http/1.1"])
     load_chain(context, tls, base)
     if tls.client_allowed_sans is not None:
@@ -50,8 +66,12 @@ def server_context(tls: TLSServerConfig, file: Path) -> ssl.SSLContext:
         try:
             if tls.client_ca_file:
                 context.load_verify_locations(cafile=str(_resolve(base, tls.client_ca_file)))
-            else:
+            elif tls.client_ca:
                 context.load_verify_locations(cadata=tls.client_ca)
+            else:
+                # No client CAs: as Go does, verify against the system trust store (OpenSSL's
+                # default paths, which SSL_CERT_FILE and SSL_CERT_DIR override).
+                context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
         except (OSError, ssl.SSLError) as err:
             where = tls.client_ca_file or "client_ca"
             raise WebConfigError(f"{file}: tls_server_config: cannot load client CA {where}: {_reason(err)}") from None
