@@ -136,7 +136,6 @@ unknown_key: 1
     ("  client_auth_type: RequireAnyClientCert\n", "cannot ask for a client certificate without verifying it"),
     ("  client_auth_type: RequestClientCert\n", "cannot ask for a client certificate without verifying it"),
     ("  client_auth_type: RequireClientCert\n", "cannot ask for a client certificate without verifying it"),
-    ("  curve_preferences: [X25519, CurveP256]\n", "Python's ssl can restrict the key exchange to one curve"),
     # What exporter-toolkit refuses.
     ("  client_ca_file: ca.crt\n", "client CAs are configured without a client_auth_type"),
     ("  client_auth_type: Sometimes\n", "client_auth_type"),
@@ -206,6 +205,14 @@ http_server_config:
   client_auth_type: "VerifyClientCertIfGiven"
   curve_preferences:
     - CurveP521
+""",
+    "allCurves": """\
+  client_auth_type: "VerifyClientCertIfGiven"
+  curve_preferences:
+    - CurveP256
+    - CurveP384
+    - CurveP521
+    - X25519
 """,
     "requireandverifyclientcert_system_store": """\
   client_auth_type: RequireAndVerifyClientCert
@@ -644,10 +651,13 @@ def handshake_with_curve(port: int, pki: PKI, curve: str) -> bytes:
             return tls.recv(64)
 
 
-def test_curve_preferences_restricts_the_key_exchange(pki: PKI, tmp_path: Path) -> None:
-    config = webconfig.load(tls_file(pki, tmp_path, "  curve_preferences: [CurveP384]\n"))
+@pytest.mark.parametrize("curves", [["CurveP384"], ["CurveP384", "X25519"]])
+def test_curve_preferences_restricts_the_key_exchange(pki: PKI, tmp_path: Path, curves: list[str]) -> None:
+    config = webconfig.load(tls_file(pki, tmp_path, f"  curve_preferences: [{', '.join(curves)}]\n"))
     with tls_server(config) as port:
         assert handshake_with_curve(port, pki, "secp384r1") == b"ok"
+        if "X25519" in curves:
+            assert handshake_with_curve(port, pki, "X25519") == b"ok"
         with pytest.raises(ssl.SSLError, match="HANDSHAKE_FAILURE|handshake failure"):
             handshake_with_curve(port, pki, "prime256v1")
 

@@ -107,14 +107,10 @@ class TLSServerConfig(Section):
 
     @field_validator("curve_preferences")
     @classmethod
-    def _one_curve(cls, value: list[str]) -> list[str]:
+    def _known_curves(cls, value: list[str]) -> list[str]:
         unknown = [name for name in value if name not in CURVES]
         if unknown:
             raise ValueError(f"unknown curve(s) {', '.join(unknown)}; known: {', '.join(CURVES)}")
-        if len(set(value)) > 1:
-            raise ValueError("several curves cannot be served: Python's ssl can restrict the key exchange "
-                             "to one curve only; list the one to use, or remove curve_preferences to "
-                             "accept OpenSSL's defaults (X25519, P-256, P-384, P-521 among them)")
         return value
 
     @model_validator(mode="after")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import _ssl
+import ctypes
 import os
 import ssl
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -50,12 +53,8 @@ def server_context(tls: TLSServerConfig, file: Path) -> ssl.SSLContext:
         except ssl.SSLError as err:
             raise WebConfigError(
                 f"{file}: tls_server_config.cipher_suites: none usable by this OpenSSL: {err}") from None
-    for curve in tls.curve_preferences[:1]:  # one at most (file.py): the only group offered
-        try:
-            context.set_ecdh_curve(CURVES[curve])
-        except (ValueError, ssl.SSLError) as err:
-            raise WebConfigError(f"{file}: tls_server_config.curve_preferences: this OpenSSL cannot use "
-                                 f"{curve}: {err}") from None
+    if tls.curve_preferences:
+        _set_groups(context, [CURVES[name] for name in dict.fromkeys(tls.curve_preferences)], file)
     context.set_alpn_protocols(["http/1.1"])
     load_chain(context, tls, base)
     if tls.client_allowed_sans is not None:
@@ -76,6 +75,42 @@ def server_context(tls: TLSServerConfig, file: Path) -> ssl.SSLContext:
             where = tls.client_ca_file or "client_ca"
             raise WebConfigError(f"{file}: tls_server_config: cannot load client CA {where}: {_reason(err)}") from None
     return context
+
+
+SSL_CTRL_SET_GROUPS_LIST = 92  # OpenSSL's SSL_CTX_set1_groups_list is this SSL_CTX_ctrl call
+
+
+def _set_groups(context: ssl.SSLContext, groups: list[str], file: Path) -> None:
+    """Restrict the key exchange to `groups` (OpenSSL names), as Go's CurvePreferences does.
+
+    Python's ssl sets one group (set_ecdh_curve). For several, OpenSSL's
+    SSL_CTX_set1_groups_list is called on the context's SSL_CTX, the first field after the
+    object header of CPython's SSLContext; the pointer is trusted only once the options
+    OpenSSL reads through it are the context's own.
+    """
+    where = f"{file}: tls_server_config.curve_preferences"
+    if len(groups) == 1:
+        try:
+            context.set_ecdh_curve(groups[0])
+        except (ValueError, ssl.SSLError) as err:
+            raise WebConfigError(f"{where}: this OpenSSL cannot use {groups[0]}: {err}") from None
+        return
+    try:
+        if sys.implementation.name != "cpython":
+            raise OSError("not CPython")
+        libssl = ctypes.CDLL(_ssl.__file__)  # resolves to the libssl the ssl module uses
+        get_options, ctrl = libssl.SSL_CTX_get_options, libssl.SSL_CTX_ctrl
+        get_options.argtypes, get_options.restype = [ctypes.c_void_p], ctypes.c_uint64
+        ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_char_p]
+        ctrl.restype = ctypes.c_long
+        pointer = ctypes.c_void_p.from_address(id(context) + object.__basicsize__).value
+        if not pointer or get_options(pointer) != context.options:
+            raise OSError("the SSLContext layout is not the one expected")
+    except (OSError, AttributeError) as err:
+        raise WebConfigError(f"{where}: this Python's ssl can restrict the key exchange to one curve "
+                             f"only ({err}); list one, or remove curve_preferences") from None
+    if ctrl(pointer, SSL_CTRL_SET_GROUPS_LIST, 0, ":".join(groups).encode()) != 1:
+        raise WebConfigError(f"{where}: this OpenSSL cannot use {', '.join(groups)}")
 
 
 def _has_allowed_san(peer: ssl.SSLObject | ssl.SSLSocket, allowed: frozenset[str]) -> bool:
