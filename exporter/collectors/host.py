@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 from collections.abc import Callable
 from operator import attrgetter
 from typing import NamedTuple
@@ -22,8 +21,9 @@ from typing import NamedTuple
 from exporter import families as F
 from exporter.collectors._procfs import read_text
 from exporter.collectors.namefilter import compile_filter
+from exporter.collectors.statfs import StatfsPool
 from exporter.model import Family
-from exporter.schema import CollectorConfig, Regex, Section
+from exporter.schema import CollectorConfig, Duration, Regex, Section
 from exporter.statelog import StateLog
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,9 @@ class Filesystems(Section):
     mountpoint_exclude: Regex | None = DEFAULT_MOUNTPOINT_EXCLUDE
     fstype_include: Regex | None = None
     fstype_exclude: Regex | None = DEFAULT_FSTYPE_EXCLUDE
+    # How long the statfs calls of one scrape may take together; a mount that has not
+    # answered by then is skipped (device_error 1) until its call returns.
+    mount_timeout: Duration = 1.0
 
 
 class Disks(Section):
@@ -266,10 +269,11 @@ class HostCollector:
         self._fstypes = compile_filter(fs.fstype_include, fs.fstype_exclude)
         self._disks = compile_filter(config.disks.device_include, config.disks.device_exclude)
         self._netdevs = compile_filter(config.network.device_include, config.network.device_exclude)
-        # Mountpoints whose statfs has not returned yet (a dead NFS server): skipped until it does,
-        # so one hung mount costs one stuck thread, not one per scrape.
-        self._stuck: set[str] = set()
-        self._stuck_lock = threading.Lock()
+        self._mount_timeout = fs.mount_timeout
+        # Mountpoints whose statfs has not returned yet (a dead NFS server) are skipped until it
+        # does, so one hung mount costs one stuck thread and its own figures, not the scrape.
+        self._statfs = StatfsPool()
+        self._mounts_log = StateLog(log, "filesystem statfs hangs, skipping it", "filesystem statfs answers again")
         self._sections_log = StateLog(log, "host section unreadable", "host section readable again")
         self._sections: tuple[tuple[str, Callable[[list[Family]], None]], ...] = (
             ("stat", self._stat), ("loadavg", self._loadavg), ("memory", self._memory),
@@ -280,7 +284,7 @@ class HostCollector:
         return await asyncio.to_thread(self._collect)
 
     async def close(self) -> None:
-        return None
+        await asyncio.to_thread(self._statfs.close)
 
     def _collect(self) -> list[Family]:
         out: list[Family] = []
@@ -328,25 +332,21 @@ class HostCollector:
 
     def _filesystems(self, out: list[Family]) -> None:
         size, free, avail, used, files, files_free, errors = [], [], [], [], [], [], []
-        for mount in parse_mounts(self._read_mounts()):
-            if not (self._mountpoints(mount.mountpoint) and self._fstypes(mount.fstype)):
-                continue
+        mounts = [m for m in parse_mounts(self._read_mounts())
+                  if self._mountpoints(m.mountpoint) and self._fstypes(m.fstype)]
+        results = self._statfs.stat([(m.mountpoint, self._on_rootfs(m.mountpoint)) for m in mounts],
+                                    self._mount_timeout)
+        for mount in mounts:
             labels = (mount.device, mount.mountpoint, mount.fstype)
-            with self._stuck_lock:
-                stuck = mount.mountpoint in self._stuck
-                if not stuck:
-                    self._stuck.add(mount.mountpoint)
-            if stuck:
+            result = results[mount.mountpoint]
+            st = result.stat
+            if st is None:
                 errors.append((labels, 1.0))
+                if result.stuck:
+                    self._mounts_log.failed(mount.mountpoint, f"no answer within {self._mount_timeout:g}s",
+                                            mountpoint=mount.mountpoint)
                 continue
-            try:
-                st = os.statvfs(self._on_rootfs(mount.mountpoint))
-            except OSError:
-                errors.append((labels, 1.0))
-                continue
-            finally:
-                with self._stuck_lock:
-                    self._stuck.discard(mount.mountpoint)
+            self._mounts_log.ok(mount.mountpoint, mountpoint=mount.mountpoint)
             errors.append((labels, 0.0))
             size.append((labels, st.f_blocks * st.f_frsize))
             free.append((labels, st.f_bfree * st.f_frsize))

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from exporter.collectors import REGISTRY, Probe
+from exporter.collectors import REGISTRY, Collector, Probe
 from exporter.model import Family
 from exporter.scrape import Job
 
@@ -44,12 +44,20 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
     return result
 
 
-async def collect_once(probe: Probe) -> dict[str, dict[tuple[str, ...], Any]]:
-    """One read of a fresh probe, closed after."""
+async def collect_once(collector: Collector) -> dict[str, dict[tuple[str, ...], Any]]:
+    """One read of a fresh collector, closed after."""
     try:
-        return values(await probe.collect())
+        return values(await collector.collect())
     finally:
-        await probe.close()
+        await collector.close()
+
+
+async def families_once(collector: Collector) -> list[Family]:
+    """One read of a fresh collector as families, closed after."""
+    try:
+        return list(await collector.collect())
+    finally:
+        await collector.close()
 
 
 class Clock:

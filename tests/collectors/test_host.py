@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collectors import host as H
 from exporter.exposition import render
-from tests.collectors.helpers import run, values
+from tests.collectors.helpers import collect_once, families_once, run
 from tests.support.binaries import require
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -200,7 +200,7 @@ def staged(tmp_path: Path) -> Path:
 
 def host(staged: Path, **config: object) -> dict:
     cfg = H.Config.model_validate({"proc_root": str(staged / "proc"), "rootfs": str(staged / "rootfs"), **config})
-    return values(run(H.HostCollector(cfg).collect))
+    return run(lambda: collect_once(H.HostCollector(cfg)))
 
 
 def test_staged_values(staged: Path) -> None:
@@ -264,7 +264,7 @@ def test_an_unreadable_section_costs_only_its_families(staged: Path, caplog: pyt
 # --- this machine -----------------------------------------------------------------------------
 
 def collect_real(**config: object) -> dict:
-    return values(run(H.HostCollector(H.Config.model_validate(config)).collect))
+    return run(lambda: collect_once(H.HostCollector(H.Config.model_validate(config))))
 
 
 def test_real_values_agree_with_psutil() -> None:
@@ -295,7 +295,7 @@ def test_real_include_filters() -> None:
 
 
 def test_real_exposition_is_clean(promtool: Callable[[str], str]) -> None:
-    text = render(run(H.HostCollector(H.Config()).collect)).decode()
+    text = render(run(lambda: families_once(H.HostCollector(H.Config())))).decode()
     assert promtool(text) == ""
     parsed = {f.name: f for f in text_string_to_metric_families(text)}
     assert parsed["apm_host_cpu_seconds"].type == "counter"

@@ -26,6 +26,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -578,3 +579,132 @@ def black_hole() -> Iterator[BlackHole]:
     hole = BlackHole()
     yield hole
     hole.close()
+
+
+# --- a filesystem whose statfs hangs -----------------------------------------------------------
+
+class FuseFilesystem:
+    """A FUSE filesystem served from this process over /dev/fuse (the kernel protocol, no libfuse).
+
+    statfs answers with fixed figures (BLOCKS blocks of BLOCK_SIZE bytes, FREE free), or, while
+    `hanging` is set, is held unanswered, the way a dead NFS server leaves a statfs. Where it is
+    mounted is up to the caller: `mount_in_namespace_script()` mounts it, from an fd received
+    over a unix socket, in a private mount namespace, so nothing else on the machine stats it.
+    """
+
+    BLOCKS, FREE, BLOCK_SIZE = 1000, 250, 4096
+
+    def __init__(self, name: str, hang: bool = False) -> None:
+        self.name = name
+        self.fd = os.open("/dev/fuse", os.O_RDWR)
+        self.statfs_calls = 0
+        self.hanging = threading.Event()
+        if hang:
+            self.hanging.set()
+        self._held: list[int] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._serve, name=f"fuse-{name}", daemon=True).start()
+
+    def release(self) -> None:
+        """Answer every held statfs and stop holding new ones."""
+        with self._lock:
+            self.hanging.clear()
+            held, self._held = self._held, []
+        for unique in held:
+            self._statfs_reply(unique)
+
+    def _reply(self, unique: int, body: bytes = b"", error: int = 0) -> None:
+        import struct
+
+        try:
+            os.write(self.fd, struct.pack("<IiQ", 16 + len(body), -error, unique) + body)
+        except OSError:  # the requester gave up (interrupted) or the mount is gone
+            pass
+
+    def _statfs_reply(self, unique: int) -> None:
+        import struct
+
+        self._reply(unique, struct.pack("<QQQQQIIII24x", self.BLOCKS, self.FREE, self.FREE, 100, 50,
+                                        self.BLOCK_SIZE, 255, self.BLOCK_SIZE, 0))
+
+    def _serve(self) -> None:
+        import errno
+        import struct
+
+        while True:
+            try:
+                data = os.read(self.fd, 1 << 20)
+            except OSError as err:
+                if err.errno == errno.EPERM:  # not mounted yet
+                    time.sleep(0.01)
+                    continue
+                return  # ENODEV once unmounted: the filesystem is gone
+            _, opcode, unique = struct.unpack_from("<IIQ", data)
+            if opcode == 26:  # INIT: protocol 7.x, whatever minor the kernel speaks up to 31
+                minor = min(struct.unpack_from("<II", data, 40)[1], 31)
+                self._reply(unique, struct.pack("<IIIIHHIIHHI28x", 7, minor, 65536, 0, 16, 12, 65536, 1, 1, 0, 0))
+            elif opcode == 17:  # STATFS
+                with self._lock:
+                    self.statfs_calls += 1
+                    if self.hanging.is_set():
+                        self._held.append(unique)
+                        continue
+                self._statfs_reply(unique)
+            elif opcode == 3:  # GETATTR of the root: a directory
+                attr = struct.pack("<QQQQQQIIIIIIIIII", 1, 0, 0, 0, 0, 0, 0, 0, 0, 0o40755, 2, 0, 0, 0, 4096, 0)
+                self._reply(unique, struct.pack("<QII", 0, 0, 0) + attr)
+            elif opcode in (36, 38):  # INTERRUPT, DESTROY: no reply
+                continue
+            else:
+                self._reply(unique, error=errno.ENOSYS)
+
+
+_MOUNT_AND_EXEC = """\
+import ctypes, json, os, socket, sys
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+for path, point, name in json.loads(sys.argv[1]):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(path)
+        fd = socket.recv_fds(s, 1, 1)[1][0]
+    options = f"fd={fd},rootmode=40000,user_id=0,group_id=0".encode()
+    if libc.mount(name.encode(), point.encode(), f"fuse.{name}".encode(), 0, options) != 0:
+        raise OSError(ctypes.get_errno(), f"mount {point}")
+    os.close(fd)
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
+def fuse_namespace_wrapper(folder: Path, mounts: dict[Path, FuseFilesystem], program: str) -> Path:
+    """An executable `folder/<program's name>` that runs `program` as pid 1 of its own pid and
+    mount namespaces, with each FuseFilesystem mounted at its path there (and nowhere else).
+
+    Each filesystem's fd is handed over once through a unix socket this process serves.
+    """
+    import json
+    import stat
+
+    unshare = require("unshare")
+    handoffs = []
+    for point, fs in mounts.items():
+        path = str(folder / f"{fs.name}.sock")
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(path)
+        server.listen(1)
+
+        def hand_over(server: socket.socket = server, fd: int = fs.fd) -> None:
+            with server:
+                conn, _ = server.accept()
+                with conn:
+                    socket.send_fds(conn, [b"f"], [fd])
+
+        threading.Thread(target=hand_over, daemon=True).start()
+        handoffs.append((path, str(point), fs.name))
+    helper = folder / "mount_and_exec.py"
+    helper.write_text(_MOUNT_AND_EXEC)
+    wrapper = folder / os.path.basename(program)
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"exec {unshare} --mount --pid --fork --kill-child=SIGTERM --mount-proc --propagation private "
+        f"{sys.executable} {helper} '{json.dumps(handoffs)}' {program} \"$@\"\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    return wrapper
