@@ -587,6 +587,20 @@ def test_client_allowed_sans(pki: PKI, tmp_path: Path) -> None:
         assert refused(port, pki, pki.other_client)
 
 
+def test_client_allowed_sans_with_verify_if_given_refuses_a_client_without_a_certificate(
+        pki: PKI, tmp_path: Path) -> None:
+    # As with the toolkit: the SAN check needs a certificate, so "if given" becomes "required".
+    config = webconfig.load(tls_file(pki, tmp_path, """\
+  client_auth_type: VerifyClientCertIfGiven
+  client_ca_file: ca.crt
+  client_allowed_sans: ["spiffe://test/prometheus"]
+"""))
+    with tls_server(config) as port:
+        assert handshake(port, pki, client=pki.client)["body"] == b"ok"
+        assert refused(port, pki, None)
+        assert refused(port, pki, pki.other_client)
+
+
 def test_client_allowed_sans_on_asyncio(pki: PKI, tmp_path: Path) -> None:
     """The daemon's server is asyncio: the check must hold there too (SSLObject, memory BIOs)."""
     config = webconfig.load(tls_file(pki, tmp_path, """\

@@ -176,6 +176,24 @@ def test_client_allowed_sans_are_enforced(daemon_factory: Factory, tmp_path: Pat
         Client(daemon, pki, cert=pki.other_client).request("/metrics")
 
 
+def test_client_certificates_verified_against_the_system_trust_store(daemon_factory: Factory, tmp_path: Path,
+                                                                      pki: PKI) -> None:
+    # No client_ca_file: as exporter-toolkit (Go), the system store decides. The "system" store here
+    # is a trust directory in OpenSSL's hashed layout holding the test CA, given by SSL_CERT_DIR.
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    digest = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", str(pki.ca.cert)],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    (trust / f"{digest}.0").write_bytes(pki.ca.cert.read_bytes())
+    env = {"SSL_CERT_DIR": str(trust), "SSL_CERT_FILE": str(tmp_path / "no-bundle.pem")}
+    daemon = start(daemon_factory, tmp_path, tls_block(pki, "  client_auth_type: RequireAndVerifyClientCert\n"),
+                   env=env)
+    assert Client(daemon, pki, cert=pki.client).request("/metrics")[0] == 200
+    for cert in (None, pki.rogue_client):
+        with pytest.raises((ssl.SSLError, ConnectionError, http.client.RemoteDisconnected)):
+            Client(daemon, pki, cert=cert).request("/metrics")
+
+
 # --- basic auth ---------------------------------------------------------------------------
 
 
