@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -20,16 +21,23 @@ class TestTimed:
 
         @tm.timed("checkout")
         def checkout(n: int) -> int:
+            time.sleep(0.005)
             return n * 2
 
+        began = time.perf_counter()
         results = [checkout(i) for i in range(7)]
+        elapsed_ms = (time.perf_counter() - began) * 1000
         tm.flush()
         lines = receiver.lines()
 
         assert [0, 2, 4, 6, 8, 10, 12] == results
         assert 7 == total(lines, "apm.operation", operation="checkout", outcome="ok")
         assert 0 == total(lines, "apm.operation", operation="checkout", outcome="error")
-        assert all(s.type == "ms" and s.value >= 0 for s in samples(lines))
+        # Milliseconds on the wire: each call slept 5 ms, and together they took no longer than
+        # the loop around them (seconds would be 1000x too small, nanoseconds 10**6 too big).
+        values = [s.value for s in samples(lines)]
+        assert all(s.type == "ms" for s in samples(lines))
+        assert min(values) >= 5.0 and sum(values) <= elapsed_ms
 
     def test_exception_is_error_and_reraised_untouched(self, tm: Telemetry, receiver: Receiver) -> None:
         """The same exception object escapes, with its traceback; the call counts as an error."""

@@ -100,13 +100,15 @@ def test_reload_good_and_bad_files(daemon_factory: Factory) -> None:
     assert "apm_host_cpu_seconds_total" in d.scrape_text()
 
 
-def test_sigterm_and_sigint_stop_within_two_seconds(daemon_factory: Factory) -> None:
+def test_sigterm_and_sigint_stop_cleanly(daemon_factory: Factory) -> None:
+    """Exit status 0 and the shutdown logged: a daemon that hung on stop would be killed by
+    Daemon.stop's timeout (status -9). How long a stop takes is measured in bench/lifecycle.py."""
     for sig in (signal.SIGTERM, signal.SIGINT):
         d = daemon_factory(HOST)
         d.scrape_text()
-        took = d.stop(sig)
+        d.stop(sig)
         assert d.proc is not None and d.proc.returncode == 0, d.log()
-        assert took < 2.0, f"{sig.name} took {took:.2f}s"
+        assert "stopping" in d.log()
 
 
 def test_python_dash_m_and_flags(daemon_factory: Factory, tmp_path: Any) -> None:
