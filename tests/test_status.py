@@ -179,3 +179,17 @@ def test_compact_counts_widen_when_a_step_does_not_fit() -> None:
     assert h.column(("op", "a"), 0) == [1.0, 70000.0, 1.5]
     assert math.isnan(h.column(("op", "a"), 1)[2]) and h.column(("op", "a"), 2) == [0.5, 0.5, 0.25]
     assert h.total(("op", "a"), 3) == [70002.5, 4.0, 1.25]
+
+
+def test_otlp_intake_rates_and_rejections() -> None:
+    history = History(step=10.0, points=60)
+    sampler = Sampler(history)
+    for at, n in ((0.0, 0.0), (10.0, 1.0)):
+        sampler.observe([F.OTLP_REQUESTS.family([(("http",), 20 * n)]),
+                         F.OTLP_DATA_POINTS.family([(("http",), 500 * n)]),
+                         F.OTLP_DATA_POINTS_REJECTED.family([(("unsupported_type",), 3 * n)])], at=at)
+    statsd = Model(history, sampler).snapshot()["statsd"]
+    [http] = statsd["otlp"]
+    assert (http["requests_per_second"], http["data_points_per_second"]) == (2.0, 50.0)
+    assert [(r["reason"], r["count"]) for r in statsd["otlp_rejected"]] == [("data point: unsupported_type", 3.0)]
+    assert "OTLP transport" in page.render(Model(history, sampler).snapshot()).decode()

@@ -41,7 +41,7 @@ INTAKE = ("packets", "lines", "samples", "bytes")
 # Rows whose counters the daemon itself starts at zero (pushed operations, its own counters): one
 # first seen after the last sample counts from zero. Others (a probed cache's counters since its
 # server started, the host's since boot) need two samples before they give a delta.
-FROM_ZERO = frozenset({"op", "intake", "parse", "dropped", "tcp", "auth", "reload"})
+FROM_ZERO = frozenset({"op", "intake", "parse", "dropped", "tcp", "auth", "reload", "otlp", "otlp_rejected"})
 
 
 def _index(columns: Sequence[str]) -> dict[str, int]:
@@ -244,6 +244,15 @@ class Sampler:
             for labels, v in _samples(fams, spec):
                 intake[("intake", labels[0])][column] += v
         cumulative.update(intake)
+        otlp: dict[Key, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        for column, spec in enumerate((F.OTLP_REQUESTS, F.OTLP_DATA_POINTS)):
+            for labels, v in _samples(fams, spec):
+                otlp[("otlp", labels[0])][column] += v
+        cumulative.update(otlp)
+        for labels, v in _samples(fams, F.OTLP_REQUESTS_REJECTED):
+            cumulative[("otlp_rejected", f"{labels[0]} request: {labels[1]}")] = [v]
+        for labels, v in _samples(fams, F.OTLP_DATA_POINTS_REJECTED):
+            cumulative[("otlp_rejected", f"data point: {labels[0]}")] = [v]
         for kind, spec in (("parse", F.STATSD_PARSE_ERRORS), ("dropped", F.STATSD_SAMPLES_DROPPED),
                            ("tcp", F.STATSD_TCP_ERRORS), ("auth", F.HTTP_AUTH_FAILURES)):
             for labels, v in _samples(fams, spec):
@@ -557,8 +566,16 @@ class Model:
             listeners.append({"listener": key[1], **{
                 f"{c}_per_second": _none(total[i] / span) if span else None for i, c in enumerate(INTAKE)},
                 "spark": {"lines": _spark([v / h.step if v == v else NAN for v in h.column(key, 1)])}})
+        otlp = []
+        for key in sorted(h.keys("otlp"), key=str):
+            total = h.total(key, n)
+            otlp.append({"transport": key[1],
+                         "requests_per_second": _none(total[0] / span) if span else None,
+                         "data_points_per_second": _none(total[1] / span) if span else None,
+                         "spark": {"data_points": _spark([v / h.step if v == v else NAN for v in h.column(key, 1)])}})
         return {"listeners": listeners, "parse_errors": counted("parse"), "dropped": counted("dropped"),
-                "tcp_errors": counted("tcp"), "auth_failures": counted("auth")}
+                "tcp_errors": counted("tcp"), "auth_failures": counted("auth"), "otlp": otlp,
+                "otlp_rejected": counted("otlp_rejected")}
 
     def _reload(self) -> dict[str, Any] | None:
         last = self.history.last(("reload",))

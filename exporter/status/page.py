@@ -336,8 +336,13 @@ def _statsd(status: dict[str, Any]) -> str:
             [_td(esc(x["listener"])), _td(_rate(x["packets_per_second"])), _td(_rate(x["lines_per_second"])),
              _td(_rate(x["samples_per_second"])), _td(_bytes(x["bytes_per_second"])),
              _td(sparkline(x["spark"]["lines"]))] for x in s["listeners"]]))
+    if s.get("otlp"):
+        parts.append(_table(["OTLP transport", "requests/s", "data points/s", "data points/s trend"], [
+            [_td(esc(x["transport"])), _td(_rate(x["requests_per_second"])), _td(_rate(x["data_points_per_second"])),
+             _td(sparkline(x["spark"]["data_points"]))] for x in s["otlp"]]))
     for title, key in (("parse errors", "parse_errors"), ("samples dropped", "dropped"),
-                       ("TCP errors", "tcp_errors"), ("HTTP auth failures", "auth_failures")):
+                       ("TCP errors", "tcp_errors"), ("OTLP rejected", "otlp_rejected"),
+                       ("HTTP auth failures", "auth_failures")):
         rows = [r for r in s.get(key, []) if r["count_15m"] > 0]  # reasons that happened
         if rows:
             parts.append(_table([title + " by reason", "last 5 min", "last 15 min", "per step"], [
@@ -345,7 +350,7 @@ def _statsd(status: dict[str, Any]) -> str:
                  _td(sparkline(r["spark"]["count"], "bad"))] for r in rows]))
     if not parts:
         return ""
-    return _section("StatsD intake", "".join(parts), ident="statsd")
+    return _section("Intake: StatsD and OTLP", "".join(parts), ident="statsd")
 
 
 def _daemon(status: dict[str, Any], now: float) -> str:
