@@ -216,7 +216,7 @@ def _window_name(status: dict[str, Any]) -> str:
     seconds = status.get("window_seconds")
     if not seconds:
         return "totals since start"
-    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds >= 600 else f"{seconds:.1f} s"
 
 
 def _caches(status: dict[str, Any]) -> str:
