@@ -193,3 +193,18 @@ def test_otlp_intake_rates_and_rejections() -> None:
     assert (http["requests_per_second"], http["data_points_per_second"]) == (2.0, 50.0)
     assert [(r["reason"], r["count"]) for r in statsd["otlp_rejected"]] == [("data point: unsupported_type", 3.0)]
     assert "OTLP transport" in page.render(Model(history, sampler).snapshot()).decode()
+
+
+def test_the_history_counts_its_own_bytes_as_rings_come_widen_and_go() -> None:
+    h = History(step=1.0, points=4)
+
+    def counted() -> int:
+        return sum(r.nbytes() for r in h._rings.values()) + h.times.itemsize * h.points
+
+    h.append(0.0, {("op", "a"): [1.0, 0.5], ("op", "b"): [1.0, 0.5]}, integral={"op": 1})
+    assert h.nbytes() == counted()
+    h.append(1.0, {("op", "a"): [0.5, 0.5]}, integral={"op": 1})  # a widens, b goes quiet
+    assert h.nbytes() == counted()
+    for t in range(2, 8):
+        h.append(float(t), {("op", "a"): [0.5, 0.5]}, integral={"op": 1})
+    assert h.keys("op") == [("op", "a")] and h.nbytes() == counted()

@@ -97,9 +97,12 @@ class History:
         self.rows = 0  # rows written so far (capped at points)
         self.dropped_keys = 0  # keys refused because max_keys was reached
         self._rings: dict[Key, _Ring] = {}
+        self._bytes = 0  # of all rings, kept up to date (summing 1,000 rings per page costs a millisecond)
         self._seq = -1
         self._order: list[int] = []
         self._order_at = -2
+        self._kinds: dict[Hashable, list[Key]] = {}
+        self._kinds_at = -2
 
     def steps(self, seconds: float) -> int:
         """Rows in a window of `seconds` (at least 1, at most points - 1)."""
@@ -124,13 +127,19 @@ class History:
                 if ring is None and len(self._rings) >= self.max_keys:
                     self.dropped_keys += 1
                     continue
+                if ring is not None:
+                    self._bytes -= ring.nbytes()
                 n_int = min(len(row), (integral or {}).get(key[0], 0))
                 ring = self._rings[key] = _Ring(self.points, len(row), n_int, len(self.windows))
+                self._bytes += ring.nbytes()
+            compact = ring.ints.typecode == "H"
             ring.write(self.head, row)
+            if compact and ring.ints.typecode != "H":  # widened to float32
+                self._bytes += len(ring.ints) * 2
             ring.seen = self._seq
         for key in [k for k, r in self._rings.items() if r.seen != self._seq]:
             if self._seq - self._rings[key].seen >= self.points:
-                del self._rings[key]
+                self._bytes -= self._rings.pop(key).nbytes()
             else:
                 self._rings[key].blank(self.head)
         self._update_sums(before)
@@ -150,10 +159,16 @@ class History:
     def window_sums(self, kind: Hashable, steps: int) -> list[tuple[Key, array[float]]]:
         """Every key of a kind with its running sums over one of the windows (read-only arrays)."""
         w = self.windows.index(min(self.points - 1, max(1, steps)))
-        return [(k, r.sums[w]) for k, r in self._rings.items() if k[0] == kind]
+        return [(k, self._rings[k].sums[w]) for k in self.keys(kind)]
 
     def keys(self, kind: Hashable) -> list[Key]:
-        return [k for k in self._rings if k[0] == kind]
+        """Keys of one kind (grouped once per row: a snapshot asks for a dozen kinds)."""
+        if self._kinds_at != self._seq:
+            self._kinds = {}
+            for k in self._rings:
+                self._kinds.setdefault(k[0], []).append(k)
+            self._kinds_at = self._seq
+        return list(self._kinds.get(kind, ()))
 
     def _indices(self, steps: int) -> list[int]:
         """Ring indices of the newest `steps` rows, oldest first (the full order cached per row)."""
@@ -212,4 +227,4 @@ class History:
 
     def nbytes(self) -> int:
         """Bytes held by the rings and window sums (the benchmark measures RSS as well)."""
-        return sum(r.nbytes() for r in self._rings.values()) + self.times.itemsize * self.points
+        return self._bytes + self.times.itemsize * self.points
