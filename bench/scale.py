@@ -101,20 +101,10 @@ class ScaleExporter(Exporter):
 
 
 def rss_mib(pid: int) -> float:
-    """Resident memory of a process and its children (worker processes), MiB."""
-    total, pids = 0, [pid]
-    while pids:
-        p = pids.pop()
-        try:
-            status = Path(f"/proc/{p}/status").read_text()
-            total += int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1))  # type: ignore[union-attr]
-            for task in Path(f"/proc/{p}/task").iterdir():
-                children = task / "children"
-                if children.exists():
-                    pids.extend(int(c) for c in children.read_text().split())
-        except (OSError, AttributeError):
-            continue
-    return total / 1024
+    """Resident memory of the receiver process, MiB (the series-count runs use no worker processes)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+    return int(match.group(1)) / 1024 if match else float("nan")
 
 
 def packets_for(size: int) -> list[bytes]:
