@@ -198,7 +198,7 @@ def test_windowed_report_from_two_scrapes_matches_promql_increase(
 
 
 def test_prometheus_source_matches_promql(prometheus: Prometheus, growing_exposition: ExpositionServer,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+                                          capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     instance = f'instance="127.0.0.1:{growing_exposition.port}"'
     assert report.main(["--prometheus", prometheus.url, "--window", "1m", "--selector", instance, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -208,6 +208,13 @@ def test_prometheus_source_matches_promql(prometheus: Prometheus, growing_exposi
         (row,) = prometheus.query(f"histogram_quantile({q}, sum by (operation, le) "
                                   f"(rate(apm_operation_duration_seconds_bucket{{{instance}}}[1m])))")
         assert close(pay[key], promql_value(row)), (key, pay[key], row)
+    out = tmp_path / "window.html"
+    assert report.main(["--prometheus", prometheus.url, "--window", "1m", "--selector", instance,
+                        "--html", str(out)]) == 0
+    html = out.read_text()
+    row_html = re.search(rf"<tr><td>{pay['operation']}</td>(.*?)</tr>", html)
+    assert row_html is not None and f'<td class="p99">{ms(pay["p99"])}</td>' in row_html.group(1)
+    assert "Operations, slowest first (last 60.0 s)" in html and "<script>" not in html
 
 
 # --- a daemon fed known timings over StatsD ---------------------------------------------------
