@@ -6,7 +6,8 @@ target's last error is not a metric: it comes from the one log record the
 scraper writes when a target fails (`collector failed`, with its redacted
 error), caught by a logging handler, so nothing reads the scraper's insides.
 The page and the JSON are built at most once per sample and served from that
-cache until the next one.
+cache until the next one; sampling and building run off the event loop, one at
+a time under a lock.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -77,10 +79,13 @@ class Status:
         self._html: tuple[int, bytes] | None = None
         self._json: tuple[int, bytes] | None = None
         self._samples = 0
+        # Sampling and page building run in threads (off the event loop): one at a time.
+        self._lock = threading.Lock()
 
     def observe(self, families: Iterable[Family], at: float | None = None) -> None:
-        self.sampler.observe(families, at)
-        self._samples += 1
+        with self._lock:
+            self.sampler.observe(families, at)
+            self._samples += 1
 
     async def run(self, collect: Callable[[], Awaitable[Iterable[Family]]]) -> None:
         """Sample until cancelled; a failed sample is logged and skipped, never fatal."""
@@ -90,7 +95,8 @@ class Status:
             while True:
                 started = time.monotonic()
                 try:
-                    self.observe(await collect())
+                    families = await collect()
+                    await asyncio.to_thread(self.observe, families)  # ~30 ms at 1,000 operations
                 except asyncio.CancelledError:
                     task = asyncio.current_task()
                     if task is None or task.cancelling():
@@ -108,15 +114,17 @@ class Status:
 
     def html(self) -> bytes:
         """The page as of the last sample (rendered once per sample, whoever asks how often)."""
-        if self._html is None or self._html[0] != self._samples:
-            self._html = (self._samples, page.render(self.snapshot(page.MAX_ROWS), self.links, live=True))
-        return self._html[1]
+        with self._lock:
+            if self._html is None or self._html[0] != self._samples:
+                self._html = (self._samples, page.render(self.snapshot(page.MAX_ROWS), self.links, live=True))
+            return self._html[1]
 
     def json(self) -> bytes:
-        if self._json is None or self._json[0] != self._samples:
-            body = json.dumps(self.snapshot(), separators=(",", ":"), allow_nan=False).encode()
-            self._json = (self._samples, body)
-        return self._json[1]
+        with self._lock:
+            if self._json is None or self._json[0] != self._samples:
+                body = json.dumps(self.snapshot(), separators=(",", ":"), allow_nan=False).encode()
+                self._json = (self._samples, body)
+            return self._json[1]
 
     def routes(self, telemetry_path: str, extra: Iterable[str] = ()
                ) -> dict[str, Callable[[str], Awaitable[tuple[str, bytes]]]]:
@@ -124,10 +132,12 @@ class Status:
         self.links = [(telemetry_path, "Metrics"), ("/-/healthy", "Health"), ("/-/ready", "Readiness"),
                       (STATUS_PATH, "Status JSON"), *((p, p) for p in sorted(extra))]
 
+        # Off the event loop, as /metrics renders are: building the JSON of 1,000 operations takes
+        # about 100 ms, in which /-/healthy and StatsD over TCP would otherwise wait.
         async def index(query: str) -> tuple[str, bytes]:
-            return "text/html; charset=utf-8", self.html()
+            return "text/html; charset=utf-8", await asyncio.to_thread(self.html)
 
         async def api(query: str) -> tuple[str, bytes]:
-            return "application/json", self.json()
+            return "application/json", await asyncio.to_thread(self.json)
 
         return {"/": index, STATUS_PATH: api}
