@@ -208,3 +208,13 @@ def test_the_history_counts_its_own_bytes_as_rings_come_widen_and_go() -> None:
     for t in range(2, 8):
         h.append(float(t), {("op", "a"): [0.5, 0.5]}, integral={"op": 1})
     assert h.keys("op") == [("op", "a")] and h.nbytes() == counted()
+
+
+def test_kernel_drops_by_listener() -> None:
+    history = History(step=10.0, points=60)
+    sampler = Sampler(history)
+    for at, n in ((0.0, 4.0), (10.0, 10.0)):
+        sampler.observe([F.STATSD_KERNEL_DROPS.family([(("udp://127.0.0.1:8125",), n)])], at=at)
+    status = Model(history, sampler).snapshot()
+    assert [(r["reason"], r["count"]) for r in status["statsd"]["kernel_drops"]] == [("udp://127.0.0.1:8125", 6.0)]
+    assert "kernel drops (full receive buffer) by listener" in page.render(status).decode()

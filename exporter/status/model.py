@@ -41,7 +41,8 @@ INTAKE = ("packets", "lines", "samples", "bytes")
 # Rows whose counters the daemon itself starts at zero (pushed operations, its own counters): one
 # first seen after the last sample counts from zero. Others (a probed cache's counters since its
 # server started, the host's since boot) need two samples before they give a delta.
-FROM_ZERO = frozenset({"op", "intake", "parse", "dropped", "tcp", "auth", "reload", "otlp", "otlp_rejected"})
+FROM_ZERO = frozenset({"op", "intake", "parse", "dropped", "kernel", "tcp", "auth", "reload", "otlp",
+                       "otlp_rejected"})
 
 
 def _index(columns: Sequence[str]) -> dict[str, int]:
@@ -254,6 +255,7 @@ class Sampler:
         for labels, v in _samples(fams, F.OTLP_DATA_POINTS_REJECTED):
             cumulative[("otlp_rejected", f"data point: {labels[0]}")] = [v]
         for kind, spec in (("parse", F.STATSD_PARSE_ERRORS), ("dropped", F.STATSD_SAMPLES_DROPPED),
+                           ("kernel", F.STATSD_KERNEL_DROPS),
                            ("tcp", F.STATSD_TCP_ERRORS), ("auth", F.HTTP_AUTH_FAILURES)):
             for labels, v in _samples(fams, spec):
                 cumulative[(kind, labels[0])] = [v]
@@ -575,6 +577,7 @@ class Model:
                          "spark": {"data_points": _spark([v / h.step if v == v else NAN for v in h.column(key, 1)])}})
         return {"listeners": listeners, "parse_errors": counted("parse"), "dropped": counted("dropped"),
                 "tcp_errors": counted("tcp"), "auth_failures": counted("auth"), "otlp": otlp,
+                "kernel_drops": counted("kernel"),
                 "otlp_rejected": counted("otlp_rejected")}
 
     def _reload(self) -> dict[str, Any] | None:

@@ -341,11 +341,13 @@ def _statsd(status: dict[str, Any]) -> str:
             [_td(esc(x["transport"])), _td(_rate(x["requests_per_second"])), _td(_rate(x["data_points_per_second"])),
              _td(sparkline(x["spark"]["data_points"]))] for x in s["otlp"]]))
     for title, key in (("parse errors", "parse_errors"), ("samples dropped", "dropped"),
+                       ("kernel drops (full receive buffer)", "kernel_drops"),
                        ("TCP errors", "tcp_errors"), ("OTLP rejected", "otlp_rejected"),
                        ("HTTP auth failures", "auth_failures")):
         rows = [r for r in s.get(key, []) if r["count_15m"] > 0]  # reasons that happened
         if rows:
-            parts.append(_table([title + " by reason", "last 5 min", "last 15 min", "per step"], [
+            parts.append(_table([title + (" by listener" if key == "kernel_drops" else " by reason"),
+                                 "last 5 min", "last 15 min", "per step"], [
                 [_td(esc(r["reason"])), _td(num(r["count"], 0)), _td(num(r["count_15m"], 0)),
                  _td(sparkline(r["spark"]["count"], "bad"))] for r in rows]))
     if not parts:
