@@ -329,6 +329,83 @@ REDIS_KEY_PATTERN_KEYS = FamilySpec(
 REDIS_KEY_SCAN_PASSES = FamilySpec(
     "redis_key_scan_passes_total", C, "Complete SCAN passes over the keyspace for the key-pattern counts.", _RT)
 
+# --- PostgreSQL server depth (collectors/postgres.py) ------------------------------------------
+# Per database: the target's name and the database. Buffer hits and reads are the cache
+# families (cache=<target>/<database>), sessions the pool families (pool=<target>/<database>).
+_PGDB = ("target", "database")
+_PGTABLE = ("target", "database", "schema", "table")
+POSTGRES_TRANSACTIONS = FamilySpec(
+    "postgres_transactions_total", C, "Transactions finished in the database, by outcome (commit or rollback).",
+    ("target", "database", "outcome"))
+POSTGRES_DEADLOCKS = FamilySpec("postgres_deadlocks_total", C, "Deadlocks detected in the database.", _PGDB)
+POSTGRES_TEMP_BYTES = FamilySpec(
+    "postgres_temp_bytes_total", C, "Bytes written to temporary files by queries (work_mem too small).", _PGDB,
+    unit="bytes")
+POSTGRES_TEMP_FILES = FamilySpec("postgres_temp_files_total", C, "Temporary files created by queries.", _PGDB)
+POSTGRES_CONFLICTS = FamilySpec(
+    "postgres_conflicts_total", C, "Queries cancelled on a replica by conflicts with recovery.", _PGDB)
+POSTGRES_DATABASE_SIZE = FamilySpec("postgres_database_size_bytes", G, "Disk space of the database.", _PGDB,
+                                    unit="bytes")
+POSTGRES_DATABASE_XID_AGE = FamilySpec(
+    "postgres_database_frozen_xid_age", G,
+    "Transactions since the database's oldest unfrozen ID (wraparound comes at about 2 billion).", _PGDB)
+POSTGRES_OLDEST_TRANSACTION = FamilySpec(
+    "postgres_oldest_transaction_age_seconds", G, "Age of the oldest open transaction of any client (0: none).",
+    ("target",), unit="seconds")
+POSTGRES_OLDEST_IDLE_IN_TRANSACTION = FamilySpec(
+    "postgres_oldest_idle_in_transaction_seconds", G,
+    "How long the longest idle-in-transaction session has been idle (0: none).", ("target",), unit="seconds")
+POSTGRES_LOCKS = FamilySpec(
+    "postgres_locks", G, "Locks held (granted) or waited for (waiting), by mode.", ("target", "mode", "state"))
+POSTGRES_IN_RECOVERY = FamilySpec(
+    "postgres_in_recovery", G, "1 on a replica (the server is in recovery), 0 on a primary.", ("target",))
+POSTGRES_WAL_RECEIVER_UP = FamilySpec(
+    "postgres_wal_receiver_up", G, "On a replica: 1 if its WAL receiver is streaming from the primary, else 0.",
+    ("target",))
+POSTGRES_REPLAY_LAG_BYTES = FamilySpec(
+    "postgres_replay_lag_bytes", G, "On a replica: WAL received but not yet replayed.", ("target",), unit="bytes")
+POSTGRES_REPLAY_LAG_SECONDS = FamilySpec(
+    "postgres_replay_lag_seconds", G,
+    "On a replica: age of the last replayed commit while WAL waits to be replayed (0 when all is replayed).",
+    ("target",), unit="seconds")
+POSTGRES_REPLICA_LAG_BYTES = FamilySpec(
+    "postgres_replica_lag_bytes", G, "On a primary: WAL a replica has not replayed yet (pg_stat_replication).",
+    ("target", "replica"), unit="bytes")
+POSTGRES_REPLICA_LAG_SECONDS = FamilySpec(
+    "postgres_replica_lag_seconds", G, "On a primary: a replica's replay lag as the primary measures it (0: caught up).",
+    ("target", "replica"), unit="seconds")
+POSTGRES_CHECKPOINTS = FamilySpec(
+    "postgres_checkpoints_total", C, "Checkpoints, by kind: timed (checkpoint_timeout) or requested (WAL size, CHECKPOINT).",
+    ("target", "kind"))
+POSTGRES_CHECKPOINT_TIME = FamilySpec(
+    "postgres_checkpoint_seconds_total", C, "Time checkpoints spent writing and syncing files.", ("target", "phase"),
+    unit="seconds")
+POSTGRES_BUFFERS_WRITTEN = FamilySpec(
+    "postgres_buffers_written_total", C, "Shared buffers written, by writer (checkpointer, bgwriter, backend).",
+    ("target", "writer"))
+POSTGRES_BGWRITER_STOPS = FamilySpec(
+    "postgres_bgwriter_maxwritten_clean_total", C,
+    "Times the background writer stopped a round for writing too many buffers (bgwriter_lru_maxpages).", ("target",))
+POSTGRES_BUFFERS_ALLOCATED = FamilySpec("postgres_buffers_allocated_total", C, "Shared buffers allocated.", ("target",))
+POSTGRES_TABLE_SIZE = FamilySpec(
+    "postgres_table_size_bytes", G, "Total size of one of the biggest tables (indexes and TOAST included).", _PGTABLE,
+    unit="bytes")
+POSTGRES_TABLE_LIVE_TUPLES = FamilySpec("postgres_table_live_tuples", G, "Estimated live rows of the table.", _PGTABLE)
+POSTGRES_TABLE_DEAD_TUPLES = FamilySpec(
+    "postgres_table_dead_tuples", G, "Estimated dead rows of the table, waiting for vacuum.", _PGTABLE)
+POSTGRES_TABLE_VACUUMS = FamilySpec(
+    "postgres_table_vacuums_total", C, "Vacuums of the table, manual and automatic.", _PGTABLE)
+POSTGRES_TABLE_ANALYZES = FamilySpec(
+    "postgres_table_analyzes_total", C, "Analyzes of the table, manual and automatic.", _PGTABLE)
+POSTGRES_TABLE_VACUUM_AGE = FamilySpec(
+    "postgres_table_vacuum_age_seconds", G, "Seconds since the table was last vacuumed (absent: never).", _PGTABLE,
+    unit="seconds")
+POSTGRES_TABLE_ANALYZE_AGE = FamilySpec(
+    "postgres_table_analyze_age_seconds", G, "Seconds since the table was last analyzed (absent: never).", _PGTABLE,
+    unit="seconds")
+POSTGRES_TABLE_XID_AGE = FamilySpec(
+    "postgres_table_frozen_xid_age", G, "Transactions since the table's oldest unfrozen ID.", _PGTABLE)
+
 # --- the exporter itself --------------------------------------------------------
 BUILD_INFO = FamilySpec(
     "exporter_build_info", G, "Always 1; labels say which build is running.", ("version", "python_version"))

@@ -12,6 +12,18 @@ their calls, total and mean time. N bounds the series count; a statement that
 drops out of the top N disappears (as with any top-N export). The ranking reads
 no statement text; only the top N texts are fetched.
 
+Server depth, all from the one connection: every database of the server
+(pg_stat_database: transactions, buffer hits and reads as cache_requests_total
+{cache=<target>/<database>}, deadlocks, temporary files, recovery conflicts,
+size, transaction ID age) and its sessions by state as the pool
+`<target>/<database>` against its CONNECTION LIMIT (or max_connections);
+replication from either side (a primary: per replica, bytes and seconds not yet
+replayed; a replica: what it received but has not replayed, and whether its WAL
+receiver streams); the oldest open transaction and idle-in-transaction session;
+locks by mode, granted or waiting; the checkpointer and background writer; and
+the biggest N tables of the DSN's database with their vacuum and analyze
+history (pg_stat_user_tables is per database).
+
 The role needs pg_monitor (or superuser) to see other roles' sessions and
 statements; without it their state reads as `unknown` and their text as
 `<insufficient privilege>`.
@@ -26,7 +38,7 @@ from pydantic import Field
 
 from exporter import families
 from exporter.collectors.pgsession import SessionProbe
-from exporter.model import Family
+from exporter.model import Family, Sample
 from exporter.redact import MASK, redact
 from exporter.schema import Target
 
@@ -72,11 +84,87 @@ ORDER BY t.total_ms DESC
 """
 
 
+
+_DATABASES = """
+SELECT d.datname AS database, s.xact_commit::float8 AS commits, s.xact_rollback::float8 AS rollbacks,
+       s.blks_hit::float8 AS hits, s.blks_read::float8 AS reads, s.deadlocks::float8 AS deadlocks,
+       s.temp_bytes::float8 AS temp_bytes, s.temp_files::float8 AS temp_files,
+       s.conflicts::float8 AS conflicts, pg_database_size(d.oid)::float8 AS size,
+       age(d.datfrozenxid)::float8 AS xid_age, d.datconnlimit AS connlimit
+FROM pg_database d JOIN pg_stat_database s ON s.datid = d.oid
+WHERE d.datallowconn AND NOT d.datistemplate
+"""
+_DATABASE_STATES = """
+SELECT datname AS database, COALESCE(state, 'unknown') AS state, count(*) AS n
+FROM pg_stat_activity WHERE backend_type = 'client backend' AND datname IS NOT NULL GROUP BY 1, 2
+"""
+# The probe's own session is in a transaction while it asks; it is left out.
+_TRANSACTIONS = """
+SELECT COALESCE(max(extract(epoch FROM now() - xact_start)), 0)::float8 AS oldest,
+       COALESCE(max(extract(epoch FROM now() - state_change))
+                FILTER (WHERE state LIKE 'idle in transaction%'), 0)::float8 AS oldest_idle,
+       count(*) FILTER (WHERE state LIKE 'idle in transaction%') AS idle_in_transaction
+FROM pg_stat_activity
+WHERE backend_type = 'client backend' AND xact_start IS NOT NULL AND pid <> pg_backend_pid()
+"""
+_LOCKS = """
+SELECT mode, granted, count(*) AS n FROM pg_locks WHERE pid <> pg_backend_pid() GROUP BY 1, 2
+"""
+_REPLICAS = """
+SELECT COALESCE(NULLIF(application_name, ''), host(client_addr), 'local') AS replica,
+       COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::float8 AS lag_bytes,
+       COALESCE(extract(epoch FROM replay_lag), 0)::float8 AS lag_seconds
+FROM pg_stat_replication
+"""
+# On a replica: bytes received but not yet replayed, and how far replay is behind the primary's
+# commits (0 when everything received is replayed: an idle primary is no lag; NULL while WAL
+# waits but no commit has been replayed since the replica started, so there is no time to go by).
+_STANDBY = """
+SELECT COALESCE(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::float8 AS lag_bytes,
+       CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+            ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END::float8 AS lag_seconds,
+       EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming') AS streaming
+"""
+# PostgreSQL 17 moved the checkpointer's columns out of pg_stat_bgwriter.
+_CHECKPOINTS_16 = """
+SELECT checkpoints_timed::float8 AS timed, checkpoints_req::float8 AS requested,
+       checkpoint_write_time::float8 AS write_ms, checkpoint_sync_time::float8 AS sync_ms,
+       buffers_checkpoint::float8 AS checkpointer, buffers_clean::float8 AS bgwriter,
+       buffers_backend::float8 AS backend, maxwritten_clean::float8 AS maxwritten,
+       buffers_alloc::float8 AS allocated
+FROM pg_stat_bgwriter
+"""
+_CHECKPOINTS_17 = """
+SELECT c.num_timed::float8 AS timed, c.num_requested::float8 AS requested,
+       c.write_time::float8 AS write_ms, c.sync_time::float8 AS sync_ms,
+       c.buffers_written::float8 AS checkpointer, b.buffers_clean::float8 AS bgwriter,
+       NULL::float8 AS backend, b.maxwritten_clean::float8 AS maxwritten, b.buffers_alloc::float8 AS allocated
+FROM pg_stat_checkpointer c, pg_stat_bgwriter b
+"""
+_TABLES = """
+SELECT current_database() AS database, t.schemaname AS schema, t.relname AS "table",
+       pg_total_relation_size(t.relid)::float8 AS size, t.n_live_tup::float8 AS live,
+       t.n_dead_tup::float8 AS dead,
+       (t.vacuum_count + t.autovacuum_count)::float8 AS vacuums,
+       (t.analyze_count + t.autoanalyze_count)::float8 AS analyzes,
+       extract(epoch FROM now() - GREATEST(t.last_vacuum, t.last_autovacuum))::float8 AS vacuum_age,
+       extract(epoch FROM now() - GREATEST(t.last_analyze, t.last_autoanalyze))::float8 AS analyze_age,
+       age(c.relfrozenxid)::float8 AS xid_age
+FROM pg_stat_user_tables t JOIN pg_class c ON c.oid = t.relid
+ORDER BY size DESC, t.schemaname, t.relname
+LIMIT {limit}
+"""
+
+
 class Config(Target):
     """A PostgreSQL server; `statements` is how many top statements to export (0: none)."""
 
     dsn: str = Field(default="postgresql://postgres@127.0.0.1:5432/postgres", min_length=1)
     statements: int = Field(default=10, ge=0, le=1000)
+    # The biggest N tables (total size) of the DSN's database, with vacuum and analyze history.
+    tables: int = Field(default=10, ge=0, le=1000)
+    # Every database, replication, transactions, locks, checkpoints (the apm_postgres_* families).
+    server: bool = True
 
 
 class PostgresCollector(SessionProbe):
@@ -102,6 +190,24 @@ class PostgresCollector(SessionProbe):
             total = "total_exec_time" if settings["version"] >= 130000 else "total_time"
             rows = await self.session.query(_STATEMENTS.format(total=total, limit=int(self.config.statements)))
             out += _statement_families(target, rows)
+        if self.config.server:
+            out = merged(out + await self._server_depth(target, settings))
+        return out
+
+    async def _server_depth(self, target: str, settings: dict[str, Any]) -> list[Family]:
+        query = self.session.query
+        out = database_families(target, await query(_DATABASES), await query(_DATABASE_STATES),
+                                float(settings["max_connections"]))
+        out += activity_families(target, (await query(_TRANSACTIONS))[0], await query(_LOCKS))
+        if (await query("SELECT pg_is_in_recovery() AS r"))[0]["r"]:
+            out += standby_families(target, (await query(_STANDBY))[0])
+        else:
+            out += [families.POSTGRES_IN_RECOVERY.one(0.0, target)]
+        out += replica_families(target, await query(_REPLICAS))
+        checkpoints = _CHECKPOINTS_17 if settings["version"] >= 170000 else _CHECKPOINTS_16
+        out += checkpoint_families(target, (await query(checkpoints))[0])
+        if self.config.tables:
+            out += table_families(target, await query(_TABLES.format(limit=int(self.config.tables))))
         return out
 
 
@@ -124,4 +230,115 @@ def _statement_families(target: str, rows: list[dict[str, Any]]) -> list[Family]
         families.POSTGRES_STATEMENT_CALLS.family(calls),
         families.POSTGRES_STATEMENT_TIME.family(total),
         families.POSTGRES_STATEMENT_MEAN.family(mean),
+    ]
+
+
+def merged(fams: list[Family]) -> list[Family]:
+    """One family per spec: the server-wide and per-database pools go into the same two families."""
+    by_spec: dict[Any, list[Sample]] = {}
+    for fam in fams:
+        by_spec.setdefault(fam.spec, []).extend(fam.samples)
+    return [Family(spec, samples) for spec, samples in by_spec.items()]
+
+
+def _state(raw: object) -> str:
+    """pg_stat_activity's state as a label value: `idle in transaction (aborted)` → idle_in_transaction_aborted."""
+    return _SPACES.sub("_", str(raw).replace("(", "").replace(")", "").strip())
+
+
+def database_families(target: str, rows: list[dict[str, Any]], states: list[dict[str, Any]],
+                      max_connections: float) -> list[Family]:
+    def f(row: dict[str, Any], key: str) -> float:
+        return float(row[key] or 0)
+
+    names = [str(row["database"]) for row in rows]
+    pool = {name: f"{target}/{name}" for name in names}
+    by_state: dict[tuple[str, str], float] = {}
+    for name in names:
+        by_state[(pool[name], "active")] = by_state[(pool[name], "idle")] = 0.0
+    for row in states:
+        if str(row["database"]) in pool:
+            key = (pool[str(row["database"])], _state(row["state"]))
+            by_state[key] = by_state.get(key, 0.0) + float(row["n"])
+    level = ""
+    per_db = [(row, (target, str(row["database"]))) for row in rows]
+    return [
+        families.POOL_CONNECTIONS.family(by_state.items()),
+        # CONNECTION LIMIT -1 is none: the server's max_connections is then the database's limit too.
+        families.POOL_MAX_CONNECTIONS.family(
+            ((pool[str(row["database"])],), float(row["connlimit"]) if row["connlimit"] >= 0 else max_connections)
+            for row in rows),
+        families.CACHE_REQUESTS.family(
+            item for row in rows for item in (((pool[str(row["database"])], level, "hit"), f(row, "hits")),
+                                              ((pool[str(row["database"])], level, "miss"), f(row, "reads")))),
+        families.POSTGRES_TRANSACTIONS.family(
+            item for row, labels in per_db for item in (((*labels, "commit"), f(row, "commits")),
+                                                        ((*labels, "rollback"), f(row, "rollbacks")))),
+        families.POSTGRES_DEADLOCKS.family((labels, f(row, "deadlocks")) for row, labels in per_db),
+        families.POSTGRES_TEMP_BYTES.family((labels, f(row, "temp_bytes")) for row, labels in per_db),
+        families.POSTGRES_TEMP_FILES.family((labels, f(row, "temp_files")) for row, labels in per_db),
+        families.POSTGRES_CONFLICTS.family((labels, f(row, "conflicts")) for row, labels in per_db),
+        families.POSTGRES_DATABASE_SIZE.family((labels, f(row, "size")) for row, labels in per_db),
+        families.POSTGRES_DATABASE_XID_AGE.family((labels, f(row, "xid_age")) for row, labels in per_db),
+    ]
+
+
+def activity_families(target: str, transactions: dict[str, Any], locks: list[dict[str, Any]]) -> list[Family]:
+    held: dict[tuple[str, str, str], float] = {}
+    for row in locks:
+        key = (target, str(row["mode"]), "granted" if row["granted"] else "waiting")
+        held[key] = held.get(key, 0.0) + float(row["n"])
+    return [
+        families.POSTGRES_OLDEST_TRANSACTION.one(float(transactions["oldest"]), target),
+        families.POSTGRES_OLDEST_IDLE_IN_TRANSACTION.one(float(transactions["oldest_idle"]), target),
+        families.POSTGRES_LOCKS.family(held.items()),
+    ]
+
+
+def standby_families(target: str, row: dict[str, Any]) -> list[Family]:
+    return [
+        families.POSTGRES_IN_RECOVERY.one(1.0, target),
+        families.POSTGRES_WAL_RECEIVER_UP.one(1.0 if row["streaming"] else 0.0, target),
+        families.POSTGRES_REPLAY_LAG_BYTES.one(float(row["lag_bytes"]), target),
+    ] + ([] if row["lag_seconds"] is None else [families.POSTGRES_REPLAY_LAG_SECONDS.one(float(row["lag_seconds"]), target)])
+
+
+def replica_families(target: str, rows: list[dict[str, Any]]) -> list[Family]:
+    return [
+        families.POSTGRES_REPLICA_LAG_BYTES.family(((target, str(r["replica"])), float(r["lag_bytes"])) for r in rows),
+        families.POSTGRES_REPLICA_LAG_SECONDS.family(
+            ((target, str(r["replica"])), float(r["lag_seconds"])) for r in rows),
+    ]
+
+
+def checkpoint_families(target: str, row: dict[str, Any]) -> list[Family]:
+    writers = [("checkpointer", row["checkpointer"]), ("bgwriter", row["bgwriter"]), ("backend", row["backend"])]
+    return [
+        families.POSTGRES_CHECKPOINTS.family([((target, "timed"), float(row["timed"])),
+                                              ((target, "requested"), float(row["requested"]))]),
+        families.POSTGRES_CHECKPOINT_TIME.family([((target, "write"), float(row["write_ms"]) / 1000.0),
+                                                  ((target, "sync"), float(row["sync_ms"]) / 1000.0)]),
+        # PostgreSQL 17 no longer counts backends' own writes here: no sample rather than a zero.
+        families.POSTGRES_BUFFERS_WRITTEN.family(((target, w), float(n)) for w, n in writers if n is not None),
+        families.POSTGRES_BGWRITER_STOPS.one(float(row["maxwritten"]), target),
+        families.POSTGRES_BUFFERS_ALLOCATED.one(float(row["allocated"]), target),
+    ]
+
+
+def table_families(target: str, rows: list[dict[str, Any]]) -> list[Family]:
+    def labels(row: dict[str, Any]) -> tuple[str, ...]:
+        return (target, str(row["database"]), str(row["schema"]), str(row["table"]))
+
+    return [
+        families.POSTGRES_TABLE_SIZE.family((labels(r), float(r["size"])) for r in rows),
+        families.POSTGRES_TABLE_LIVE_TUPLES.family((labels(r), float(r["live"])) for r in rows),
+        families.POSTGRES_TABLE_DEAD_TUPLES.family((labels(r), float(r["dead"])) for r in rows),
+        families.POSTGRES_TABLE_VACUUMS.family((labels(r), float(r["vacuums"])) for r in rows),
+        families.POSTGRES_TABLE_ANALYZES.family((labels(r), float(r["analyzes"])) for r in rows),
+        # Never vacuumed (or analyzed): no age; the counts above are 0 then.
+        families.POSTGRES_TABLE_VACUUM_AGE.family((labels(r), float(r["vacuum_age"])) for r in rows
+                                                  if r["vacuum_age"] is not None),
+        families.POSTGRES_TABLE_ANALYZE_AGE.family((labels(r), float(r["analyze_age"])) for r in rows
+                                                   if r["analyze_age"] is not None),
+        families.POSTGRES_TABLE_XID_AGE.family((labels(r), float(r["xid_age"])) for r in rows),
     ]

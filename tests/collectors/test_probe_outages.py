@@ -75,10 +75,10 @@ OUTAGES = {
         lambda s: PostgresCollector(PostgresConfig.model_validate(
             {"name": "main-db", "dsn": s.dsn(), "statements": 0})),
         lambda s: None,
-        lambda got: got["pool_max_connections"] == {("main-db",): 50},
+        lambda got: got["pool_max_connections"].get(("main-db",)) == 50,
         "AdminShutdown",  # the server ends the open connection on its way down
         lambda s: None,
-        lambda got: got["pool_max_connections"] == {("main-db",): 50},
+        lambda got: got["pool_max_connections"].get(("main-db",)) == 50,
     ),
     "sql": Outage(
         "postgres_server",

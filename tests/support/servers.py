@@ -342,9 +342,11 @@ class PostgresServer(Server):
         kwargs: dict[str, Any] = {}
         if user is not None:
             kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-        subprocess.run([self._bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                        "--no-sync", "-E", "UTF8", "--locale=C"],
-                       check=True, capture_output=True, cwd=self.workdir, **kwargs)
+        subprocess.run(self._init_command(), check=True, capture_output=True, cwd=self.workdir, **kwargs)
+
+    def _init_command(self) -> list[str]:
+        return [self._bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                "--no-sync", "-E", "UTF8", "--locale=C"]
 
     def command_line(self) -> list[str]:
         return [self._bin("postgres"), "-D", str(self.data), "-p", str(self.port),
@@ -368,14 +370,56 @@ class PostgresServer(Server):
         while True:
             try:
                 with self.connect() as conn:
-                    conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-                    conn.execute(f"ALTER ROLE postgres PASSWORD '{self.password}'")
+                    self._prepare(conn)
                 return
             except Exception:
                 # "the database system is starting up" until recovery is done
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+
+    def _prepare(self, conn: Any) -> None:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.execute(f"ALTER ROLE postgres PASSWORD '{self.password}'")
+
+
+class PostgresReplicaServer(PostgresServer):
+    """A hot standby of a running PostgresServer: pg_basebackup -R (streaming), cluster_name
+    `apm-replica` (its application_name in the primary's pg_stat_replication)."""
+
+    name = "postgres-replica"
+    application_name = "apm-replica"
+
+    def __init__(self, workdir: Path, primary: PostgresServer, port: int | None = None) -> None:
+        self.primary = primary
+        super().__init__(workdir, port)
+
+    def _init_command(self) -> list[str]:
+        return [self._bin("pg_basebackup"), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(self.primary.port),
+                "-U", "postgres", "-R", "-X", "stream", "--checkpoint=fast", "--no-sync"]
+
+    def command_line(self) -> list[str]:
+        return [*super().command_line(), "-c", f"cluster_name={self.application_name}"]
+
+    def _prepare(self, conn: Any) -> None:
+        conn.execute("SELECT 1")  # read-only: nothing to create; answering queries is enough
+
+    def wait_replayed(self, timeout: float = START_TIMEOUT) -> None:
+        """Return once the replica streams and has replayed all WAL the primary has written so far."""
+        with self.primary.connect() as conn:
+            # The insert position: with synchronous_commit off, a commit may not be written out yet.
+            target = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
+        deadline = time.monotonic() + timeout
+        with self.connect() as conn:
+            while True:
+                row = conn.execute(
+                    "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn, "
+                    "EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')", (target,)).fetchone()
+                if row[0] and row[1]:
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"replica has not replayed up to {target} after {timeout:g}s")
+                time.sleep(0.05)
 
 
 # --- PgBouncer -----------------------------------------------------------------------
@@ -556,6 +600,21 @@ def postgres_server(_postgres_session: PostgresServer) -> PostgresServer:
     """The session's PostgreSQL (15, pg_stat_statements created in `postgres`), running."""
     _postgres_session.start()
     return _postgres_session
+
+
+@pytest.fixture(scope="session")
+def _postgres_replica_session(_postgres_session: PostgresServer) -> Iterator[PostgresReplicaServer]:
+    _postgres_session.start()
+    with running(PostgresReplicaServer(_workdir("postgres-replica"), _postgres_session)) as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def postgres_replica(postgres_server: PostgresServer,
+                     _postgres_replica_session: PostgresReplicaServer) -> PostgresReplicaServer:
+    """A hot standby of `postgres_server` (pg_basebackup -R), streaming from it."""
+    _postgres_replica_session.start()
+    return _postgres_replica_session
 
 
 @pytest.fixture(scope="session")
