@@ -406,6 +406,25 @@ POSTGRES_TABLE_ANALYZE_AGE = FamilySpec(
 POSTGRES_TABLE_XID_AGE = FamilySpec(
     "postgres_table_frozen_xid_age", G, "Transactions since the table's oldest unfrozen ID.", _PGTABLE)
 
+# --- PgBouncer itself (collectors/pgbouncer.py) ---------------------------------------------------
+PGBOUNCER_LIST_ITEMS = FamilySpec(
+    "pgbouncer_list_items", G, "Items in each of PgBouncer's internal lists (SHOW LISTS: used_clients, free_servers …).",
+    ("target", "list"))
+PGBOUNCER_MEMORY = FamilySpec(
+    "pgbouncer_memory_bytes", G, "Memory of each of PgBouncer's object caches (SHOW MEM memtotal).",
+    ("target", "cache"), unit="bytes")
+PGBOUNCER_CLIENT_CONNECTIONS = FamilySpec(
+    "pgbouncer_client_connections", G, "Client connections open to PgBouncer (logged in or logging in).",
+    ("target",))
+PGBOUNCER_MAX_CLIENT_CONNECTIONS = FamilySpec(
+    "pgbouncer_max_client_connections", G, "max_client_conn: client connections beyond it are refused.", ("target",))
+PGBOUNCER_APPLICATION_CLIENTS = FamilySpec(
+    "pgbouncer_application_clients", G, "Client connections per database and application_name (SHOW CLIENTS).",
+    ("target", "database", "application"))
+PGBOUNCER_SERVER_CONNECTIONS = FamilySpec(
+    "pgbouncer_server_connections", G, "Server connections per database, backend address and state (SHOW SERVERS).",
+    ("target", "database", "backend", "state"))
+
 # --- the exporter itself --------------------------------------------------------
 BUILD_INFO = FamilySpec(
     "exporter_build_info", G, "Always 1; labels say which build is running.", ("version", "python_version"))

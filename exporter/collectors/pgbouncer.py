@@ -15,6 +15,12 @@ What goes where:
 - pool_max_wait_seconds: age of the oldest waiting client;
 - pool_max_connections: pool_size × user pools, capped by max_db_connections;
 - pool_wait_seconds_total, pool_queries_total, pool_query_seconds_total: SHOW STATS.
+
+And the pooler itself, from SHOW LISTS, MEM, CONFIG, CLIENTS and SERVERS: its
+client connections against max_client_conn (beyond it PgBouncer refuses clients,
+the admin console included), its internal lists and object caches, clients per
+database and application_name (who holds the connections), and server
+connections per backend address and state.
 """
 
 from __future__ import annotations
@@ -49,7 +55,11 @@ class PgBouncerCollector(SessionProbe):
         pools = await self.session.query("SHOW POOLS")
         databases = await self.session.query("SHOW DATABASES")
         stats = await self.session.query("SHOW STATS")
-        return _families(self.config.name, pools, databases, stats)
+        out = _families(self.config.name, pools, databases, stats)
+        query = self.session.query
+        out += pooler_families(self.config.name, await query("SHOW LISTS"), await query("SHOW MEM"),
+                               await query("SHOW CONFIG"), await query("SHOW CLIENTS"), await query("SHOW SERVERS"))
+        return out
 
 
 def _num(row: dict[str, Any], key: str) -> float:
@@ -113,3 +123,33 @@ def _families(target: str, pools: list[dict[str, Any]], databases: list[dict[str
         families.POOL_QUERIES.family(queries),
         families.POOL_QUERY_TIME.family(query_time),
     ]
+
+
+def pooler_families(target: str, lists: list[dict[str, Any]], mem: list[dict[str, Any]],
+                    config: list[dict[str, Any]], clients: list[dict[str, Any]],
+                    servers: list[dict[str, Any]]) -> list[Family]:
+    """SHOW LISTS, MEM, CONFIG, CLIENTS and SERVERS: the pooler itself, not one of its pools."""
+    items = {str(row["list"]): _num(row, "items") for row in lists}
+    settings = {str(row["key"]): row.get("value") for row in config}
+    out = [
+        families.PGBOUNCER_LIST_ITEMS.family(((target, name), n) for name, n in items.items()),
+        families.PGBOUNCER_MEMORY.family(((target, str(row["name"])), _num(row, "memtotal")) for row in mem),
+        # Every client connection counts against max_client_conn, the admin console's too.
+        families.PGBOUNCER_CLIENT_CONNECTIONS.one(items.get("used_clients", 0.0) + items.get("login_clients", 0.0),
+                                                  target),
+    ]
+    try:
+        out.append(families.PGBOUNCER_MAX_CLIENT_CONNECTIONS.one(float(settings["max_client_conn"] or 0), target))
+    except (KeyError, ValueError):
+        pass  # a stats_users role may not see SHOW CONFIG's value: no sample rather than a zero
+    apps: dict[tuple[str, str, str], float] = defaultdict(float)
+    for row in clients:
+        if row.get("database") != _ADMIN_DB:
+            apps[(target, str(row.get("database")), str(row.get("application_name") or ""))] += 1
+    backends: dict[tuple[str, str, str, str], float] = defaultdict(float)
+    for row in servers:
+        backend = f"{row.get('addr')}:{row.get('port')}"
+        backends[(target, str(row.get("database")), backend, str(row.get("state")))] += 1
+    out += [families.PGBOUNCER_APPLICATION_CLIENTS.family(apps.items()),
+            families.PGBOUNCER_SERVER_CONNECTIONS.family(backends.items())]
+    return out

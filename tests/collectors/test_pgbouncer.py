@@ -85,3 +85,30 @@ def test_a_silent_socket_times_out_and_the_password_stays_secret(black_hole: Bla
     assert "TimeoutError" in message
     assert "Pa55word-x" not in message
     assert "stats:<secret>@127.0.0.1" in message
+
+
+def test_the_pooler_itself_clients_against_max_client_conn_lists_and_memory(
+        pgbouncer_server: PgBouncerServer) -> None:
+    held = [pgbouncer_server.connect(application_name=f"app-{i % 2}") for i in range(3)]
+    try:
+        for conn in held[:2]:  # the pool has two servers; the third client stays connected, unserved
+            conn.execute("SELECT 1")
+        got = run(lambda: collect_once(collector(pgbouncer_server.dsn("pgbouncer"))))
+        lists = {r["list"]: r["items"] for r in pgbouncer_server.show("LISTS")}
+        servers = pgbouncer_server.show("SERVERS")
+    finally:
+        for conn in held:
+            conn.close()
+    target = ("bouncer",)
+    assert got["pgbouncer_max_client_connections"] == {target: 200}  # max_client_conn in the fixture's ini
+    # The three held, the probe's admin connection, and the test's own SHOW LISTS connection at most.
+    assert 4 <= got["pgbouncer_client_connections"][target] <= lists["used_clients"] + lists["login_clients"] + 1
+    assert got["pgbouncer_application_clients"][("bouncer", "app", "app-0")] == 2
+    assert got["pgbouncer_application_clients"][("bouncer", "app", "app-1")] == 1
+    assert not [labels for labels in got["pgbouncer_application_clients"] if labels[1] == "pgbouncer"]
+    assert {("bouncer", "used_clients"), ("bouncer", "free_servers"), ("bouncer", "pools")} <= set(
+        got["pgbouncer_list_items"])
+    assert got["pgbouncer_memory_bytes"][("bouncer", "client_cache")] > 0
+    backend = f"127.0.0.1:{pgbouncer_server.postgres.port}"
+    assert sum(n for (_, db, addr, _), n in got["pgbouncer_server_connections"].items()
+               if db == "app" and addr == backend) == len([r for r in servers if r["database"] == "app"]) == 2
