@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 TRANSPORTS = ("http", "grpc")
 REQUEST_REASONS = ("malformed", "too_large", "bad_gzip", "unsupported_content_type", "unsupported_encoding",
-                   "method_not_allowed", "internal_error")
+                   "unauthorized", "method_not_allowed", "internal_error")
 
 
 class Refused(Exception):

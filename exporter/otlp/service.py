@@ -105,7 +105,8 @@ class Otlp:
                     from exporter.otlp.grpc import GrpcReceiver
                 except ImportError as err:
                     raise MissingExtra(f"{EXTRA_HINT} ({err})") from None
-                grpc_receiver = GrpcReceiver(receiver, config.grpc.listen_address)
+                assert self._web is not None
+                grpc_receiver = GrpcReceiver(receiver, config.grpc.listen_address, self._web.web_config)
                 await grpc_receiver.start()
                 self._grpc = grpc_receiver
                 log.info("otlp: OTLP/gRPC listening", extra={"address": config.grpc.listen_address})

@@ -167,7 +167,8 @@ class Translator:
         info = [(k, label_name(k)) for k in config.target_info_attributes]
         self._info_keys = tuple(k for k, _ in info)
         self._target_info = FamilySpec(
-            "target_info", MetricType.GAUGE, "Resource attributes of the OTLP senders, one series per job and instance.",
+            "target_info", MetricType.GAUGE,
+            "Resource attributes of the OTLP senders, one series per job and instance.",
             ("job", "instance", *(n for _, n in info)), namespaced=False)
         self._reserved = {"job", "instance", *self._promoted_labels}
 

@@ -274,8 +274,8 @@ def test_tls_and_basic_auth_from_the_web_config_cover_the_otlp_http_listener(
     digest = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
     web.write_text(f"tls_server_config:\n  cert_file: {pki.server.cert}\n  key_file: {pki.server.key}\n"
                    f"basic_auth_users:\n  app: {digest}\n")
-    http, grpc = free_port(), free_port()
-    daemon = daemon_factory(otlp_config(http, grpc), "--web.config.file", str(web), wait=False)
+    http, grpc_port = free_port(), free_port()
+    daemon = daemon_factory(otlp_config(http, grpc_port), "--web.config.file", str(web), wait=False)
     endpoint = f"https://127.0.0.1:{http}/v1/metrics"
     wait_for_port(http, daemon)
     token = base64.b64encode(b"app:s3cret").decode()
@@ -307,6 +307,26 @@ def test_tls_and_basic_auth_from_the_web_config_cover_the_otlp_http_listener(
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for f in text_string_to_metric_families(text) for s in f.samples}
     assert samples[("secure_hits_total", (("instance", "i-1"), ("job", "shop")))] == 3
+
+    # OTLP/gRPC: the same certificate and users.
+    import grpc
+
+    ca = grpc.ssl_channel_credentials(pki.ca.cert.read_bytes())
+    with sdk(GrpcExporter(endpoint=f"https://127.0.0.1:{grpc_port}", credentials=ca,
+                          headers={"authorization": f"Basic {token}"}), CUMULATIVE) as (provider, reader):
+        provider.get_meter("t").create_counter("secure.grpc.hits").add(4)
+        assert reader.force_flush(10_000)
+    with grpc.secure_channel(f"127.0.0.1:{grpc_port}", ca) as channel:
+        export = channel.unary_unary("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export")
+        with pytest.raises(grpc.RpcError) as err:
+            export(good_body(), timeout=10)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with urllib.request.urlopen(req, timeout=30, context=context) as r:
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for f in text_string_to_metric_families(r.read().decode()) for s in f.samples}
+    assert samples[("secure_grpc_hits_total", (("instance", "i-1"), ("job", "shop")))] == 4
+    assert samples[("apm_exporter_otlp_requests_rejected_total", (("reason", "unauthorized"),
+                                                                   ("transport", "grpc")))] == 1
 
 
 def test_a_reload_moves_the_listener_and_keeps_the_totals(otlp: OtlpDaemon) -> None:
