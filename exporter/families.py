@@ -470,7 +470,9 @@ STATSD_SAMPLES = FamilySpec(
     "Values from StatsD lines that reached a series, per listener (a multi-value line gives several).",
     ("listener",))
 STATSD_PARSE_ERRORS = FamilySpec(
-    "exporter_statsd_parse_errors_total", C, "StatsD lines rejected, by reason.", ("reason",))
+    "exporter_statsd_parse_errors_total", C,
+    "StatsD lines rejected, by reason; invalid_sample_rate, malformed_timestamp and invalid_tag lines are kept "
+    "with that part set aside.", ("reason",))
 STATSD_LINES_IGNORED = FamilySpec(
     "exporter_statsd_lines_ignored_total", C,
     "Well-formed StatsD lines deliberately not stored: DogStatsD events and service checks, rule drops.",
@@ -480,7 +482,7 @@ STATSD_LINES_UNMAPPED = FamilySpec(
     "StatsD lines that matched neither a convention nor a mapping rule (handled by the default rule).")
 STATSD_SAMPLES_DROPPED = FamilySpec(
     "exporter_statsd_samples_dropped_total", C,
-    "StatsD samples refused by the series store: type or label-name conflicts, series limits.", ("reason",))
+    "StatsD samples refused by the series store: type or bucket conflicts, series limits.", ("reason",))
 STATSD_KERNEL_DROPS = FamilySpec(
     "exporter_statsd_kernel_drops_total", C,
     "UDP datagrams the kernel dropped for a full receive buffer before the listener read them "

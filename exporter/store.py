@@ -37,7 +37,7 @@ class Refusal(str, Enum):
     """Why a new series was not created; the value is the `reason` label of the drop counter."""
 
     TYPE_CONFLICT = "type_conflict"
-    LABEL_CONFLICT = "label_conflict"
+    BUCKET_CONFLICT = "bucket_conflict"
     FAMILY_LIMIT = "family_limit"
     GLOBAL_LIMIT = "global_limit"
 
@@ -209,6 +209,17 @@ class _Family:
         self.series: dict[tuple[str, ...], Series] = {}
         self.ttl = ttl
 
+    def key(self, names: tuple[str, ...], values: tuple[str, ...]) -> tuple[str, ...]:
+        """The family's key for a series given with these label names: in the family's order,
+        "" for a name it lacks; names new to the family are added (to every series, empty)."""
+        new = tuple(n for n in names if n not in self.spec.labels)
+        if new:
+            self.spec = self.spec._replace(labels=self.spec.labels + new)
+            pad = ("",) * len(new)
+            self.series = {k + pad: s for k, s in self.series.items()}
+        given = dict(zip(names, values))
+        return tuple(given.get(n, "") for n in self.spec.labels)
+
 
 def _new_series(spec: FamilySpec) -> Series:
     if spec.type is MetricType.COUNTER:
@@ -259,8 +270,11 @@ class Store:
     def series(self, spec: FamilySpec, labels: tuple[str, ...], ttl: float = 0.0) -> Series | Refusal:
         """The series for these label values, created if new; a Refusal if it may not exist.
 
-        A family keeps the type and label names it was first created with; a later
-        spec that disagrees is refused without touching the existing series.
+        A family keeps the type (and buckets or quantiles) it was first created with; a
+        later spec that disagrees is refused without touching the existing series. Label
+        names may differ from series to series, as the exposition formats and Prometheus
+        allow (statsd_exporter refuses this): the family's label names grow to the union,
+        and a series without one of them has it empty, which Prometheus reads as absent.
         """
         family = self._families.get(spec.name)
         if family is not None:
@@ -269,12 +283,14 @@ class Store:
                 return found
             if family.spec.type is not spec.type:
                 return Refusal.TYPE_CONFLICT
-            if family.spec.labels != spec.labels or family.spec.buckets != spec.buckets:
-                return Refusal.LABEL_CONFLICT
+            if family.spec.buckets != spec.buckets:
+                return Refusal.BUCKET_CONFLICT
         with self._lock:
             family = self._families.get(spec.name)
             if family is None:
                 family = self._families[spec.name] = _Family(spec, ttl)
+            elif family.spec.labels != spec.labels:
+                labels = family.key(spec.labels, labels)
             found = family.series.get(labels)
             if found is not None:
                 return found
@@ -282,7 +298,7 @@ class Store:
                 return Refusal.GLOBAL_LIMIT
             if len(family.series) >= self.limits.max_series_per_family:
                 return Refusal.FAMILY_LIMIT
-            created = family.series[labels] = _new_series(spec)
+            created = family.series[labels] = _new_series(family.spec)
             created.seen = self.clock()
             self._count += 1
             return created

@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from exporter import families
-from exporter.model import Family, HistogramValue
+from exporter.model import Family, FamilySpec, HistogramValue, MetricType
 from exporter.statsd.config import StatsdConfig
 from exporter.statsd.ingest import Ingest
 from exporter.statsd.mapper import Mapper
@@ -154,7 +154,8 @@ BAD = [
     (b"_e{1,1}:a|b", "lines_ignored", "event"),
     (b"_sc|check|0", "lines_ignored", "service_check"),
     (b"good.gauge:1|ms", "samples_dropped", "type_conflict"),
-    (b"good.counter:1|c|#new:label", "samples_dropped", "label_conflict"),
+    (b"q.wait:1|h", "samples_dropped", "bucket_conflict"),  # a summary rule's family, sent first below
+    (b"x:1|c|c:", "parse_errors", "malformed_container_id"),
 ]
 
 
@@ -163,6 +164,7 @@ def test_bad_input_is_counted_and_other_series_are_undisturbed(line: bytes, fami
     h = Harness()
     good = ("good.counter:2|c", "good.gauge:5|g", "apm.cache.miss:1|c|#cache:c")
     h.send(*good)
+    h.store.series(FamilySpec("q_wait", MetricType.SUMMARY, "", (), (0.9,), namespaced=False), ())
     before = h.values()
     for _ in range(3):  # repeated: the second time the good keys are cached
         h.send(line)
@@ -230,6 +232,58 @@ def test_bounded_cache_still_exact() -> None:
     v = h.values()
     assert all(v[(f"many_c{i}_total", ())] == 3 for i in range(20))
     assert len(h.ingest.routes.cache) <= 4
+
+
+def test_a_family_whose_series_carry_different_tags_keeps_them_all() -> None:
+    """statsd_exporter drops the line with the extra tag (its issue #114); the text format and
+    Prometheus accept a family whose series have different label names, so we keep it."""
+    h = Harness()
+    for _ in range(2):  # the second round runs on cached routes
+        h.send("jobs:1|c|#queue:a", "jobs:1|c|#queue:b,region:eu", "jobs:1|c")
+    assert h.values() == {("jobs_total", ("a", "")): 2, ("jobs_total", ("b", "eu")): 2, ("jobs_total", ("", "")): 2}
+    [family] = h.store.collect()
+    assert family.spec.labels == ("queue", "region")
+    assert h.stat("exporter_statsd_samples_dropped_total", "type_conflict") == 0
+    h.send("jobs_total:1|g|#queue:a")  # another type stays refused
+    assert h.stat("exporter_statsd_samples_dropped_total", "type_conflict") == 1
+
+
+def test_dogstatsd_container_id_is_a_label_or_dropped() -> None:
+    """As statsd_exporter and the OpenTelemetry Collector: `|c:<id>` is a container_id label."""
+    line = "web.hits:1|c|#route:/a|c:3f9a"
+    labelled, dropped = Harness(), Harness({"dogstatsd_container_id": "drop"})
+    for _ in range(2):
+        labelled.send(line)
+        dropped.send(line)
+    assert labelled.values() == {("web_hits_total", ("3f9a", "/a")): 2}
+    [family] = labelled.store.collect()
+    assert family.spec.labels == ("container_id", "route")
+    assert dropped.values() == {("web_hits_total", ("/a",)): 2}
+
+
+def test_etsy_multi_metric_lines_store_every_metric() -> None:
+    """statsd_exporter reads `name:1|c:2|c:3|ms` as three samples of `name`."""
+    h = Harness()
+    for _ in range(2):
+        h.send("multi.metric:1|c:2|c|@0.5", "timed:1|ms:2|ms")
+    v = h.values()
+    assert v[("multi_metric_total", ())] == 2 * (1 + 4)
+    t = v[("timed", ())]
+    assert isinstance(t, HistogramValue) and t.count == 4
+    assert h.stat("exporter_statsd_lines_total", "udp://test") == 4
+    assert h.stat("exporter_statsd_samples_total", "udp://test") == 8
+
+
+def test_a_bad_sample_rate_keeps_the_line_at_rate_1_and_is_counted_each_time() -> None:
+    """Both peers keep such lines; the reason is counted per line, cached key or not."""
+    h = Harness()
+    for _ in range(3):
+        h.send("rated:2|c|@0", "rated:2|c|@x", "rated:2|c|@1.5", "stamped:1|g|Tsoon")
+    assert h.values()[("rated_total", ())] == 3 * 3 * 2
+    assert h.values()[("stamped", ())] == 1
+    assert h.stat("exporter_statsd_parse_errors_total", "invalid_sample_rate") == 9
+    assert h.stat("exporter_statsd_parse_errors_total", "malformed_timestamp") == 3
+    assert h.stat("exporter_statsd_samples_total", "udp://test") == 12
 
 
 _LINE = st.builds(

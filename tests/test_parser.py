@@ -1,4 +1,8 @@
-"""The StatsD line parser: every dialect as scenario tables, and arbitrary bytes never crash it."""
+"""The StatsD line parser: every dialect as scenario tables, and arbitrary bytes never crash it.
+
+Where a case follows a peer, its name says which: statsd_exporter's pkg/line (the
+reference for reading), or the Datadog agent where the two differ (docs/statsd.md).
+"""
 
 from __future__ import annotations
 
@@ -32,9 +36,22 @@ GOOD = [
     ("dogstatsd bare tag skipped", b"op:1|c|#canary,a:b", [Event(C, "op", 1.0, (("a", "b"),))]),
     ("dogstatsd rate and tags", b"op:1|c|@0.5|#a:b", [Event(C, "op", 1.0, (("a", "b"),), 0.5)]),
     ("dogstatsd tags then rate", b"op:1|c|#a:b|@0.5", [Event(C, "op", 1.0, (("a", "b"),), 0.5)]),
-    ("dogstatsd container id", b"op:1|c|#a:b|c:abc123", [Event(C, "op", 1.0, (("a", "b"),))]),
-    ("dogstatsd timestamp", b"op:1|c|T1656581400", [Event(C, "op", 1.0)]),
-    ("dogstatsd external data", b"op:1|c|e:it-false", [Event(C, "op", 1.0)]),
+    ("statsd_exporter: dogstatsd 1.2 container id becomes a label", b"op:1|c|#a:b|c:abc123",
+     [Event(C, "op", 1.0, (("a", "b"), ("container_id", "abc123")))]),
+    ("statsd_exporter: container id without tags", b"op:1|c|c:abc123", [Event(C, "op", 1.0, (("container_id", "abc123"),))]),
+    ("statsd_exporter: dogstatsd 1.3 timestamp is dropped", b"op:1|c|T1656581400", [Event(C, "op", 1.0)]),
+    ("statsd_exporter: timestamp with tags", b"op:1|g|#a:b|T1656581400", [Event(G, "op", 1.0, (("a", "b"),))]),
+    ("datadog agent: external data is accepted", b"op:1|c|e:it-false", [Event(C, "op", 1.0)]),
+    ("statsd_exporter: # on every dogstatsd tag key (the PHP client)", b"op:1|c|##a:1,#b:2",
+     [Event(C, "op", 1.0, (("a", "1"), ("b", "2")))]),
+    ("statsd_exporter: etsy multi-metric line", b"op:1|c:2|c:3|ms",
+     [Event(C, "op", 1.0), Event(C, "op", 2.0), Event(T, "op", 3.0)]),
+    ("statsd_exporter: etsy multi-metric with rates and name tags", b"op,a=b:1|c|@0.5:2|g",
+     [Event(C, "op", 1.0, (("a", "b"),), 0.5), Event(G, "op", 2.0, (("a", "b"),))]),
+    ("statsd_exporter: dogstatsd tags turn multi-metric off", b"op:1|c|#a:b", [Event(C, "op", 1.0, (("a", "b"),))]),
+    ("statsd_exporter: dogstatsd empty tag value skipped", b"op:1|c|#a:,b:c", [Event(C, "op", 1.0, (("b", "c"),))]),
+    ("statsd_exporter: signalfx tags before influx are the tags", b"hits[a=b],c=d:1|c",
+     [Event(C, "hits,c=d", 1.0, (("a", "b"),))]),
     ("dogstatsd multi-value", b"op:1:2:3|ms", [Event(T, "op", 1.0), Event(T, "op", 2.0), Event(T, "op", 3.0)]),
     ("multi-value with tags", b"op:1:2|d|#a:b", [Event(D, "op", 1.0, (("a", "b"),)), Event(D, "op", 2.0, (("a", "b"),))]),
     ("influx tags", b"op,route=/a,code=200:1|c", [Event(C, "op", 1.0, (("route", "/a"), ("code", "200")))]),
@@ -67,15 +84,10 @@ BAD = [
     ("huge overflows to inf", b"hits:1e999|g", "non_finite_value"),
     ("non-ascii digits", "hits:\u0661|c".encode(), "invalid_value"),
     ("negative counter", b"hits:-1|c", "negative_counter"),
-    ("rate zero", b"hits:1|c|@0", "invalid_sample_rate"),
-    ("rate above one", b"hits:1|c|@2", "invalid_sample_rate"),
-    ("rate garbage", b"hits:1|c|@x", "invalid_sample_rate"),
     ("unknown field", b"hits:1|c|zzz", "unknown_field"),
     ("empty field", b"hits:1|c||#a:b", "malformed_line"),
+    ("statsd_exporter: empty container id", b"hits:1|c|c:", "malformed_container_id"),
     ("mixed tags", b"hits,a=b:1|c|#c:d", "mixed_tagging_styles"),
-    ("mixed signalfx and influx", b"hits[a=b],c=d:1|c", "mixed_tagging_styles"),
-    ("influx tag without =", b"hits,ab:1|c", "invalid_tag"),
-    ("unclosed signalfx", b"hits[a=b:1|c", "invalid_tag"),
     ("invalid utf-8", b"hi\xfft:1|c", "invalid_utf8"),
     ("multi-value counter", b"hits:1:2|c", "malformed_line"),
     ("truncated", b"apm.operation:12.", "malformed_line"),
@@ -93,6 +105,34 @@ def test_rejects_with_reason(line: bytes, reason: str) -> None:
         parse_line(line)
     assert caught.value.reason == reason
     assert not isinstance(caught.value, Ignored)
+
+
+# Lines taken with a part set aside: the events, and the reason counted for that part.
+REPAIRED = [
+    ("statsd_exporter: rate zero is taken as 1", b"hits:1|c|@0", [Event(C, "hits", 1.0)], ["invalid_sample_rate"]),
+    ("rate above one is taken as 1", b"hits:1|c|@2", [Event(C, "hits", 1.0)], ["invalid_sample_rate"]),
+    ("negative rate is taken as 1", b"hits:2|ms|@-0.5", [Event(T, "hits", 2.0)], ["invalid_sample_rate"]),
+    ("statsd_exporter: rate garbage is taken as 1", b"hits:1|c|@x", [Event(C, "hits", 1.0)], ["invalid_sample_rate"]),
+    ("malformed timestamp: the field goes, not the line", b"hits:1|c|Tsoon", [Event(C, "hits", 1.0)],
+     ["malformed_timestamp"]),
+    ("statsd_exporter: influx tag without = is skipped", b"hits,ab,c=d:1|c", [Event(C, "hits", 1.0, (("c", "d"),))],
+     ["invalid_tag"]),
+    ("statsd_exporter: librato empty value skipped", b"hits#a=,c=d:1|c", [Event(C, "hits", 1.0, (("c", "d"),))],
+     ["invalid_tag"]),
+    ("statsd_exporter: signalfx bare tag skipped", b"hits[canary,a=b]:1|c", [Event(C, "hits", 1.0, (("a", "b"),))],
+     ["invalid_tag"]),
+    ("statsd_exporter: unclosed signalfx bracket leaves the name as it is", b"hits[a=b:1|c",
+     [Event(C, "hits[a=b", 1.0)], ["invalid_tag"]),
+    ("statsd_exporter: lone closing bracket", b"hits]a=b:1|c", [Event(C, "hits]a=b", 1.0)], ["invalid_tag"]),
+    ("brackets the wrong way round", b"a]b[c=d:1|c", [Event(C, "a]b[c=d", 1.0)], ["invalid_tag"]),
+]
+
+
+@pytest.mark.parametrize(("line", "events", "notes"), [c[1:] for c in REPAIRED], ids=[c[0] for c in REPAIRED])
+def test_keeps_the_line_and_notes_the_part_set_aside(line: bytes, events: list[Event], notes: list[str]) -> None:
+    found: list[str] = []
+    assert parse_line(line, notes=found) == events
+    assert found == notes
 
 
 @pytest.mark.parametrize(("line", "reason"), [

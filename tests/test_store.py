@@ -37,9 +37,24 @@ def test_type_conflict_is_refused_and_leaves_the_existing_series() -> None:
     counter.inc(3)
     assert store.series(G, ("x",)) is Refusal.TYPE_CONFLICT
     assert store.series(G, ("y",)) is Refusal.TYPE_CONFLICT
-    assert store.series(C._replace(labels=("b",)), ("x",)) is Refusal.LABEL_CONFLICT
-    [family] = store.collect()
+    assert store.series(H._replace(buckets=(0.5,)), ()) is not Refusal.BUCKET_CONFLICT  # H is new
+    assert store.series(H._replace(buckets=(0.7,)), ()) is Refusal.BUCKET_CONFLICT
+    [family, _] = store.collect()
     assert family.spec == C and [s.value for s in family.samples] == [3.0]
+
+
+def test_series_with_other_label_names_join_the_family_with_the_union() -> None:
+    store = Store()
+    a = store.series(C, ("x",))
+    both = store.series(C._replace(labels=("a", "b")), ("x", "y"))
+    none = store.series(C._replace(labels=()), ())
+    assert isinstance(a, Counter) and isinstance(both, Counter) and isinstance(none, Counter)
+    assert len({id(a), id(both), id(none)}) == 3
+    assert store.series(C._replace(labels=("b", "a")), ("y", "x")) is both  # by name, not position
+    assert store.series(C, ("x",)) is a and store.series(C._replace(labels=("a", "b")), ("x", "")) is a
+    [family] = store.collect()
+    assert family.spec.labels == ("a", "b")
+    assert sorted(s.labels for s in family.samples) == [("", ""), ("x", ""), ("x", "y")]
 
 
 def test_limits() -> None:

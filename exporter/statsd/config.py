@@ -198,6 +198,9 @@ class StatsdConfig(Section):
     read_buffer: Annotated[int, Field(ge=4096)] | None = None
     # Map the apm.* names of docs/statsd.md onto the built-in families.
     conventions: bool = True
+    # A DogStatsD 1.2 container id (`|c:<id>`, sent by current datadog clients in
+    # containers): a `container_id` label (as statsd_exporter), or dropped.
+    dogstatsd_container_id: Literal["label", "drop"] = "label"
     # Close a TCP connection that sends nothing for this long.
     tcp_idle_timeout: Duration = 300.0
     tcp_max_connections: Annotated[int, Field(ge=1)] = 1024

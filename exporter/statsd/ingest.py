@@ -50,6 +50,7 @@ class Ingest:
         self._lock = threading.Lock()
         self._clock = store.clock  # `seen` times must be on the clock expire() compares with
         routes = self.routes
+        routes.feed = self._feed
         # What the loop calls, looked up once (the dicts are cleared, never replaced).
         self._slow = (routes.cache.get, routes.values.get, routes.route, routes.plain, routes.split,
                       routes.apply, stats.error)

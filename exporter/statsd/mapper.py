@@ -15,7 +15,7 @@ from typing import NamedTuple
 from exporter import families, wire
 from exporter.model import FamilySpec, MetricType, NativeOptions
 from exporter.statsd.config import Defaults, Mapping, StatsdConfig, native_options
-from exporter.statsd.parser import OBSERVERS, Event, Kind, ParseError
+from exporter.statsd.parser import CONTAINER_ID, OBSERVERS, Event, Kind, ParseError
 
 MS = 0.001  # StatsD timers are milliseconds; Prometheus wants seconds.
 MAX_METRIC_NAME = 200
@@ -187,8 +187,10 @@ class Mapper:
     """Immutable routing table built from the `statsd:` section."""
 
     def __init__(self, rules: Sequence[Mapping] = (), defaults: Defaults | None = None,
-                 conventions: bool = True) -> None:
+                 conventions: bool = True, container_id: bool = True) -> None:
         defaults = defaults or Defaults()
+        # Whether a DogStatsD container id (the parser's `container_id` tag) becomes a label.
+        self._skip_tags = frozenset() if container_id else frozenset((CONTAINER_ID,))
         self._defaults = defaults
         self._rules = [_rule(m, defaults) for m in rules]
         self._conventions = CONVENTIONS if conventions else {}
@@ -201,7 +203,8 @@ class Mapper:
 
     @classmethod
     def from_config(cls, config: StatsdConfig) -> Mapper:
-        return cls(config.mappings, config.defaults, config.conventions)
+        return cls(config.mappings, config.defaults, config.conventions,
+                   config.dogstatsd_container_id == "label")
 
     def __len__(self) -> int:
         return len(self._rules)
@@ -234,6 +237,8 @@ class Mapper:
         reserved = {"le"} if observer_type == "histogram" else {"quantile"}
         labels = dict(fixed)
         for key, value in event.tags:
+            if key in self._skip_tags:
+                continue
             label = label_name(key)
             # Rule labels win over tags (statsd_exporter's honor_labels: false).
             if label and label not in reserved and label not in dict(fixed):

@@ -1,10 +1,11 @@
 """One StatsD line -> plain Event values, or a ParseError naming the reason.
 
 Pure and stateless: no I/O, no registry, no mapping. It understands plain
-StatsD, DogStatsD (multi-value lines, `|#tags`, `|@rate`, `|c:container`,
-`|T<timestamp>`, events and service checks), and the InfluxDB (`name,k=v`),
-Librato (`name#k=v`) and SignalFX (`name[k=v]`) tag dialects, as
-statsd_exporter does. The ingest path only calls it once per distinct
+StatsD and Etsy multi-metric lines (`name:1|c:2|ms`), DogStatsD (multi-value
+lines, `|#tags`, `|@rate`, `|c:<container id>`, `|T<timestamp>`, events and
+service checks), and the InfluxDB (`name,k=v`), Librato (`name#k=v`) and
+SignalFX (`name[k=v]`) tag dialects, as statsd_exporter reads them
+(docs/statsd.md says where the Datadog agent is followed instead). The ingest path only calls it once per distinct
 name+tags+type (the result is cached), so clarity wins over speed here.
 """
 
@@ -20,6 +21,7 @@ MAX_NAME_CHARS = 250
 MAX_TAGS = 64
 MAX_TAG_VALUE_CHARS = 1024
 MAX_VALUES = 1024  # DogStatsD multi-value lines
+CONTAINER_ID = "container_id"  # the tag a DogStatsD `|c:<id>` field becomes
 
 
 class Kind(str, Enum):
@@ -80,8 +82,14 @@ def parse_value(text: str) -> float:
     return value
 
 
-def parse_line(line: bytes) -> list[Event]:
-    """Events of one line; [] for a blank line. Raises ParseError (or Ignored)."""
+def parse_line(line: bytes, notes: list[str] | None = None) -> list[Event]:
+    """Events of one line; [] for a blank line. Raises ParseError (or Ignored).
+
+    A part that statsd_exporter sets aside without dropping the line (a bad sample rate,
+    taken as 1; a malformed timestamp; a malformed non-DogStatsD tag) is left out and its
+    reason appended to `notes`. A DogStatsD `|c:<id>` field becomes a `container_id` tag
+    (as statsd_exporter and the OpenTelemetry Collector read it; the mapper may drop it).
+    """
     if len(line) > MAX_LINE_BYTES:
         raise ParseError("line_too_long", f"{len(line)} bytes")
     try:
@@ -95,45 +103,87 @@ def parse_line(line: bytes) -> list[Event]:
         raise Ignored("event")
     if text.startswith("_sc|"):
         raise Ignored("service_check")
+    found = [] if notes is None else notes
 
     head, sep, rest = text.partition(":")
     if not sep:
         raise ParseError("malformed_line", "no ':' between name and value")
-    values_text, sep, fields_text = rest.partition("|")
+    name, tags = _name_and_tags(head, found)
+    events: list[Event] = []
+    samples = _samples(rest)
+    if len(samples) > MAX_VALUES:
+        raise ParseError("too_many_values", str(len(samples)))
+    for sample in samples:
+        events += _sample(name, tags, sample, found)
+    return events
+
+
+def multi_metric(rest: bytes) -> bool:
+    """Whether a line's part after the name is an Etsy multi-metric one (`1|c:2|c:3|ms`)."""
+    try:
+        return len(_samples(rest.decode("utf-8"))) > 1
+    except UnicodeDecodeError:
+        return False
+
+
+def _samples(rest: str) -> list[str]:
+    """The `value|type|...` parts of a line: several in an Etsy multi-metric line, as
+    statsd_exporter reads it (never with DogStatsD tags, which turn it off); one otherwise,
+    a DogStatsD multi-value one (`1:2:3|ms`) included."""
+    if "|#" in rest or ":" in rest.partition("|")[0]:
+        return [rest]
+    samples = rest.split(":")
+    if len(samples) > 1 and all(s.partition("|")[2].partition("|")[0] in _TYPES for s in samples):
+        return samples
+    return [rest]
+
+
+def _sample(name: str, name_tags: Tags, sample: str, notes: list[str]) -> list[Event]:
+    values_text, sep, fields_text = sample.partition("|")
     if not sep:
         raise ParseError("malformed_line", "no '|' before the type")
     fields = fields_text.split("|")
     kind = _TYPES.get(fields[0])
     if kind is None:
         raise ParseError("invalid_type", repr(fields[0]))
-
-    name, tags = _name_and_tags(head)
+    tags = list(name_tags)
     rate = 1.0
     for field in fields[1:]:
         if not field:
             raise ParseError("malformed_line", "empty field")
         first = field[0]
         if first == "@":
-            rate = _sample_rate(field[1:])
+            rate = _sample_rate(field[1:], notes)
         elif first == "#":
-            if tags:
+            if name_tags:
                 raise ParseError("mixed_tagging_styles")
-            tags = _dogstatsd_tags(field[1:])
-        elif field.startswith(("c:", "e:")) or (first == "T" and field[1:].isdigit()):
-            pass  # DogStatsD container id, external data, timestamp: tolerated, not used
+            tags += _dogstatsd_tags(field[1:], notes)
+        elif first == "c":
+            if not field.startswith("c:") or len(field) == 2:
+                raise ParseError("malformed_container_id", repr(field[:32]))
+            tags.append((CONTAINER_ID, field[2:]))
+        elif first == "T":
+            if not field[1:].isdigit():
+                notes.append("malformed_timestamp")  # the field goes, the line stays
+            # A pull exporter has no use for a sample's own time (as statsd_exporter).
+        elif field.startswith("e:"):
+            pass  # DogStatsD external data (origin detection), as the Datadog agent accepts it
         else:
             raise ParseError("unknown_field", repr(field[:32]))
+    if len(tags) > MAX_TAGS:
+        raise ParseError("too_many_tags", str(len(tags)))
+    tag_tuple = tuple(tags)
 
     raw_values = values_text.split(":")
     if len(raw_values) > MAX_VALUES:
         raise ParseError("too_many_values", str(len(raw_values)))
-    if len(raw_values) > 1 and kind not in OBSERVERS:
-        # Only timers, histograms and distributions may pack several values (DogStatsD).
-        raise ParseError("malformed_line", "several values on a non-observer line")
     if kind is Kind.SET:
         if not values_text:
             raise ParseError("invalid_value", "empty set member")
-        return [Event(kind, name, 1.0, tags, rate, values_text)]
+        return [Event(kind, name, 1.0, tag_tuple, rate, values_text)]
+    if len(raw_values) > 1 and kind not in OBSERVERS:
+        # Only timers, histograms and distributions may pack several values (DogStatsD).
+        raise ParseError("malformed_line", "several values on a non-observer line")
     events = []
     for raw in raw_values:
         value = parse_value(raw)
@@ -142,38 +192,39 @@ def parse_line(line: bytes) -> list[Event]:
             event_kind = Kind.GAUGE_DELTA
         elif kind is Kind.COUNTER and value < 0:
             raise ParseError("negative_counter", raw)
-        events.append(Event(event_kind, name, value, tags, rate))
+        events.append(Event(event_kind, name, value, tag_tuple, rate))
     return events
 
 
-def _sample_rate(text: str) -> float:
+def _sample_rate(text: str, notes: list[str]) -> float:
+    """A rate in (0, 1]; anything else is taken as 1 and noted (both peers keep such lines)."""
     try:
         rate = float(text)
     except ValueError:
-        raise ParseError("invalid_sample_rate", repr(text)) from None
+        rate = math.nan
     if not 0.0 < rate <= 1.0:
-        raise ParseError("invalid_sample_rate", repr(text))
+        notes.append("invalid_sample_rate")
+        return 1.0
     return rate
 
 
-def _name_and_tags(head: str) -> tuple[str, Tags]:
-    """Split the name from InfluxDB (`,`), Librato (`#`) or SignalFX (`[...]`) tags; the
-    first of those characters decides the style, and only one style is allowed."""
+def _name_and_tags(head: str, notes: list[str]) -> tuple[str, Tags]:
+    """Split the name from SignalFX (`[...]`), Librato (`#`) or InfluxDB (`,`) tags, in
+    statsd_exporter's order: brackets first (a lone or reversed one leaves the name as it
+    is, noted), else the first `#` or `,`."""
     tags: Tags = ()
     name = head
-    cut = min((i for i in (head.find(","), head.find("#"), head.find("[")) if i >= 0), default=-1)
-    if cut >= 0:
-        if head[cut] == "[":
-            end = head.find("]", cut)
-            if end < 0:
-                raise ParseError("invalid_tag", "unclosed '['")
-            tags = _pairs(head[cut + 1:end].split(","), "=")
-            name = head[:cut] + head[end + 1:]
-        else:
+    start, end = head.find("["), head.find("]")
+    if start >= 0 and end > start:
+        tags = _pairs(head[start + 1:end], notes)
+        name = head[:start] + head[end + 1:]
+    elif start >= 0 or end >= 0:
+        notes.append("invalid_tag")
+    else:
+        cut = min((i for i in (head.find(","), head.find("#")) if i >= 0), default=-1)
+        if cut >= 0:
             name = head[:cut]
-            tags = _pairs(head[cut + 1:].split(","), "=")
-        if any(c in name for c in ",#[]"):
-            raise ParseError("mixed_tagging_styles")
+            tags = _pairs(head[cut + 1:], notes)
     if not name:
         raise ParseError("empty_name")
     if len(name) > MAX_NAME_CHARS:
@@ -181,26 +232,42 @@ def _name_and_tags(head: str) -> tuple[str, Tags]:
     return name, tags
 
 
-def _dogstatsd_tags(text: str) -> Tags:
-    return _pairs(text.split(","), ":")
-
-
-def _pairs(items: list[str], sep: str) -> Tags:
+def _dogstatsd_tags(text: str, notes: list[str]) -> Tags:
+    """`k:v` pairs; a `#` on a key is dropped (the PHP client writes `#a:1,#b:2`). A bare tag
+    or an empty value is legal DogStatsD with nothing to become a label: skipped."""
+    items = text.split(",")
     if len(items) > MAX_TAGS:
         raise ParseError("too_many_tags", str(len(items)))
     pairs = []
     for item in items:
-        if not item:
+        key, found, value = item.removeprefix("#").partition(":")
+        if not found or not value:
             continue
-        key, found, value = item.partition(sep)
-        if not found:
-            # A bare DogStatsD tag ("#canary") has no value to become a label: skipped.
-            if sep == ":":
-                continue
-            raise ParseError("invalid_tag", repr(item[:32]))
         if not key:
-            raise ParseError("invalid_tag", repr(item[:32]))
-        if len(value) > MAX_TAG_VALUE_CHARS:
-            raise ParseError("tag_value_too_long", f"{len(value)} characters")
-        pairs.append((key, value))
+            notes.append("invalid_tag")
+            continue
+        pairs.append(_pair(key, value))
     return tuple(pairs)
+
+
+def _pairs(text: str, notes: list[str]) -> Tags:
+    """`k=v` pairs (InfluxDB, Librato, SignalFX); a malformed one is skipped and noted."""
+    items = text.split(",")
+    if items[-1] == "":
+        items.pop()  # a trailing comma ends the list
+    if len(items) > MAX_TAGS:
+        raise ParseError("too_many_tags", str(len(items)))
+    pairs = []
+    for item in items:
+        key, found, value = item.partition("=")
+        if not (found and key and value):
+            notes.append("invalid_tag")
+            continue
+        pairs.append(_pair(key, value))
+    return tuple(pairs)
+
+
+def _pair(key: str, value: str) -> tuple[str, str]:
+    if len(value) > MAX_TAG_VALUE_CHARS:
+        raise ParseError("tag_value_too_long", f"{len(value)} characters")
+    return key, value

@@ -17,11 +17,13 @@ An entry is a tuple the loop reads by position, its opcode first and its
     (OTHER,   unmapped, SET, gauge)
     (OTHER,   unmapped, DROP, is_counter)
     (OTHER,   unmapped, REFUSED, is_counter, the counter of that refusal)
+    (OTHER,   0,        SPLIT)  an Etsy multi-metric line, never cached
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from exporter.model import MetricType
@@ -31,6 +33,7 @@ from exporter.statsd.parser import (
     Ignored,
     Kind,
     ParseError,
+    multi_metric,
     parse_line,
     parse_value,
 )
@@ -40,7 +43,7 @@ from exporter.store import Counter, Gauge, Histogram, Refusal, Store, Summary
 log = logging.getLogger(__name__)
 
 OBSERVE, COUNT, GAUGE, OTHER, NATIVE = 0, 1, 2, 3, 4
-SUMMARY, SET, DROP, REFUSED = "summary", "set", "drop", "refused"
+SUMMARY, SET, DROP, REFUSED, SPLIT = "summary", "set", "drop", "refused", "split"
 
 MAX_CACHE_ENTRIES = 200_000
 MAX_VALUE_CACHE = 65_536
@@ -61,13 +64,16 @@ class Routes:
         self.cache: dict[tuple[bytes, bytes], Entry] = {}
         self.values: dict[bytes, float] = {}
         self.blank = 0  # blank lines seen since the loop last took them (they are not lines)
+        # The loop, for lines this splits into several (set by Ingest): (samples, unmapped lines).
+        self.feed: Callable[[list[bytes], float], tuple[int, int]] = lambda lines, now: (0, 0)
 
     def route(self, line: bytes, name: bytes, rest: bytes) -> tuple[Entry, bytes] | None:
         """The entry for a line whose key is not cached (cached if the key fixes it) and the
         line's value; None when the line was counted instead (blank, a parse or mapping
         error, an event)."""
+        notes: list[str] = []
         try:
-            events = parse_line(line)
+            events = parse_line(line, notes)
         except Ignored as err:
             self.stats.ignore(err.reason)
             return None
@@ -77,6 +83,11 @@ class Routes:
         if not events:
             self.blank += 1
             return None
+        for reason in notes:  # a part set aside, the line kept
+            self.stats.error(reason)
+        head = line.partition(b"|")[0]
+        if len(events) > 1 and multi_metric(line.partition(b":")[2]):
+            return (OTHER, 0, SPLIT), b""  # the key holds every value: not worth caching
         try:
             route = self.mapper.route(events[0])
         except MappingError as err:
@@ -85,8 +96,8 @@ class Routes:
         entry = self._entry(route, events[0])
         # Only a line shaped name:value|rest has a key that fixes its route (see ingest.py);
         # in another (`a|b:1|c`, a name with a `|`) the value is where the parser found it.
-        head = line.partition(b"|")[0]
-        if b":" not in head:
+        # A line with a part set aside is not cached either, so that part is counted each time.
+        if b":" not in head or notes:
             return entry, line.partition(b":")[2].partition(b"|")[0]
         if len(self.cache) >= self.max_cache:
             self.cache.clear()  # crude but bounded; a busy key is back after one miss
@@ -118,6 +129,12 @@ class Routes:
 
     def apply(self, line: bytes, entry: Entry, value: bytes, now: float) -> int:
         """Samples stored for a line the loop did not finish."""
+        if entry[2] is SPLIT:
+            # An Etsy multi-metric line: one line per metric, through the loop (`feed`).
+            name, _, rest = line.partition(b":")
+            stored, unmapped = self.feed([name + b":" + sample for sample in rest.split(b":")], now)
+            self.stats.unmapped.value += unmapped
+            return stored
         if entry[0] != OTHER:
             # A plain entry the loop gave up on: the value is bad, and the parser says how.
             if self._parse(line):

@@ -184,3 +184,72 @@ def test_through_the_daemon(tmp_path: Any) -> None:
         assert daemon.value("apm_queue_depth", queue="emails") == 12
     finally:
         daemon.stop()
+
+
+def test_datadog_container_id_and_timestamps(running: Running, promtool: Callable[[str], str]) -> None:
+    """What current datadog clients send inside containers (`|c:<id>`, DogStatsD 1.2) and with
+    their *_with_timestamp calls (`|T<unix>`, 1.3): read as statsd_exporter reads them, the
+    container id as a `container_id` label, the timestamp dropped."""
+    client = DogStatsd(host="127.0.0.1", port=running.udp, disable_telemetry=True, origin_detection_enabled=False,
+                       disable_buffering=True, container_id="c0ffee42")
+    client.increment("app.jobs", 2, tags=["queue:mail"])
+    client.gauge_with_timestamp("app.backlog", 17, int(time.time()) - 30, tags=["queue:mail"])
+    client.count_with_timestamp("app.retries", 3, int(time.time()) - 30, tags=["queue:mail"])
+    client.flush()
+    client.close_socket()
+    running.wait_lines(3)
+    assert running.value("app_jobs_total", queue="mail", container_id="c0ffee42") == 2
+    assert running.value("app_backlog", queue="mail", container_id="c0ffee42") == 17
+    assert running.value("app_retries_total", queue="mail", container_id="c0ffee42") == 3
+    assert not running.value("apm_exporter_statsd_parse_errors_total", reason="malformed_timestamp")
+    assert promtool(running.text()) == ""
+
+
+def test_pypi_statsd_client_sample_rates_and_etsy_multi_metric_lines(running: Running) -> None:
+    """The `statsd` client's sampled lines, and an Etsy multi-metric line on its socket."""
+    client = pystatsd.StatsClient("127.0.0.1", running.udp)
+    sent = 0
+    while (running.value("apm_exporter_statsd_lines_total", listener="udp://127.0.0.1:0") or 0) == 0:
+        client.incr("sampled.hits", 1, rate=0.5)  # sent about every other call, as `|@0.5`
+        sent += 1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"etsy.multi:1|c:2|c|@0.5", ("127.0.0.1", running.udp))
+    deadline = time.monotonic() + 10
+    while running.value("etsy_multi_total") is None:
+        assert time.monotonic() < deadline, running.text()
+        time.sleep(0.02)
+    hits = running.value("sampled_hits_total")
+    assert hits is not None and hits % 2 == 0 and hits >= 2  # each line counts 1 / 0.5
+    assert running.value("etsy_multi_total") == 1 + 2 / 0.5
+
+
+def test_a_family_whose_series_carry_different_tags_is_scraped_and_queried_by_prometheus(
+        tmp_path: Any, promtool: Callable[[str], str]) -> None:
+    """statsd_exporter drops the line with the extra tag (its issue #114); we keep it, and a real
+    Prometheus scrapes the family and answers queries over both label sets."""
+    from tests.support.prometheus import Prometheus
+
+    port = free_port(socket.SOCK_DGRAM)
+    (tmp_path / "d").mkdir()
+    daemon = Daemon(tmp_path / "d", {"statsd": {"listeners": [f"udp://127.0.0.1:{port}"]}})
+    daemon.start()
+    prom = Prometheus(tmp_path, [f"127.0.0.1:{daemon.port}"]).start()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for line in (b"jobs.done:2|c|#queue:mail", b"jobs.done:5|c|#queue:pdf,region:eu"):
+                s.sendto(line, ("127.0.0.1", port))
+        deadline = time.monotonic() + 10
+        while daemon.value("jobs_done_total", queue="pdf", region="eu") is None:
+            assert time.monotonic() < deadline, daemon.log()
+            time.sleep(0.05)
+        text = daemon.scrape_text()
+        assert promtool(text) == ""
+        assert daemon.value("jobs_done_total", queue="mail", region="") == 2  # empty: absent to Prometheus
+        both = prom.wait_for('jobs_done_total{job="apm"}')
+        assert sorted((s["metric"]["queue"], s["metric"].get("region"), s["value"][1]) for s in both) == [
+            ("mail", None, "2"), ("pdf", "eu", "5")]
+        summed = prom.wait_for('sum(jobs_done_total{job="apm"})')
+        assert summed[0]["value"][1] == "7"
+    finally:
+        prom.stop()
+        daemon.stop()
