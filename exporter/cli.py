@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from exporter import __version__
 
@@ -32,6 +32,8 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--web.enable-lifecycle", dest="enable_lifecycle", default=True,
                    action=argparse.BooleanOptionalAction,
                    help="allow POST /-/reload (default: on; --no-web.enable-lifecycle turns it off)")
+    p.add_argument("--statsd.mapping-config", dest="statsd_mapping_config", metavar="FILE",
+                   help="a statsd_exporter mapping file, read as it is (sets statsd.mapping_config)")
     p.add_argument("--web.enable-profiling", dest="enable_profiling", action="store_true",
                    help="serve /-/profile/cpu and /-/profile/memory (CPU stack samples, tracemalloc); off by default")
     p.add_argument("--log.level", dest="log_level", default="info",
@@ -67,14 +69,23 @@ def _subcommand(name: str, argv: list[str]) -> int:
         p = argparse.ArgumentParser(prog="apm-exporter check-config",
                                     description="Validate a configuration file; exit 1 with every problem.")
         p.add_argument("file", nargs="?", default=DEFAULT_CONFIG)
+        p.add_argument("--statsd.mapping-config", dest="statsd_mapping_config", metavar="FILE",
+                       help="also check this statsd_exporter mapping file, as the daemon's flag reads it")
         ns = p.parse_args(argv)
-        try:
-            config.load(ns.file)
-        except config.ConfigError as err:
-            print(str(err), file=sys.stderr)
-            print(f"{ns.file}: {len(err.problems)} problem(s)", file=sys.stderr)
-            return 1
-        print(f"{ns.file}: OK")
+        from exporter.statsd import mapfile
+
+        checks: list[tuple[str, Callable[[str], object], type[config.ConfigError | mapfile.MappingFileError]]] = [
+            (ns.file, config.load, config.ConfigError)]
+        if ns.statsd_mapping_config:
+            checks.append((ns.statsd_mapping_config, mapfile.load, mapfile.MappingFileError))
+        for path, check, error in checks:
+            try:
+                check(path)
+            except error as err:
+                print(str(err), file=sys.stderr)
+                print(f"{path}: {len(err.problems)} problem(s)", file=sys.stderr)
+                return 1
+            print(f"{path}: OK")
         return 0
     if name == "schema":
         argparse.ArgumentParser(prog="apm-exporter schema",
@@ -103,7 +114,17 @@ def _run(ns: argparse.Namespace) -> int:
         for problem in err.problems:
             log.error("invalid configuration", extra={"problem": problem})
         return 1
-    overrides = Overrides(ns.listen_address, ns.telemetry_path, ns.web_config_file, ns.enable_lifecycle)
+    overrides = Overrides(ns.listen_address, ns.telemetry_path, ns.web_config_file, ns.enable_lifecycle,
+                          ns.statsd_mapping_config)
+    if ns.statsd_mapping_config:
+        from exporter.statsd import mapfile
+
+        try:
+            mapfile.load(ns.statsd_mapping_config)
+        except mapfile.MappingFileError as err:
+            for problem in err.problems:
+                log.error("invalid statsd mapping file", extra={"problem": problem})
+            return 1
     try:
         web = webconfig.load(ns.web_config_file) if ns.web_config_file else None
     except webconfig.WebConfigError as err:

@@ -46,12 +46,16 @@ class Overrides:
     telemetry_path: str | None = None
     web_config_file: str | None = None
     enable_lifecycle: bool = True
+    statsd_mapping_config: str | None = None
 
 
 def apply(config: Config, overrides: Overrides) -> Config:
+    """The config with the flags in force; a bad --statsd.mapping-config file raises ValueError."""
     web = config.web.model_copy(update={
         k: v for k, v in (("listen_address", overrides.listen_address),
                           ("telemetry_path", overrides.telemetry_path)) if v is not None})
+    if overrides.statsd_mapping_config is not None:
+        config = config.model_copy(update={"statsd": config.statsd.with_mapping_config(overrides.statsd_mapping_config)})
     return config.model_copy(update={"web": web})
 
 

@@ -12,11 +12,13 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
 from exporter.families import LATENCY_BUCKETS
 from exporter.model import NativeOptions
 from exporter.schema import LABEL_NAME, METRIC_NAME, Duration, LabelName, Section
+from exporter.statsd import mapfile
+from exporter.statsd.mapfile import MappingFile, MappingFileError
 
 _TEMPLATE = re.compile(r"\$\{(\w+)\}|\$(\d+)")
 
@@ -211,12 +213,32 @@ class StatsdConfig(Section):
     udp_workers: Annotated[int, Field(ge=1, le=64)] = 1
     defaults: Defaults = Defaults()
     mappings: list[Mapping] = Field(default_factory=list)
+    # A statsd_exporter mapping file, read as it is (statsd/mapfile.py); its rules come
+    # after `mappings`. Relative to the working directory, as statsd_exporter's flag.
+    # `--statsd.mapping-config FILE` sets it too. Re-read on every reload.
+    mapping_config: str | None = None
+    _mapping_file: MappingFile | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check(self) -> StatsdConfig:
         if len(set(self.listeners)) != len(self.listeners):
             raise ValueError("a listener address is given twice")
+        if self.mapping_config:
+            try:
+                self._mapping_file = mapfile.load(self.mapping_config)
+            except MappingFileError as err:
+                raise ValueError("the mapping file has problems:\n  " + "\n  ".join(err.problems)) from None
         return self
+
+    def with_mapping_config(self, path: str) -> StatsdConfig:
+        """This section reading `path` (the flag): validated again, so the file is read and checked.
+        Raises ValueError (pydantic's ValidationError) with the file's problems."""
+        return StatsdConfig.model_validate({**self.model_dump(), "mapping_config": path})
+
+    @property
+    def mapping_file(self) -> MappingFile | None:
+        """The rules of `mapping_config`, read when this section was validated."""
+        return self._mapping_file
 
 
 __all__ = ["LABEL_NAME", "Defaults", "Mapping", "StatsdConfig"]

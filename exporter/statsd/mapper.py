@@ -15,6 +15,8 @@ from typing import NamedTuple
 from exporter import families, wire
 from exporter.model import FamilySpec, MetricType, NativeOptions
 from exporter.statsd.config import Defaults, Mapping, StatsdConfig, native_options
+from exporter.statsd.mapfile import MappingFile
+from exporter.statsd.mapfile import Rule as FileRule
 from exporter.statsd.parser import CONTAINER_ID, OBSERVERS, Event, Kind, ParseError
 
 MS = 0.001  # StatsD timers are milliseconds; Prometheus wants seconds.
@@ -187,8 +189,9 @@ class Mapper:
     """Immutable routing table built from the `statsd:` section."""
 
     def __init__(self, rules: Sequence[Mapping] = (), defaults: Defaults | None = None,
-                 conventions: bool = True, container_id: bool = True) -> None:
+                 conventions: bool = True, container_id: bool = True, file: MappingFile | None = None) -> None:
         defaults = defaults or Defaults()
+        self._file = file
         # Whether a DogStatsD container id (the parser's `container_id` tag) becomes a label.
         self._skip_tags = frozenset() if container_id else frozenset((CONTAINER_ID,))
         self._defaults = defaults
@@ -204,10 +207,10 @@ class Mapper:
     @classmethod
     def from_config(cls, config: StatsdConfig) -> Mapper:
         return cls(config.mappings, config.defaults, config.conventions,
-                   config.dogstatsd_container_id == "label")
+                   config.dogstatsd_container_id == "label", config.mapping_file)
 
     def __len__(self) -> int:
-        return len(self._rules)
+        return len(self._rules) + (len(self._file) if self._file else 0)
 
     def route(self, event: Event) -> Route | Drop:
         """The route for this event, or a Drop. Raises MappingError."""
@@ -226,12 +229,19 @@ class Mapper:
             name = metric_name(_expand(rule.name, match))
             fixed = tuple((label, _expand(template, match)) for label, template in rule.labels)
             return self._build(event, name, fixed, rule, unmapped=False)
+        if self._file is not None:
+            found = self._file.match(event.name, type_class)
+            if found is not None:
+                if found.rule.drop:
+                    return DROP
+                return self._build(event, metric_name(found.name), found.labels, found.rule, unmapped=False,
+                                   honor_labels=found.rule.honor_labels)
         if self._unmatched_drop:
             return DROP_UNMAPPED
         return self._build(event, metric_name(event.name), (), None, unmapped=True)
 
     def _build(self, event: Event, name: str, fixed: tuple[tuple[str, str], ...],
-               rule: _Rule | None, unmapped: bool) -> Route:
+               rule: _Rule | FileRule | None, unmapped: bool, honor_labels: bool = False) -> Route:
         kind = event.kind
         observer_type = rule.observer_type if rule else self._defaults.observer_type
         reserved = {"le"} if observer_type == "histogram" else {"quantile"}
@@ -240,8 +250,8 @@ class Mapper:
             if key in self._skip_tags:
                 continue
             label = label_name(key)
-            # Rule labels win over tags (statsd_exporter's honor_labels: false).
-            if label and label not in reserved and label not in dict(fixed):
+            # Rule labels win over tags, unless the rule honors them (statsd_exporter's honor_labels).
+            if label and label not in reserved and (honor_labels or label not in dict(fixed)):
                 labels[label] = value
         names = tuple(sorted(labels))
         values = tuple(labels[n] for n in names)
