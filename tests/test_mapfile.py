@@ -95,6 +95,12 @@ def test_the_readme_example_maps_as_statsd_exporter_maps_it() -> None:
     assert r.unmapped
 
 
+def test_histograms_are_native_too_as_statsd_exporters_are() -> None:
+    r = route(mapper("mappings:\n- match: h.*\n  name: h_seconds\n  observer_type: histogram\n"), b"h.x:1|ms")
+    assert r.spec.type is MetricType.HISTOGRAM and r.spec.native is not None and r.spec.native.classic
+    assert r.spec.buckets == (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
 def test_globs_win_over_regexes_whatever_the_order_and_regexes_are_not_anchored() -> None:
     m = mapper("""
 mappings:

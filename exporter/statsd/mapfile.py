@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BeforeValidator, Field, ValidationError
 
-from exporter import native, yamlsource
+from exporter import yamlsource
 from exporter.model import NativeOptions
 from exporter.schema import Section
 
@@ -332,13 +332,16 @@ def _rule(m: FileMapping, defaults: FileDefaults, report: Callable[[tuple[str, .
     # As statsd_exporter: a mapping's 0 (or none) takes the default's.
     ttl = m.ttl or defaults.ttl or 0.0
     return Rule(glob, regex, m.match_metric_type or None, m.action == "drop", m.name, tuple(m.labels.items()),
-                m.honor_labels, observer_type, tuple(buckets), _native(m.histogram_options, defaults), quantiles,
+                m.honor_labels, observer_type, tuple(buckets),
+                _native(m.histogram_options, defaults) if observer_type == "histogram" else None, quantiles,
                 ttl, m.scale, m.help or None)
 
 
 def _native(options: HistogramOptions | None, defaults: FileDefaults) -> NativeOptions:
     """As statsd_exporter: every histogram is native too (client_golang's, with its default
     factor 1.1 and 256 buckets unless the rule or the defaults say otherwise)."""
+    from exporter import native  # only where a family is native (idle RSS)
+
     base = defaults.histogram_options
     factor = (options.native_histogram_bucket_factor if options and options.native_histogram_bucket_factor > 0
               else base.native_histogram_bucket_factor) or DEFAULT_NATIVE_FACTOR
