@@ -34,6 +34,10 @@ TAG_CACHE: Final = "cache"
 TAG_LEVEL: Final = "level"
 TAG_POOL: Final = "pool"
 TAG_QUEUE: Final = "queue"
+# A gauge line tagged with this key carries one process instance's absolute value (its sign
+# included): the daemon folds the tag away and exports the sum over the instances it has heard
+# from within statsd.instance_expiry (docs/statsd-conventions.md, "Gauges from many processes").
+TAG_INSTANCE: Final = "apm_instance"
 # Tags read as `outcome` where it is absent (many clients already tag that way).
 OUTCOME_ALIASES: Final = ("status",)
 

@@ -16,12 +16,15 @@ from __future__ import annotations
 import atexit
 import math
 import os
+import secrets
 import socket
 import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol
+
+from exporter.wire import TAG_INSTANCE
 
 DEFAULT_ADDRESS: Final = "127.0.0.1:8125"
 ADDRESS_ENV: Final = "APM_STATSD_ADDRESS"
@@ -126,13 +129,16 @@ def _split(prefix: str, body: str, suffix: str, budget: int, out: list[str]) -> 
 
 
 class Gauge:
-    """This process's contribution to a gauge that several processes add up.
+    """This process's share of a gauge that several processes add up.
 
-    The daemon holds the sum over processes, so the wire carries relative deltas
-    (`+n|g`, `-n|g`) from the value last reported; closing reports back to 0.
+    Every flush sends the share as an absolute value tagged with the process's instance id
+    (`name:5|g|#tags,apm_instance:<id>`); the daemon sums the instances it has heard from
+    recently. A lost datagram is corrected by the next flush, a restarted daemon has every
+    share again after one flush, and a SIGKILLed worker's share expires in the daemon
+    (docs/statsd-conventions.md). Closing reports 0.
     """
 
-    __slots__ = ("_line", "announced", "deltas", "name", "owner", "reported", "reset_on_fork", "tags", "value")
+    __slots__ = ("_head", "_tail", "deltas", "name", "owner", "reported", "reset_on_fork", "tags", "value")
 
     def __init__(self, name: str, tags: Tags, reset_on_fork: bool = False) -> None:
         self.name = name
@@ -140,11 +146,11 @@ class Gauge:
         self.value: float = 0
         self.reported: float = 0
         self.deltas: list[float] = []
-        self.announced = False
         # In-flight counts (pending requests) belong to the parent's threads, not the child's.
         self.reset_on_fork = reset_on_fork
         self.owner: weakref.ref[Any] | None = None
-        self._line = (name + ":", "|g" + ("|#" + format_tags(tags) if tags else ""))
+        self._head = name + ":"
+        self._tail = "|g|#" + (format_tags(tags) + "," if tags else "") + TAG_INSTANCE + ":"
 
     def set(self, value: float) -> None:
         self.deltas.clear()
@@ -153,20 +159,20 @@ class Gauge:
     def add(self, delta: float) -> None:
         self.deltas.append(delta)
 
-    def line(self, final: bool) -> str | None:
+    def line(self, final: bool, instance: str) -> str:
         deltas = self.deltas
         if deltas:
             n = len(deltas)
             self.value += sum(deltas[:n])
             del deltas[:n]
-        target = 0 if final else self.value
-        delta = target - self.reported
-        if not delta and self.announced:
-            return None
-        self.reported = target
-        self.announced = True
-        sign = "-" if delta < 0 else "+"
-        return f"{self._line[0]}{sign}{_num(abs(delta))}{self._line[1]}"
+        self.reported = 0 if final else self.value
+        return f"{self._head}{_num(self.reported)}{self._tail}{instance}"
+
+
+def new_instance() -> str:
+    """An id for this process's gauge shares: its pid plus random bits, new after every fork
+    (a pid can be reused by the next worker; the random part cannot collide with the last)."""
+    return f"{os.getpid()}.{secrets.token_hex(4)}"
 
 
 class Source(Protocol):
@@ -273,6 +279,7 @@ class Sender:
             ("flushes", "lines", "datagrams_sent", "bytes_sent", "send_errors", "poll_errors", "flush_errors"), 0)
         self.sink: Callable[[list[str]], None] | None = _capture_sink
         self.closed = False
+        self.instance = new_instance()
         self._registry_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
@@ -335,9 +342,7 @@ class Sender:
             s.lines(lines, budget, self.max_samples)
         orphans = []
         for key, g in list(self.gauges_by_key.items()):
-            line = g.line(final)
-            if line is not None:
-                lines.append(line)
+            lines.append(g.line(final, self.instance))
             if g.owner is not None and g.owner() is None and g.reported == 0:
                 orphans.append(key)
         for key in orphans:
@@ -408,12 +413,12 @@ class Sender:
         for s in self.series_by_key.values():
             del s.values[: len(s.values)]
             s.announce = s.kind == COUNTER
+        self.instance = new_instance()  # the child's shares are its own, beside the parent's
         for g in self.gauges_by_key.values():
             g.deltas.clear()
             if g.reset_on_fork:
                 g.value = 0
             g.reported = 0
-            g.announced = False
         for src in self.sources:
             try:
                 src.after_fork_child()

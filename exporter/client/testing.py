@@ -27,7 +27,7 @@ class Sample(NamedTuple):
 
     name: str
     type: str  # ms, h, c or g
-    value: float  # wire units: milliseconds for ms; a signed delta for g
+    value: float  # wire units: milliseconds for ms; this process's absolute value for g
     rate: float
     tags: dict[str, str]
 
@@ -78,8 +78,9 @@ class CapturedMetrics:
         return sum(s.value / s.rate if s.type == "c" else 1 / s.rate for s in self.find(name, **tags))
 
     def gauge(self, name: str, **tags: str) -> float:
-        """This process's gauge value: the sum of the deltas sent while capturing."""
-        return sum(s.value for s in self.find(name, **tags) if s.type == "g")
+        """This process's gauge value: the last one sent while capturing (0 if none was)."""
+        sent = [s.value for s in self.find(name, **tags) if s.type == "g"]
+        return sent[-1] if sent else 0.0
 
 
 @contextmanager
@@ -87,16 +88,11 @@ def capture_metrics() -> Iterator[CapturedMetrics]:
     """Capture every line Telemetry instances would send while the block runs.
 
     Lines pending when the block starts are sent as usual first, so the capture holds
-    only what happened inside it. Gauges report deltas from their last sent value: a
-    Telemetry created inside the block shows absolute values.
+    only what happened inside it. Gauges are absolute values, resent every flush.
     """
     captured = CapturedMetrics()
-    senders = _sender.live_senders()
-    for s in senders:
+    for s in _sender.live_senders():
         s.flush()
-    # Gauge deltas sent to the capture never reach the daemon: afterwards, deltas are
-    # computed again from what the daemon was last told.
-    reported = {id(g): (g.reported, g.announced) for s in senders for g in list(s.gauges_by_key.values())}
     previous = _sender._capture_sink
     _sender.set_capture_sink(captured._sink)
     try:
@@ -106,6 +102,3 @@ def capture_metrics() -> Iterator[CapturedMetrics]:
     finally:
         captured._open = False
         _sender.set_capture_sink(previous)
-        for s in _sender.live_senders():
-            for g in list(s.gauges_by_key.values()):
-                g.reported, g.announced = reported.get(id(g), (0, False))

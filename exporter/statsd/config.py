@@ -203,6 +203,10 @@ class StatsdConfig(Section):
     # A DogStatsD 1.2 container id (`|c:<id>`, sent by current datadog clients in
     # containers): a `container_id` label (as statsd_exporter), or dropped.
     dogstatsd_container_id: Literal["label", "drop"] = "label"
+    # A gauge reported per process instance (the `apm_instance` tag the client adds) counts
+    # towards the sum while its instance was heard from this recently: a few flush intervals
+    # of the client (1 s by default), so a SIGKILLed worker's share goes within this time.
+    instance_expiry: Duration = 10.0
     # Close a TCP connection that sends nothing for this long.
     tcp_idle_timeout: Duration = 300.0
     tcp_max_connections: Annotated[int, Field(ge=1)] = 1024

@@ -72,6 +72,7 @@ class Ingest:
     def expire(self) -> int:
         """Remove stale series; the cache may point at them, so it is cleared if any went."""
         with self._lock:
+            self.routes.expire_instances(self._clock())
             expired = self.store.expire()
             if expired:
                 self.routes.cache.clear()

@@ -189,8 +189,11 @@ class Mapper:
     """Immutable routing table built from the `statsd:` section."""
 
     def __init__(self, rules: Sequence[Mapping] = (), defaults: Defaults | None = None,
-                 conventions: bool = True, container_id: bool = True, file: MappingFile | None = None) -> None:
+                 conventions: bool = True, container_id: bool = True, file: MappingFile | None = None,
+                 instance_expiry: float = 10.0) -> None:
         defaults = defaults or Defaults()
+        # How long an instance's share of a per-instance gauge counts without news (routes.py).
+        self.instance_expiry = instance_expiry
         self._file = file
         # Whether a DogStatsD container id (the parser's `container_id` tag) becomes a label.
         self._skip_tags = frozenset() if container_id else frozenset((CONTAINER_ID,))
@@ -207,7 +210,7 @@ class Mapper:
     @classmethod
     def from_config(cls, config: StatsdConfig) -> Mapper:
         return cls(config.mappings, config.defaults, config.conventions,
-                   config.dogstatsd_container_id == "label", config.mapping_file)
+                   config.dogstatsd_container_id == "label", config.mapping_file, config.instance_expiry)
 
     def __len__(self) -> int:
         return len(self._rules) + (len(self._file) if self._file else 0)

@@ -15,6 +15,7 @@ An entry is a tuple the loop reads by position, its opcode first and its
     (GAUGE,   unmapped, gauge, scale)
     (OTHER,   unmapped, SUMMARY, summary, scale, count)
     (OTHER,   unmapped, SET, gauge)
+    (OTHER,   unmapped, INSTANCE, gauge, scale, instance)  a gauge one client instance reports
     (OTHER,   unmapped, DROP, is_counter)
     (OTHER,   unmapped, REFUSED, is_counter, the counter of that refusal)
     (OTHER,   0,        SPLIT)  an Etsy multi-metric line, never cached
@@ -39,11 +40,12 @@ from exporter.statsd.parser import (
 )
 from exporter.statsd.stats import StatsdStats
 from exporter.store import Counter, Gauge, Histogram, Refusal, Store, Summary
+from exporter.wire import TAG_INSTANCE
 
 log = logging.getLogger(__name__)
 
 OBSERVE, COUNT, GAUGE, OTHER, NATIVE = 0, 1, 2, 3, 4
-SUMMARY, SET, DROP, REFUSED, SPLIT = "summary", "set", "drop", "refused", "split"
+SUMMARY, SET, DROP, REFUSED, SPLIT, INSTANCE = "summary", "set", "drop", "refused", "split", "instance"
 
 MAX_CACHE_ENTRIES = 200_000
 MAX_VALUE_CACHE = 65_536
@@ -64,6 +66,8 @@ class Routes:
         self.cache: dict[tuple[bytes, bytes], Entry] = {}
         self.values: dict[bytes, float] = {}
         self.blank = 0  # blank lines seen since the loop last took them (they are not lines)
+        # Gauges with per-instance shares, whose silent instances expire_instances() forgets.
+        self.instanced: set[Gauge] = set()
         # The loop, for lines this splits into several (set by Ingest): (samples, unmapped lines).
         self.feed: Callable[[list[bytes], float], tuple[int, int]] = lambda lines, now: (0, 0)
 
@@ -88,12 +92,15 @@ class Routes:
         head = line.partition(b"|")[0]
         if len(events) > 1 and multi_metric(line.partition(b":")[2]):
             return (OTHER, 0, SPLIT), b""  # the key holds every value: not worth caching
+        event, instance = _instance(events[0])
         try:
-            route = self.mapper.route(events[0])
+            route = self.mapper.route(event)
         except MappingError as err:
             self.stats.error(err.reason)
             return None
-        entry = self._entry(route, events[0])
+        entry = self._entry(route, event)
+        if instance is not None and entry[0] == GAUGE:
+            entry = (OTHER, entry[1], INSTANCE, entry[2], entry[3], instance)
         # Only a line shaped name:value|rest has a key that fixes its route (see ingest.py);
         # in another (`a|b:1|c`, a name with a `|`) the value is where the parser found it.
         # A line with a part set aside is not cached either, so that part is counted each time.
@@ -148,6 +155,8 @@ class Routes:
                 return 0
             self.stats.unmapped.value += entry[1]
             return self._add_member(entry[3], events[0].member, now)
+        if kind is INSTANCE:
+            return self._set_part(line, entry, value, now)
         v = self.plain(value)
         if v is None:
             events = self._parse(line)
@@ -180,6 +189,28 @@ class Routes:
         except ParseError as err:
             self.stats.error(err.reason)
             return []
+
+    def _set_part(self, line: bytes, entry: Entry, value: bytes, now: float) -> int:
+        """One instance's absolute value, its sign included (`-3` is -3, not a decrement)."""
+        v = self.plain(value)
+        if v is None:
+            events = self._parse(line)
+            if not events:
+                return 0
+            v = events[0].value
+        self.stats.unmapped.value += entry[1]
+        gauge: Gauge = entry[3]
+        gauge.set_part(entry[5], v * entry[4], now)
+        gauge.seen = now
+        self.instanced.add(gauge)
+        return 1
+
+    def expire_instances(self, now: float) -> None:
+        """Forget the shares of instances not heard from within the mapper's instance_expiry."""
+        heard_since = now - self.mapper.instance_expiry
+        for gauge in list(self.instanced):
+            if not gauge.expire_parts(heard_since):
+                self.instanced.discard(gauge)
 
     def _add_member(self, s: Gauge, member: str, now: float) -> int:
         if s.members is None:
@@ -215,3 +246,14 @@ class Routes:
             return (GAUGE, unmapped, series, route.scale)
         # pragma: no cover - the mapper builds specs from the event kind
         return (OTHER, unmapped, REFUSED, False, self.stats.dropped(Refusal.TYPE_CONFLICT.value))
+
+
+def _instance(event: Event) -> tuple[Event, str | None]:
+    """A gauge's instance tag taken off (it is no label) with its value; other events as they are.
+    Such a line's value is absolute whatever its sign, so it is read as a plain gauge."""
+    if event.kind is not Kind.GAUGE and event.kind is not Kind.GAUGE_DELTA:
+        return event, None
+    for i, (key, value) in enumerate(event.tags):
+        if key == TAG_INSTANCE:
+            return event._replace(kind=Kind.GAUGE, tags=event.tags[:i] + event.tags[i + 1:]), value
+    return event, None

@@ -50,9 +50,11 @@ def samples(lines: list[str]) -> list[Sample]:
 
 
 def total(lines: list[str], name: str, **tags: str) -> float:
-    """Counter sum, gauge delta sum, or number of timer/histogram values (rate-scaled)."""
+    """Counter sum, number of timer/histogram values (rate-scaled), or for a gauge what the
+    daemon makes of it: the last value of each instance, summed."""
     found = [s for s in samples(lines) if s.name == name and all(s.tags.get(k) == v for k, v in tags.items())]
-    return sum(s.value if s.type in ("c", "g") else 1 / s.rate for s in found)
+    shares = {s.tags.get("apm_instance"): s.value for s in found if s.type == "g"}
+    return sum(shares.values()) + sum(s.value if s.type == "c" else 1 / s.rate for s in found if s.type != "g")
 
 
 @pytest.fixture

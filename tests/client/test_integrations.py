@@ -60,7 +60,7 @@ class TestLruCache:
         assert 1 == m.count("apm.cache.hit", cache="doubles", level="l1")
         assert 3 == m.count("apm.cache.miss", cache="doubles", level="l1")
         assert 0 == m.count("apm.cache.eviction", cache="doubles")
-        assert [] == m.find("apm.cache.capacity")  # unbounded: no capacity
+        assert {0.0} == {s.value for s in m.find("apm.cache.capacity")}  # unbounded: 0, as it always was
 
     def test_plain_function_is_refused(self, tm: Telemetry) -> None:
         with pytest.raises(TypeError, match="lru_cache"):
@@ -289,12 +289,12 @@ class TestCapture:
 
         assert {"inside"} == {s.tags["operation"] for s in m.find("apm.operation")}
 
-    def test_gauges_after_a_capture_are_deltas_from_what_the_daemon_knows(self, tm: Telemetry) -> None:
+    def test_gauges_after_a_capture_are_what_the_process_holds(self, tm: Telemetry) -> None:
         from exporter.client import _sender
 
         seen: list[str] = []
         q = tm.queue("jobs")
-        q.depth(3)  # the daemon is told +3 when the capture starts
+        q.depth(3)
         with capture_metrics() as m:
             q.depth(5)
         _sender.set_capture_sink(seen.extend)  # stand-in for the network
@@ -303,5 +303,8 @@ class TestCapture:
         finally:
             _sender.set_capture_sink(None)
 
-        assert ["apm.queue.depth:+2|g|#queue:jobs"] == m.lines
-        assert ["apm.queue.depth:+2|g|#queue:jobs"] == seen  # the capture's +2 never reached the daemon
+        me = tm._sender.instance
+        assert [f"apm.queue.depth:5|g|#queue:jobs,apm_instance:{me}"] == m.lines
+        assert m.gauge("apm.queue.depth", queue="jobs") == 5
+        # Absolute shares: what the capture took cannot leave the daemon behind.
+        assert [f"apm.queue.depth:5|g|#queue:jobs,apm_instance:{me}"] == seen

@@ -73,7 +73,7 @@ class TestWireFormat:
         second = receiver.lines(quiet=0.1)
 
         assert "apm.pool.timeout:0|c|#pool:db" in first
-        assert [] == second
+        assert [] == [line for line in second if "|c" in line]  # gauges are resent; counters are not
 
     def test_pack_keeps_lines_whole(self) -> None:
         lines = [f"x.{i}:{'1' * 100}|c" for i in range(40)]
@@ -84,21 +84,22 @@ class TestWireFormat:
 
 
 class TestGauges:
-    def test_gauges_are_sent_as_deltas_from_the_last_report(self, tm: Telemetry, receiver: Receiver) -> None:
-        """set(5), set(7), set(2) over three flushes: +5, +2, -5; unchanged values send nothing."""
+    def test_gauges_are_absolute_shares_resent_every_flush(self, tm: Telemetry, receiver: Receiver) -> None:
+        """set(5), set(7), 7 again, set(2): each flush sends the value itself with this process's
+        instance, unchanged ones too (the daemon forgets an instance it stops hearing from)."""
         pool = tm.pool("db")
+        me = tm._sender.instance
         sent = []
         for active in (5, 7, 7, 2):
             pool.set(active=active)
             tm.flush()
             sent.append([line for line in receiver.lines(quiet=0.1) if line.startswith("apm.pool.active")])
 
-        assert [["apm.pool.active:+5|g|#pool:db"], ["apm.pool.active:+2|g|#pool:db"], [],
-                ["apm.pool.active:-5|g|#pool:db"]] == sent
+        assert [[f"apm.pool.active:{n}|g|#pool:db,apm_instance:{me}"] for n in (5, 7, 7, 2)] == sent
 
     def test_close_takes_the_contribution_back(self, make_tm: Callable[..., Telemetry],
                                                receiver: Receiver) -> None:
-        """A process leaving cleanly sends minus its own share, so the daemon's sum drops it."""
+        """A process leaving cleanly reports a share of 0, so the daemon's sum drops it at once."""
         tm = make_tm(receiver.address)
         tm.queue("emails").depth(42)
         tm.flush()
@@ -106,13 +107,19 @@ class TestGauges:
         lines = receiver.lines()
 
         assert 0 == total(lines, "apm.queue.depth", queue="emails")
-        assert "apm.queue.depth:-42|g|#queue:emails" in lines
+        assert f"apm.queue.depth:0|g|#queue:emails,apm_instance:{tm._sender.instance}" == lines[-1]
 
     def test_new_gauges_are_announced_at_zero(self, tm: Telemetry, receiver: Receiver) -> None:
         tm.pool("db")
         tm.flush()
 
-        assert "apm.pool.pending:+0|g|#pool:db" in receiver.lines()
+        assert f"apm.pool.pending:0|g|#pool:db,apm_instance:{tm._sender.instance}" in receiver.lines()
+
+    def test_negative_shares_are_sent_as_they_are(self, tm: Telemetry, receiver: Receiver) -> None:
+        tm.queue("credit").depth(-3)
+        tm.flush()
+
+        assert f"apm.queue.depth:-3|g|#queue:credit,apm_instance:{tm._sender.instance}" in receiver.lines()
 
     def test_relative_updates(self, tm: Telemetry, receiver: Receiver) -> None:
         q = tm.queue("jobs")
@@ -263,6 +270,7 @@ class TestLifetime:
         tm.flush()
         lines = receiver.lines()
 
-        assert ["apm.queue.depth:+5|g|#queue:jobs", "apm.queue.depth:-5|g|#queue:jobs"] == \
+        me = tm._sender.instance
+        assert [f"apm.queue.depth:5|g|#queue:jobs,apm_instance:{me}", f"apm.queue.depth:0|g|#queue:jobs,apm_instance:{me}"] == \
             [line for line in lines if line.startswith("apm.queue.depth")]
         assert not tm._sender.gauges_by_key  # the orphaned gauge is gone too
