@@ -1,0 +1,186 @@
+"""Soak: the daemon under steady StatsD load for a long time, scraped every second by Prometheus.
+
+    python bench/soak.py [--minutes 30] [--rate 100000]
+
+A realistic mix at a fixed rate (lines/s, 30-line packets): 1,000 operations x
+ok/error timers, 50 caches (hits, misses, entries), 20 pools, 20 queues, and churn:
+a `session` family whose ids change every minute, with a 60 s TTL, so series are
+created and expired all along. A real Prometheus 2.42 scrapes the daemon every second.
+Every 10 s the run records the daemon's RSS, lines sent against lines the daemon
+counted plus the kernel's drops; at the end it reports, per 5-minute window, RSS,
+loss and the p99 of Prometheus's own `scrape_duration_seconds`, and the RSS slope
+after a 5-minute warm-up (least squares, MiB per 10 minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest import SENDER, free_port, kernel_udp  # noqa: E402  (the sibling benchmark's sender)
+
+ROOT = Path(__file__).resolve().parent.parent
+LINES_PER_PACKET = 30
+SEGMENT = 60.0  # seconds of traffic per sender run; each has fresh churn ids
+
+CONFIG = """
+statsd:
+  listeners: ["udp://127.0.0.1:{port}"]
+  read_buffer: 8388608
+  mappings:
+    - match: "soak.session.*"
+      name: "soak_session_requests"
+      labels: {{session: "$1"}}
+      ttl: 60s
+collectors:
+  host: {{enabled: true}}
+"""
+
+
+def packets(segment: int, count: int, seed: int) -> list[bytes]:
+    rnd = random.Random(seed * 1000 + segment)
+    ops = [f"op{i}" for i in range(1000)]
+    caches = [f"c{i}" for i in range(50)]
+    pools = [f"p{i}" for i in range(20)]
+    queues = [f"q{i}" for i in range(20)]
+    sessions = [f"s{segment}x{i}" for i in range(200)]  # new ids each segment: churn through TTL
+
+    def ms() -> str:
+        return f"{rnd.lognormvariate(3, 1):.3f}"
+
+    makers = [
+        (50, lambda: f"apm.operation:{ms()}|ms|#operation:{rnd.choice(ops)},outcome:{rnd.choice(['ok'] * 19 + ['error'])}"),
+        (15, lambda: f"apm.cache.{rnd.choice(['hit'] * 4 + ['miss'])}:1|c|#cache:{rnd.choice(caches)}"),
+        (3, lambda: f"apm.cache.entries:{rnd.randint(0, 5000)}|g|#cache:{rnd.choice(caches)}"),
+        (8, lambda: f"apm.pool.{rnd.choice(['active', 'idle'])}:{rnd.randint(0, 20)}|g|#pool:{rnd.choice(pools)}"),
+        (6, lambda: f"apm.pool.wait:{ms()}|ms|#pool:{rnd.choice(pools)}"),
+        (8, lambda: f"apm.queue.depth:{rnd.randint(0, 300)}|g|#queue:{rnd.choice(queues)}"),
+        (4, lambda: f"apm.batch.size:{rnd.randint(1, 500)}|h|#queue:{rnd.choice(queues)}"),
+        (6, lambda: f"soak.session.{rnd.choice(sessions)}:1|c"),
+    ]
+    weights = [w for w, _ in makers]
+    return ["\n".join(make() for _, make in rnd.choices(makers, weights, k=LINES_PER_PACKET)).encode()
+            for _ in range(count)]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def counted(web: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{web}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("apm_exporter_statsd_lines_total{"))
+
+
+def query(prom: int, expr: str, at: float) -> list[dict[str, object]]:
+    url = f"http://127.0.0.1:{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": at})
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.load(r)["data"]["result"]  # type: ignore[no-any-return]
+
+
+def slope_per_10min(points: list[tuple[float, float]]) -> float:
+    if len(points) < 2:
+        return 0.0
+    ts, vs = zip(*points)
+    mt, mv = statistics.fmean(ts), statistics.fmean(vs)
+    den = sum((t - mt) ** 2 for t in ts)
+    return 600 * sum((t - mt) * (v - mv) for t, v in points) / den if den else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--rate", type=float, default=100_000.0, help="lines per second")
+    parser.add_argument("--warmup-minutes", type=float, default=5.0)
+    args = parser.parse_args()
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        raise SystemExit("install the scraper: apt-get install prometheus")
+    ours = shutil.which("apm-exporter")
+    ours_cmd = [ours] if ours else [sys.executable, "-m", "exporter"]
+    port, web, prom = free_port(), free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)
+    samples: list[tuple[float, float, float, float]] = []  # (t, rss MiB, lines sent, lost so far)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "config.yaml").write_text(CONFIG.format(port=port))
+        (tmp / "prometheus.yml").write_text(
+            "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+            f"scrape_configs: [{{job_name: apm, static_configs: [{{targets: ['127.0.0.1:{web}']}}]}}]\n")
+        daemon = subprocess.Popen([*ours_cmd, "--config.file", str(tmp / "config.yaml"),
+                                   "--web.listen-address", f"127.0.0.1:{web}", "--log.level", "warn"],
+                                  stdout=subprocess.DEVNULL, stderr=open(tmp / "daemon.log", "wb"))
+        server = subprocess.Popen([prometheus, f"--config.file={tmp / 'prometheus.yml'}",
+                                   f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom}"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(300):
+                try:
+                    counted(web)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            started = time.time()
+            t0 = time.monotonic()
+            sent_lines = 0.0
+            _, drops0 = kernel_udp(port)
+            segments = max(1, round(args.minutes * 60 / SEGMENT))
+            pps = args.rate / LINES_PER_PACKET
+            for segment in range(segments):
+                path = tmp / "packets.pickle"
+                path.write_bytes(pickle.dumps(packets(segment, 2000, seed=7)))
+                sender = subprocess.Popen([sys.executable, "-c", SENDER, str(port), str(pps), str(SEGMENT), str(path)],
+                                          stdout=subprocess.PIPE, text=True)
+                while sender.poll() is None:
+                    time.sleep(10 if sender.poll() is None else 0)
+                    lost = max(0.0, sent_lines - counted(web))
+                    samples.append((time.monotonic() - t0, rss_mib(daemon.pid), sent_lines, lost))
+                out, _ = sender.communicate()
+                sent_lines += json.loads(out)["lines"]
+            time.sleep(3)  # let the last datagrams be read and counted
+            total_counted = counted(web)
+            _, drops = kernel_udp(port)
+            ended = time.time()
+            windows = []
+            window = 300.0
+            at = started + window
+            while at <= ended + 1:
+                p99 = query(prom, 'quantile_over_time(0.99, scrape_duration_seconds{job="apm"}[5m])', at)
+                windows.append((at - started, float(p99[0]["value"][1]) if p99 else float("nan")))  # type: ignore[index]
+                at += window
+        finally:
+            daemon.terminate()
+            server.terminate()
+            daemon.wait(30)
+            server.wait(30)
+    warm = [(t, rss) for t, rss, _, _ in samples if t >= args.warmup_minutes * 60]
+    print(f"# python bench/soak.py --minutes {args.minutes:g} --rate {args.rate:g}")
+    print(f"lines sent {sent_lines:,.0f}, counted by the daemon {total_counted:,.0f}, "
+          f"loss {1 - total_counted / max(1.0, sent_lines):.5%}, kernel drops {drops - drops0:,} datagrams")
+    print(f"RSS after warm-up: first {warm[0][1] if warm else float('nan'):.1f} MiB, last "
+          f"{warm[-1][1] if warm else float('nan'):.1f} MiB, slope {slope_per_10min(warm):+.2f} MiB per 10 min")
+    print(f"{'minute':>6} {'RSS MiB':>8} {'scrape p99 ms (5m window)':>26}")
+    for end, p99 in windows:
+        rss = [r for t, r, _, _ in samples if end - 300 <= t <= end]
+        print(f"{end / 60:>6.0f} {max(rss) if rss else float('nan'):>8.1f} {1000 * p99:>26.1f}")
+
+
+if __name__ == "__main__":
+    main()
