@@ -2,8 +2,8 @@
 
 Each component declares its own section as a subclass of `Section` next to its
 code; config.py assembles them. Durations accept Prometheus-style strings
-("500ms", "15s", "5m") or plain seconds; `parse_duration` is the one parser of
-duration text, also for the web config's Go-style durations.
+("500ms", "15s", "5m") or plain seconds, read by durations.parse_duration (also
+the web config's Go-style durations and the tools' flags).
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from pydantic import (
     WithJsonSchema,
 )
 
-UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-# Go's time.ParseDuration: what exporter-toolkit's files are written with (no days there).
-GO_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+from exporter.durations import parse_duration
+
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")  # the config's syntax, for the JSON Schema
 LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 METRIC_NAME = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
@@ -33,17 +32,6 @@ class Section(BaseModel):
     """A config section: unknown keys are errors (typos must not pass silently)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def parse_duration(text: str, units: dict[str, float] = UNIT_SECONDS) -> float:
-    """Seconds in `text`, a sequence of number+unit parts ("1h30m", "1.5s", "250ms") with
-    units from `units`; raises ValueError for anything else."""
-    names = "|".join(sorted(map(re.escape, units), key=len, reverse=True))  # "ms" before "m"
-    part = rf"(\d+(?:\.\d+)?)({names})"
-    if not text or not re.fullmatch(f"(?:{part})+", text):
-        raise ValueError(f"invalid duration {text!r}: expected e.g. {', '.join(list(units)[-4:])} "
-                         f"parts such as 500ms, 15s, 5m, 1h30m")
-    return sum(float(n) * units[u] for n, u in re.findall(part, text))
 
 
 def _parse_duration(value: Any) -> Any:

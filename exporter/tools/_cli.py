@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 from collections.abc import Sequence
 
-# Same syntax as config durations (exporter/schema.py), without importing pydantic for a CLI tool.
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
+from exporter.durations import parse_duration
 
 def duration(text: str) -> float:
     """argparse type: `10`, `1.5`, `500ms`, `30s`, `5m`, `1h30m` → seconds (> 0)."""
@@ -19,10 +14,11 @@ def duration(text: str) -> float:
     try:
         seconds = float(text)
     except ValueError:
-        if not _DURATION.match(text):
+        try:
+            seconds = parse_duration(text)
+        except ValueError:
             raise argparse.ArgumentTypeError(
                 f"invalid duration {text!r}: use seconds or e.g. 500ms, 15s, 5m, 1h") from None
-        seconds = sum(float(n) * _UNIT[u] for n, u in _PART.findall(text))
     if not seconds > 0 or math.isinf(seconds):
         raise argparse.ArgumentTypeError(f"duration must be greater than 0: {text!r}")
     return seconds

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictInt, field_validator, model_validator
 
-from exporter.schema import GO_UNIT_SECONDS, Section, parse_duration
+from exporter.durations import GO_UNIT_SECONDS, parse_duration
+from exporter.schema import Section
 from exporter.yamlsource import Location
 
 # Go's crypto/tls names, as exporter-toolkit accepts them (the secure list, tls.CipherSuites()),
