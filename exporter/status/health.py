@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.tools._cli import ms, pct
+from exporter.tools.formats import ms, pct
 
 # Outcomes that are not errors (anything else in `outcome` counts against the error ratio).
 OK_OUTCOMES = frozenset({"ok", "success", "hit", ""})

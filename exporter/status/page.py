@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from exporter.tools._cli import ms, num, pct
+from exporter.tools.formats import ms, num, pct
 
 REFRESH_SECONDS = 5
 MAX_ROWS = 50  # operations and targets shown (slowest and down first); the JSON has all of them
