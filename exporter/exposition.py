@@ -359,8 +359,10 @@ def _split(families: Sequence[Family]) -> tuple[Sequence[Any], Sequence[Any]] | 
     return labels, values
 
 
-def _histogram_series(name: str, shape: _Shape, text: str, numbers: Sequence[str]) -> str:
-    """One histogram series from its label text and its numbers as text (buckets, count, sum)."""
+def _histogram_series(name: str, shape: _Shape, text: str, numbers: Sequence[str],
+                      buckets: Sequence[str] | None = None) -> str:
+    """One histogram series from its label text and its numbers as text (buckets, count, sum);
+    `buckets`, if given, is what follows each bucket's `le` (its count and an exemplar)."""
     if text:
         prefix = f'\n{name}_bucket{{{text},le="'
         braced = "{" + text + "} "
@@ -368,10 +370,20 @@ def _histogram_series(name: str, shape: _Shape, text: str, numbers: Sequence[str
         prefix = f'\n{name}_bucket{{le="'
         braced = " "
     # le_suffixes has one entry per bucket and +Inf: map() stops there, so +Inf gets `count`.
-    body = prefix + prefix.join(map(add, shape.le_suffixes, numbers))
+    body = prefix + prefix.join(map(add, shape.le_suffixes, buckets or numbers))
     if shape.with_sum:
         body = f"{body}\n{name}_sum{braced}{numbers[-1]}"
     return f"{body}\n{name}_count{braced}{numbers[-2]}"
+
+
+def _with_exemplars(counts: list[str], exemplars: Sequence[Any]) -> list[str]:
+    """Bucket counts as text, each followed by its bucket's exemplar where it has one."""
+    out = list(counts)
+    for i, exemplar in enumerate(exemplars[:len(out)]):
+        if exemplar is not None:
+            labels = ",".join(f'{k}="{escape_label(v)}"' for k, v in exemplar.labels)
+            out[i] += f" # {{{labels}}} {format_value(exemplar.value)} {format_value(exemplar.timestamp)}"
+    return out
 
 
 def _om_counts_ok(counts: Sequence[Any], count: Any) -> bool:
@@ -538,7 +550,12 @@ class Renderer:
                 check = sum(row)
                 if check - check != 0 or (shape.om and not _om_counts_ok(counts, count)):
                     return False
-                out.append(series(name, shape, text, list(map(repr, row))))
+                numbers = list(map(repr, row))
+                exemplars = getattr(value, "exemplars", None) if shape.om else None
+                if exemplars:  # OpenMetrics: `... 3 # {trace_id="..."} 0.43 1700000000.1` per bucket
+                    out.append(series(name, shape, text, numbers, _with_exemplars(numbers[:-1], exemplars)))
+                    continue
+                out.append(series(name, shape, text, numbers))
             start = end
         return True
 

@@ -26,6 +26,22 @@ class HistogramValue(NamedTuple):
     sum: float
 
 
+class Exemplar(NamedTuple):
+    """The latest observation of a bucket with the trace it came from (OpenMetrics, protobuf)."""
+
+    labels: tuple[tuple[str, str], ...]
+    value: float
+    timestamp: float  # seconds since the epoch
+
+
+class ExemplarValue(HistogramValue):
+    """A HistogramValue with `exemplars`: one per classic bucket (+Inf last) or None, and, for a
+    native histogram, `native_exemplars` (text 0.0.4 shows neither)."""
+
+    exemplars: Sequence[Exemplar | None]
+    native_exemplars: Sequence[Exemplar]
+
+
 class SummaryValue(NamedTuple):
     """Client-side quantiles: only for mapping rules that ask for them (they cannot be summed)."""
 

@@ -27,13 +27,14 @@ from functools import cache
 from itertools import accumulate, chain
 from typing import NamedTuple
 
-from exporter.model import HistogramValue
+from exporter.model import Exemplar, ExemplarValue, HistogramValue
 
 MIN_SCHEMA, MAX_SCHEMA = -4, 8
 # client_golang's DefNativeHistogramZeroThreshold: 2^-128, below any latency yet above denormals.
 DEFAULT_ZERO_THRESHOLD = 2.938735877055719e-39
 DEFAULT_BUCKET_FACTOR = 1.1  # statsd_exporter's default when native histograms are on
-DEFAULT_MAX_BUCKETS = 160  # client_golang's recommended limit, the same in statsd_exporter's docs
+DEFAULT_MAX_BUCKETS = 160
+MAX_EXEMPLARS = 16  # per native series: the latest, one per bucket  # client_golang's recommended limit, the same in statsd_exporter's docs
 
 
 def pick_schema(factor: float) -> int:
@@ -110,7 +111,7 @@ class NativeBuckets(NamedTuple):
             float(c).is_integer() for _, c in chain(self.positive, self.negative))
 
 
-class NativeValue(HistogramValue):
+class NativeValue(ExemplarValue):
     """A histogram value with native buckets: (classic counts, count, sum) to whatever reads it
     as a HistogramValue (the text formats), and `native` for the protobuf format.
 
@@ -124,6 +125,7 @@ class NativeValue(HistogramValue):
 def native_value(counts: Sequence[float], count: float, total: float, buckets: NativeBuckets) -> NativeValue:
     value = NativeValue(counts, count, total)
     value.native = buckets
+    value.exemplars, value.native_exemplars = (), ()
     return value
 
 
@@ -154,8 +156,9 @@ class NativeHistogram:
     counts, as store.Histogram does; `sample()` gives them cumulative in the NativeValue.
     """
 
-    __slots__ = ("base", "bounds", "classic", "fractions", "max_buckets", "nan_count", "negative",
-                 "positive", "schema", "seen", "shift", "sum", "width", "zero_count", "zero_threshold")
+    __slots__ = ("base", "bounds", "classic", "classic_exemplars", "exemplars", "fractions", "max_buckets",
+                 "nan_count", "negative", "positive", "schema", "seen", "shift", "sum", "width", "zero_count",
+                 "zero_threshold")
 
     def __init__(self, schema: int, zero_threshold: float = DEFAULT_ZERO_THRESHOLD,
                  max_buckets: int = DEFAULT_MAX_BUCKETS, bounds: tuple[float, ...] | None = None) -> None:
@@ -175,6 +178,10 @@ class NativeHistogram:
         self.nan_count = 0.0
         self.sum = 0.0
         self.seen = 0.0
+        # The latest exemplar per native bucket (at most MAX_EXEMPLARS, oldest dropped) and,
+        # exposed both ways, per classic bucket; None until a line brings one.
+        self.exemplars: dict[int, Exemplar] | None = None
+        self.classic_exemplars: list[Exemplar | None] | None = None
         self._set_schema(schema)
 
     def _set_schema(self, schema: int) -> None:
@@ -232,6 +239,22 @@ class NativeHistogram:
             self.negative = _halve(self.negative)
             self._set_schema(self.schema - 1)
 
+    def exemplar(self, value: float, exemplar: Exemplar) -> None:
+        """Keep `exemplar` as the latest of the bucket `value` went into."""
+        if self.classic is not None:
+            if self.classic_exemplars is None:
+                self.classic_exemplars = [None] * len(self.classic)
+            self.classic_exemplars[bisect_left(self.bounds, value)] = exemplar  # type: ignore[arg-type]
+        if self.exemplars is None:
+            self.exemplars = {}
+        magnitude = abs(value)
+        key = bucket_key(value, self.schema) if magnitude > self.zero_threshold else 0
+        key = -key if value < 0 else key  # negative buckets apart from positive ones
+        self.exemplars.pop(key, None)
+        self.exemplars[key] = exemplar
+        if len(self.exemplars) > MAX_EXEMPLARS:
+            del self.exemplars[next(iter(self.exemplars))]
+
     # --- what the store and the workers call ---------------------------------------------
     def buckets(self) -> NativeBuckets:
         return NativeBuckets(self.schema, self.zero_threshold, self.zero_count,
@@ -241,7 +264,11 @@ class NativeHistogram:
         counts: Sequence[float] = ()
         if self.classic is not None:
             counts = list(accumulate(self.classic))[:-1]
-        return native_value(counts, self.count, self.sum, self.buckets())
+        value = native_value(counts, self.count, self.sum, self.buckets())
+        if self.exemplars is not None:
+            value.exemplars = tuple(self.classic_exemplars or ())
+            value.native_exemplars = tuple(self.exemplars.values())
+        return value
 
     def snapshot(self) -> Change:
         return Change(self.schema, dict(self.positive), dict(self.negative), self.zero_count, self.nan_count,

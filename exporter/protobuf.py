@@ -227,6 +227,9 @@ class ProtobufRenderer:
             if len(counts) != len(suffixes) or not _PLAIN.issuperset(map(type, (*counts, count, total))):
                 return None
             native = getattr(value, "native", None)
+            if getattr(value, "exemplars", None) or getattr(value, "native_exemplars", None):
+                return self._histogram_general(counts, count, total, native, suffixes, value.exemplars,
+                                               value.native_exemplars)
             try:
                 encoded = self._counts
                 lengths = list(map(encoded.__getitem__, counts))
@@ -242,8 +245,10 @@ class ProtobufRenderer:
         return self._histogram_general(counts, count, total, native, suffixes)
 
     def _histogram_general(self, counts: Sequence[Any], count: Any, total: Any, native: NativeBuckets | None,
-                           suffixes: list[bytes]) -> bytes | None:
-        """Any well-formed histogram: float counts where a count is not whole, native buckets."""
+                           suffixes: list[bytes], exemplars: Sequence[Any] = (),
+                           native_exemplars: Sequence[Any] = ()) -> bytes | None:
+        """Any well-formed histogram: float counts where a count is not whole, native buckets,
+        exemplars (per classic bucket; a native histogram's in its own field, with timestamps)."""
         try:
             numbers = [float(c) for c in (*counts, count, total)]
         except (TypeError, ValueError, OverflowError):
@@ -257,11 +262,14 @@ class ProtobufRenderer:
         else:
             parts.append(b"\x21" + _double(numbers[-2]))
         parts.append(b"\x11" + _double(numbers[-1]))
-        for c, suffix in zip(numbers, suffixes):
+        for i, (c, suffix) in enumerate(zip(numbers, suffixes)):
             bucket = (b"\x08" + varint(int(c)) if whole else b"\x21" + _double(c)) + suffix
+            if i < len(exemplars) and exemplars[i] is not None:
+                bucket += _field(b"\x1a", _exemplar(exemplars[i]))
             parts.append(_field(b"\x1a", bucket))
         if native is not None:
             parts.append(_native(native, whole))
+            parts += [_field(b"\x82\x01", _exemplar(e)) for e in native_exemplars]
         return b"".join(parts)
 
     # --- slow path: every sample checked, malformed ones and repeated series dropped ----------
@@ -344,6 +352,15 @@ def _number(value: Any) -> float | None:
         return None
     except OverflowError:
         return math.inf if value > 0 else -math.inf
+
+
+def _exemplar(exemplar: Any) -> bytes:
+    """An Exemplar message: label pairs, value, timestamp (seconds and nanoseconds)."""
+    pairs = b"".join(_field(b"\x0a", _field(b"\x0a", k.encode()) + _field(b"\x12", v.encode("utf-8", "replace")))
+                     for k, v in exemplar.labels)
+    seconds = math.floor(exemplar.timestamp)
+    stamp = b"\x08" + varint(seconds) + b"\x10" + varint(int((exemplar.timestamp - seconds) * 1e9))
+    return pairs + b"\x11" + _double(exemplar.value) + _field(b"\x1a", stamp)
 
 
 def _native(native: NativeBuckets, whole: bool) -> bytes:

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from exporter.model import (
     Columns,
+    Exemplar,
+    ExemplarValue,
     Family,
     FamilySpec,
     HistogramValue,
@@ -115,13 +117,20 @@ class Gauge:
 class Histogram:
     """Per-bucket (not cumulative) counts so an observation touches one slot."""
 
-    __slots__ = ("bounds", "buckets", "seen", "sum")
+    __slots__ = ("bounds", "buckets", "exemplars", "seen", "sum")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
         self.bounds = bounds
         self.buckets = [0] * (len(bounds) + 1)
         self.sum = 0.0
         self.seen = 0.0
+        # The latest exemplar per bucket, once a line brought one (statsd exemplar_tag).
+        self.exemplars: list[Exemplar | None] | None = None
+
+    def exemplar(self, value: float, exemplar: Exemplar) -> None:
+        if self.exemplars is None:
+            self.exemplars = [None] * len(self.buckets)
+        self.exemplars[bisect_left(self.bounds, value)] = exemplar
 
     def observe(self, value: float, count: int = 1) -> None:
         # bisect_left: a value equal to a bound belongs to that bucket (le is inclusive).
@@ -130,7 +139,11 @@ class Histogram:
 
     def sample(self) -> HistogramValue:
         cumulative = list(accumulate(self.buckets))
-        return HistogramValue(cumulative[:-1], cumulative[-1], self.sum)
+        if self.exemplars is None:
+            return HistogramValue(cumulative[:-1], cumulative[-1], self.sum)
+        value = ExemplarValue(cumulative[:-1], cumulative[-1], self.sum)
+        value.exemplars, value.native_exemplars = tuple(self.exemplars), ()
+        return value
 
     def snapshot(self) -> tuple[list[int], float]:
         return list(self.buckets), self.sum

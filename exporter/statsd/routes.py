@@ -24,10 +24,11 @@ An entry is a tuple the loop reads by position, its opcode first and its
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
-from exporter.model import MetricType
+from exporter.model import Exemplar, MetricType
 from exporter.statsd.mapper import Drop, Mapper, MappingError, Route
 from exporter.statsd.parser import (
     Event,
@@ -92,6 +93,12 @@ class Routes:
         head = line.partition(b"|")[0]
         if len(events) > 1 and multi_metric(line.partition(b":")[2]):
             return (OTHER, 0, SPLIT), b""  # the key holds every value: not worth caching
+        tag = self.mapper.exemplar_tag
+        trace = ""
+        if tag and any(key == tag for key, _ in events[0].tags):
+            # An exemplar: its trace id is no label; the line's key is unique, so it is not cached.
+            trace = dict(events[0].tags)[tag]
+            events = [e._replace(tags=tuple(t for t in e.tags if t[0] != tag)) for e in events]
         event, instance = _instance(events[0])
         try:
             route = self.mapper.route(event)
@@ -101,6 +108,9 @@ class Routes:
         entry = self._entry(route, event)
         if instance is not None and entry[0] == GAUGE:
             entry = (OTHER, entry[1], INSTANCE, entry[2], entry[3], instance)
+        if trace:
+            self._exemplar(entry, tag, trace, events[-1].value)
+            return entry, line.partition(b":")[2].partition(b"|")[0]
         # Only a line shaped name:value|rest has a key that fixes its route (see ingest.py);
         # in another (`a|b:1|c`, a name with a `|`) the value is where the parser found it.
         # A line with a part set aside is not cached either, so that part is counted each time.
@@ -111,6 +121,17 @@ class Routes:
         self.cache[(name, rest)] = entry
         self.stats.cache_entries.value = len(self.cache)
         return entry, head.partition(b":")[2]
+
+    def _exemplar(self, entry: Entry, tag: str, trace: str, value: float) -> None:
+        """Keep the trace as its bucket's exemplar (histograms; other kinds have none here)."""
+        if entry[0] != OBSERVE and entry[0] != NATIVE:
+            return
+        # OpenMetrics: an exemplar's label set is at most 128 UTF-8 characters; a longer
+        # trace id is no trace id of any tracer, and the value still counts without it.
+        if len(tag) + len(trace) > 128:
+            return
+        scaled = value * entry[3]
+        entry[2].exemplar(scaled, Exemplar(((tag, trace),), scaled, time.time()))
 
     def plain(self, value: bytes) -> float | None:
         """A finite decimal value, remembered for the loop; None for anything else."""

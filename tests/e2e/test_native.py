@@ -172,3 +172,29 @@ def test_udp_workers_merge_native_buckets_into_what_one_process_would_hold(
     assert h.schema == whole.schema < pick_schema(1.1)  # 12 buckets forced coarser schemas
     assert native_buckets(h.positive_span, h.positive_delta) == whole.positive
     assert h.zero_count == whole.zero_count == 0
+
+
+def test_query_exemplars_returns_the_trace_ids_sent(daemon_factory: Callable[..., Daemon], tmp_path: Path) -> None:
+    rules = {"mappings": [{"match": "checkout.latency", "name": "checkout_latency_seconds",
+                           "histogram_options": {"buckets": [0.01, 0.1, 1, 10]}}]}
+    d, port = _statsd_daemon(daemon_factory, rules)
+    sent = {"4bf92f3577b34da6a3ce929d0e0e4736": 5, "00f067aa0ba902b7a3ce929d0e0e4736": 250,
+            "a1b2c3d4e5f60718293a4b5c6d7e8f90": 3000}
+    _send(port, [f"checkout.latency:{ms}|ms|#trace_id:{trace}" for trace, ms in sent.items()])
+    _wait_lines(d, len(sent))
+    prom = Prometheus(tmp_path, [f"127.0.0.1:{d.port}"], features=("exemplar-storage",)).start()
+    try:
+        prom.wait_for("checkout_latency_seconds_count")
+        deadline = time.monotonic() + 30
+        while True:
+            now = time.time()
+            found = prom.api("query_exemplars", query="checkout_latency_seconds_bucket",
+                             start=str(now - 300), end=str(now + 60))
+            traces = {e["labels"]["trace_id"]: float(e["value"]) for series in found for e in series["exemplars"]}
+            if len(traces) == len(sent) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert traces == {trace: ms / 1000 for trace, ms in sent.items()}
+        assert not prom.query('{__name__=~"checkout.*", trace_id!=""}')  # never a label
+    finally:
+        prom.stop()
