@@ -17,6 +17,7 @@ import math
 import threading
 import time
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Callable
 from enum import Enum
 from itertools import accumulate
@@ -171,9 +172,12 @@ class Histogram:
 
 
 class Summary:
-    """Quantiles over a bounded window of recent observations, for rules that ask for them."""
+    """Quantiles over a bounded window of recent observations, for rules that ask for them:
+    the last `size` values, or after `use_max_age` those of the last max_age seconds (at most
+    `size`), as statsd_exporter's summaries slide over time (summary_options.max_age)."""
 
-    __slots__ = ("_next", "count", "quantiles", "reported", "seen", "size", "sum", "window")
+    __slots__ = ("_clock", "_next", "_times", "count", "max_age", "quantiles", "reported", "seen", "size", "sum",
+                 "window")
 
     def __init__(self, quantiles: tuple[float, ...], size: int = 1024) -> None:
         self.quantiles = quantiles
@@ -186,20 +190,55 @@ class Summary:
         self.sum = 0.0
         self.seen = 0.0
         self._next = 0
+        self.max_age = 0.0
+        self._times: deque[float] | None = None
+        self._clock: Callable[[], float] = time.monotonic
+
+    def use_max_age(self, max_age: float, clock: Callable[[], float]) -> None:
+        """Quantiles over the values of the last `max_age` seconds on `clock` (those held
+        already count from now)."""
+        if self._times is None:
+            self.window = self.window[self._next:] + self.window[:self._next]
+            self._next = 0
+            now = clock()
+            self._times = deque(now for _ in self.window)
+        self.max_age, self._clock = max_age, clock
 
     def observe(self, value: float, count: int = 1) -> None:
         # A sampled line weighs 1/rate, without bound (`@1e-12`); the window keeps at most
         # `size` copies of it, and once it holds nothing else their order does not matter.
-        for _ in range(min(count, self.size)):
-            if len(self.window) < self.size:
+        times = self._times
+        if times is not None:
+            now = self._clock()
+            for _ in range(min(count, self.size)):
                 self.window.append(value)
-            else:
-                self.window[self._next] = value
-                self._next = (self._next + 1) % self.size
+                times.append(now)
+            self._expire(now)
+        else:
+            for _ in range(min(count, self.size)):
+                if len(self.window) < self.size:
+                    self.window.append(value)
+                else:
+                    self.window[self._next] = value
+                    self._next = (self._next + 1) % self.size
         self.count += count
         self.sum += value * count
 
+    def _expire(self, now: float) -> None:
+        """Time window: drop what is older than max_age and, past `size`, the oldest."""
+        times = self._times
+        assert times is not None
+        old = 0
+        while old < len(times) and (now - times[old] > self.max_age or len(times) - old > self.size):
+            old += 1
+        if old:
+            for _ in range(old):
+                times.popleft()
+            del self.window[:old]
+
     def sample(self) -> SummaryValue:
+        if self._times is not None:
+            self._expire(self._clock())
         if self.reported is not None:
             return SummaryValue(list(zip(self.quantiles, self.reported)), self.count, self.sum)
         ordered = sorted(self.window)
@@ -225,6 +264,9 @@ class Summary:
         self.sum += total
         self.window = window[-self.size:]
         self._next = 0
+        if self._times is not None:  # another copy's values, timed as they arrive
+            now = self._clock()
+            self._times = deque(now for _ in self.window)
 
 
 if TYPE_CHECKING:  # imported when a family is native: a classic daemon never loads it (idle RSS)

@@ -265,3 +265,29 @@ def test_the_daemon_reads_the_file_by_flag_and_a_reload_reads_it_again(
     status, body = d.reload()
     assert status != 200 and b"mapping.yml:2" in body
     assert d.value("apm_exporter_config_last_reload_successful") == 0
+
+
+def test_summaries_slide_over_max_age_as_statsd_exporters_do() -> None:
+    from exporter.statsd.ingest import Ingest
+    from exporter.statsd.stats import StatsdStats
+    from exporter.store import Store
+
+    now = [1000.0]
+    store = Store(clock=lambda: now[0])
+    m = Mapper(file=parse("""
+mappings:
+- match: "job.*"
+  name: "job_seconds"
+  summary_options: {max_age: 1m, quantiles: [{quantile: 0.5}]}
+- match: "other.*"
+  name: "other_seconds"
+""", "mapping.yml"))
+    sink = Ingest(m, store, StatsdStats(Store())).sink("test")
+    sink.handle_packet(b"job.a:1000|ms\nother.a:1000|ms")
+    now[0] += 61
+    sink.handle_packet(b"job.a:3000|ms")
+    values = {f.spec.name: f.samples[0].value for f in store.collect()}
+    assert values["job_seconds"].quantiles == [(0.5, 3.0)]  # type: ignore[union-attr]
+    assert values["job_seconds"].count == 2  # type: ignore[union-attr]
+    now[0] += 530  # other_seconds has the default window, 10m: still there at 591 s
+    assert {f.spec.name: f.samples[0].value for f in store.collect()}["other_seconds"].quantiles[1] == (0.9, 1.0)  # type: ignore[union-attr]

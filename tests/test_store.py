@@ -141,3 +141,23 @@ def test_histogram_merge_skips_a_change_with_other_buckets() -> None:
     h = Histogram((0.1, 1.0))
     h.merge(([1, 2, 3, 4], 9.0))
     assert h.sample().count == 0
+
+
+def test_summary_with_max_age_keeps_the_values_of_that_window() -> None:
+    """statsd_exporter's summaries slide over time (summary_options.max_age, 10m by default)."""
+    clock = Clock()
+    s = Summary((0.5,), size=4)
+    s.observe(100.0)  # before the window is set: kept, timed from then
+    s.use_max_age(60.0, clock)
+    clock.now = 30
+    s.observe(1.0)
+    s.observe(2.0)
+    assert s.sample().quantiles == [(0.5, 2.0)] and s.sample().count == 3
+    clock.now = 61  # 100.0 (timed at 0) is out of the window
+    assert s.sample().quantiles == [(0.5, 1.0)]
+    assert sorted(s.window) == [1.0, 2.0]
+    clock.now = 95
+    assert math.isnan(s.sample().quantiles[0][1]) and s.sample().count == 3  # count and sum stay cumulative
+    for v in range(10):
+        s.observe(float(v))
+    assert s.window == [6.0, 7.0, 8.0, 9.0]  # and at most `size` of them

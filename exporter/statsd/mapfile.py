@@ -44,6 +44,7 @@ _REFERENCE = re.compile(r"\$\{?([a-zA-Z0-9_]+)\}?")
 
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)  # client_golang's DefBuckets
 DEFAULT_QUANTILES = (0.5, 0.9, 0.99)
+DEFAULT_MAX_AGE = 600.0  # client_golang's summary window, which statsd_exporter keeps by default
 DEFAULT_NATIVE_FACTOR, DEFAULT_NATIVE_MAX_BUCKETS = 1.1, 256  # statsd_exporter's defaults
 
 
@@ -87,7 +88,8 @@ class Objective(Section):
 
 class SummaryOptions(Section):
     quantiles: list[Objective] = Field(default_factory=list)
-    # Accepted; our summaries keep a window of the last 1024 values (docs/statsd.md).
+    # The quantiles' window (default 10m), holding at most 1024 values; age_buckets and
+    # buf_cap are how client_golang approximates one: accepted, not needed.
     max_age: GoDuration | None = None
     age_buckets: Annotated[int, Field(ge=0)] = 0
     buf_cap: Annotated[int, Field(ge=0)] = 0
@@ -146,6 +148,7 @@ class Rule(NamedTuple):
     ttl: float
     scale: float | None
     help: str | None
+    max_age: float  # a summary's window, seconds
 
 
 class Matched(NamedTuple):
@@ -334,7 +337,9 @@ def _rule(m: FileMapping, defaults: FileDefaults, report: Callable[[tuple[str, .
     return Rule(glob, regex, m.match_metric_type or None, m.action == "drop", m.name, tuple(m.labels.items()),
                 m.honor_labels, observer_type, tuple(buckets),
                 _native(m.histogram_options, defaults) if observer_type == "histogram" else None, quantiles,
-                ttl, m.scale, m.help or None)
+                ttl, m.scale, m.help or None,
+                (m.summary_options and m.summary_options.max_age) or defaults.summary_options.max_age
+                or DEFAULT_MAX_AGE)
 
 
 def _native(options: HistogramOptions | None, defaults: FileDefaults) -> NativeOptions:

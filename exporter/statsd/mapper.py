@@ -35,6 +35,7 @@ class Route(NamedTuple):
     scale: float = 1.0
     ttl: float = 0.0
     unmapped: bool = False
+    max_age: float = 0.0  # a summary's time window (statsd_exporter's summary_options.max_age); 0: none
 
 
 class Drop(NamedTuple):
@@ -279,4 +280,5 @@ class Mapper:
         else:  # gauges, and sets (their value is the number of distinct members)
             spec = FamilySpec(name, MetricType.GAUGE, help_text, names, namespaced=False)
         ttl = rule.ttl if rule else self._default_ttl
-        return Route(spec, values, scale, ttl, unmapped)
+        max_age = rule.max_age if isinstance(rule, FileRule) and spec.type is MetricType.SUMMARY else 0.0
+        return Route(spec, values, scale, ttl, unmapped, max_age)

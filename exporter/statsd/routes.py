@@ -260,6 +260,8 @@ class Routes:
             return (NATIVE, unmapped, series, route.scale, series.classic, series.bounds,  # type: ignore[union-attr]
                     1.0 / event.rate)
         if isinstance(series, Summary):
+            if route.max_age:
+                series.use_max_age(route.max_age, self.store.clock)
             return (OTHER, unmapped, SUMMARY, series, route.scale, max(1, round(1.0 / event.rate)))
         if isinstance(series, Counter):
             return (COUNT, unmapped, series, route.scale / event.rate)
