@@ -68,9 +68,9 @@ class PgSession:
         self._conn = await psycopg.AsyncConnection.connect(self.dsn, **kwargs)
         return self._conn
 
-    async def query(self, sql: str) -> list[dict[str, Any]]:
+    async def query(self, sql: str, params: tuple[Any, ...] | None = None) -> list[dict[str, Any]]:
         conn = await self.connection()
-        cursor = await conn.execute(sql)
+        cursor = await conn.execute(sql, params)
         return list(await cursor.fetchall()) if cursor.description else []
 
     async def drop(self) -> None:

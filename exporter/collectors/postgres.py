@@ -10,7 +10,7 @@ When pg_stat_statements is installed in the DSN's database, the top N
 statements by total execution time (across all databases) are exported with
 their calls, total and mean time. N bounds the series count; a statement that
 drops out of the top N disappears (as with any top-N export). The ranking reads
-no statement text; only the top N texts are fetched.
+no statement text; a text is read once, when its statement enters the top N.
 
 Server depth, all from the one connection: every database of the server
 (pg_stat_database: transactions, buffer hits and reads as cache_requests_total
@@ -57,30 +57,27 @@ _STATES = """
 SELECT COALESCE(state, 'unknown') AS state, count(*) AS n
 FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1
 """
-# Ranked without the texts (pg_stat_statements(false)), then the texts of the top N only:
-# reading and sorting every statement's text is what makes exporters time out on big servers.
-# Grouped by (database, queryid): the view has a row per role and per toplevel flag too,
-# and those would be duplicate series under our labels. PostgreSQL has no call that
-# returns one statement's text, so the second scan still has the server load its text
-# file, but only the top N texts are grouped, joined and sent.
-_STATEMENTS = """
-WITH top AS (
-    SELECT dbid, queryid, sum(calls)::float8 AS calls, sum({total})::float8 AS total_ms
-    FROM pg_stat_statements(false)
-    WHERE queryid IS NOT NULL
-    GROUP BY dbid, queryid
-    ORDER BY total_ms DESC
-    LIMIT {limit}
-), texts AS (
-    SELECT s.dbid, s.queryid, min(s.query) AS query
-    FROM pg_stat_statements(true) s JOIN top t ON t.dbid = s.dbid AND t.queryid = s.queryid
-    GROUP BY s.dbid, s.queryid
-)
-SELECT d.datname AS database, t.queryid::text AS queryid, x.query, t.calls, t.total_ms
-FROM top t
-JOIN pg_database d ON d.oid = t.dbid
-LEFT JOIN texts x ON x.dbid = t.dbid AND x.queryid = t.queryid
-ORDER BY t.total_ms DESC
+# Ranked without the texts (pg_stat_statements(false)): reading and sorting every
+# statement's text is what makes exporters time out on big servers. Grouped by
+# (database, queryid): the view has a row per role and per toplevel flag too, and those
+# would be duplicate series under our labels.
+_RANKING = """
+SELECT s.dbid, d.datname AS database, s.queryid::text AS queryid,
+       sum(s.calls)::float8 AS calls, sum(s.{total})::float8 AS total_ms
+FROM pg_stat_statements(false) s JOIN pg_database d ON d.oid = s.dbid
+WHERE s.queryid IS NOT NULL
+GROUP BY s.dbid, d.datname, s.queryid
+ORDER BY total_ms DESC
+LIMIT {limit}
+"""
+# Texts only for statements that entered the top N since the last scrape. PostgreSQL has
+# no call for one statement's text (this scan still loads the server's text file), so the
+# probe keeps the texts of the current top N: a steady top N never reads a text again.
+_TEXTS = """
+SELECT dbid, queryid::text AS queryid, min(query) AS query
+FROM pg_stat_statements(true)
+WHERE queryid = ANY(%s::bigint[])
+GROUP BY dbid, queryid
 """
 
 
@@ -173,6 +170,8 @@ class PostgresCollector(SessionProbe):
     def __init__(self, config: Config) -> None:
         super().__init__(config.dsn, config.timeout)
         self.config = config
+        # (dbid, queryid) → text for the current top statements; a queryid's text never changes.
+        self._texts: dict[tuple[Any, str], str] = {}
 
     async def collect(self) -> list[Family]:
         target = self.config.name
@@ -188,8 +187,7 @@ class PostgresCollector(SessionProbe):
         if self.config.statements and settings["statements"]:
             # PostgreSQL 13 renamed total_time to total_exec_time.
             total = "total_exec_time" if settings["version"] >= 130000 else "total_time"
-            rows = await self.session.query(_STATEMENTS.format(total=total, limit=int(self.config.statements)))
-            out += _statement_families(target, rows)
+            out += _statement_families(target, await self._top_statements(total))
         if self.config.server:
             out = merged(out + await self._server_depth(target, settings))
         return out
@@ -209,6 +207,16 @@ class PostgresCollector(SessionProbe):
         if self.config.tables:
             out += table_families(target, await query(_TABLES.format(limit=int(self.config.tables))))
         return out
+
+    async def _top_statements(self, total: str) -> list[dict[str, Any]]:
+        rows = await self.session.query(_RANKING.format(total=total, limit=int(self.config.statements)))
+        keys = [(row["dbid"], row["queryid"]) for row in rows]
+        missing = sorted({queryid for dbid, queryid in keys if (dbid, queryid) not in self._texts})
+        if missing:
+            for row in await self.session.query(_TEXTS, (missing,)):
+                self._texts[(row["dbid"], row["queryid"])] = str(row["query"] or "")
+        self._texts = {key: self._texts[key] for key in keys if key in self._texts}
+        return [{**row, "query": self._texts.get((row["dbid"], row["queryid"]), "")} for row in rows]
 
 
 def query_label(text: str) -> str:

@@ -99,7 +99,7 @@ def test_top_statements_from_pg_stat_statements(postgres_server: PostgresServer)
 def test_only_the_top_statements_by_total_time_are_exported_with_their_own_texts(
         postgres_server: PostgresServer) -> None:
     """Twelve statements of known cost: the ranking (done without texts) and the texts fetched
-    after it must pair up, the slowest three and no other."""
+    after it must pair up, the slowest three and no other, and a steady top N reads no text again."""
     with postgres_server.connect() as conn:
         conn.execute("SELECT pg_stat_statements_reset()")
         for k in range(12):
@@ -109,14 +109,20 @@ def test_only_the_top_statements_by_total_time_are_exported_with_their_own_texts
             "SELECT queryid::text, query, total_exec_time FROM pg_stat_statements "
             "WHERE query LIKE 'SELECT pg_sleep(%' ORDER BY total_exec_time DESC LIMIT 3").fetchall()
 
-    async def main() -> dict:
+    async def main() -> list[dict]:
         probe = collector(postgres_server.dsn(), statements=3)
         try:
-            return values(await probe.collect())
+            return [values(await probe.collect()) for _ in range(3)]
         finally:
             await probe.close()
 
-    got = run(main)["postgres_statement_seconds_total"]
+    scrapes = run(main)
+    got = scrapes[0]["postgres_statement_seconds_total"]
+    assert all(list(s["postgres_statement_seconds_total"]) == list(got) for s in scrapes)
+    with postgres_server.connect() as conn:
+        texts_read = conn.execute("SELECT sum(calls) FROM pg_stat_statements "
+                                  "WHERE query LIKE '%min(query) AS query%'").fetchone()[0]
+    assert texts_read == 1  # the same top three in three scrapes: their texts were read once
     assert [labels[3] for labels in got] == [query_label(query) for _, query, _ in rows]
     assert {labels[2]: seconds for labels, seconds in got.items()} == pytest.approx(
         {queryid: total / 1000 for queryid, _, total in rows})
