@@ -170,6 +170,26 @@ PROCESS_GROUP_OLDEST_START = FamilySpec(
     "process_oldest_start_time_seconds", G, "Unix start time of the group's oldest process.", _GROUP,
     unit="seconds")
 
+PROCESS_GROUP_STATES = FamilySpec(
+    "process_states", G,
+    "The group's processes by state (running, sleeping, disk_sleep: uninterruptible, zombie, stopped …).",
+    ("group", "state"))
+PROCESS_GROUP_MAJOR_FAULTS = FamilySpec(
+    "process_major_page_faults_total", C, "Page faults of the group's processes that had to read from disk.", _GROUP)
+PROCESS_GROUP_CONTEXT_SWITCHES = FamilySpec(
+    "process_context_switches_total", C,
+    "Context switches of the group's processes: voluntary (waited for something) or involuntary (preempted).",
+    ("group", "kind"))
+PROCESS_GROUP_SWAP = FamilySpec(
+    "process_swap_bytes", G, "Memory of the group's processes swapped out (VmSwap), summed.", _GROUP, unit="bytes")
+PROCESS_GROUP_PSS = FamilySpec(
+    "process_proportional_memory_bytes", G,
+    "Proportional set size of the group's processes, summed: shared pages divided among their sharers.", _GROUP,
+    unit="bytes")
+PROCESS_GROUP_FD_RATIO = FamilySpec(
+    "process_open_fds_limit_ratio", G,
+    "The highest ratio, among the group's processes, of open file descriptors to its soft RLIMIT_NOFILE.", _GROUP)
+
 # --- container (collectors/container.py) --------------------------------------
 # Names follow cAdvisor's where one exists. Limits are omitted when the cgroup has none.
 CONTAINER_MEMORY_USAGE = FamilySpec(
@@ -206,7 +226,7 @@ CONTAINER_PIDS = FamilySpec("container_pids", G, "Tasks (processes and threads) 
 CONTAINER_PIDS_LIMIT = FamilySpec(
     "container_pids_limit", G, "Most tasks the cgroup may hold (absent when unlimited).")
 
-# --- probes (collectors/redis.py, memcached.py, pgbouncer.py, postgres.py, sql.py, http.py)
+# --- probes (collectors/redis.py, memcached.py, pgbouncer.py, postgres.py, sql.py, http.py, rabbitmq.py)
 # Probes fill the cache/pool/queue/operation families above; these cover what those
 # do not: caches sized in bytes, stream consumer groups, pooler client queues,
 # per-statement database time, SQL and HTTP probe results.
@@ -223,6 +243,18 @@ QUEUE_CONSUMER_LAG = FamilySpec(
     "queue_consumer_lag", G, "Stream entries not yet delivered to the consumer group.", ("queue", "group"))
 QUEUE_PENDING = FamilySpec(
     "queue_pending", G, "Stream entries delivered to the consumer group but not acknowledged.", ("queue", "group"))
+QUEUE_UNACKNOWLEDGED = FamilySpec(
+    "queue_unacknowledged", G, "Messages delivered to a consumer and not yet acknowledged (RabbitMQ).", ("queue",))
+QUEUE_CONSUMERS = FamilySpec("queue_consumers", G, "Consumers attached to the queue.", ("queue",))
+QUEUE_PUBLISHED = FamilySpec(
+    "queue_messages_published_total", C, "Messages published into the queue.", ("queue",))
+QUEUE_DELIVERED = FamilySpec(
+    "queue_messages_delivered_total", C, "Messages delivered to consumers or fetched by basic.get.", ("queue",))
+QUEUE_ACKNOWLEDGED = FamilySpec(
+    "queue_messages_acknowledged_total", C, "Messages consumers acknowledged.", ("queue",))
+QUEUE_REDELIVERED = FamilySpec(
+    "queue_messages_redelivered_total", C, "Messages delivered again after a consumer failed to acknowledge them.",
+    ("queue",))
 POOL_CLIENTS = FamilySpec(
     "pool_clients", G, "Client connections to the pooler by state (active: paired with a server; waiting).",
     ("pool", "state"))

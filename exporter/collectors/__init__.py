@@ -105,6 +105,7 @@ def _registry() -> dict[str, Entry]:
         pgbouncer,
         postgres,
         process,
+        rabbitmq,
         redis,
         sql,
     )
@@ -119,6 +120,7 @@ def _registry() -> dict[str, Entry]:
         "postgres": Entry(postgres.PostgresCollector, postgres.Config, targets=True),
         "sql": Entry(sql.SQLCollector, sql.Config, targets=True),
         "http": Entry(http.HTTPCollector, http.Config, targets=True),
+        "rabbitmq": Entry(rabbitmq.RabbitMQCollector, rabbitmq.Config, targets=True),
     }
 
 

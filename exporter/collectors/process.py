@@ -1,18 +1,22 @@
 """Process groups: what a sidecar reports about the app next to it.
 
 Each group matches processes by name regex, command-line regex or pidfile and
-reports their summed CPU, memory, threads, fds and I/O. The costly part of any
+reports their summed CPU, memory (resident, proportional, swapped), threads, fds,
+I/O, context switches and major page faults, how many are in each state (zombie,
+uninterruptible …), and the worst ratio of open fds to a process's limit. The costly part of any
 process collector is looking at every pid; here a pid's match is decided when it
 first appears (and once more on the next scrape, in case it was caught between
 fork and exec), then cached until the pid goes, with a full re-match every
-minute. Matched processes cost four small reads each per scrape: /proc/<pid>/stat
-(CPU, threads, start time), statm (memory), io and the fd directory.
+minute. Matched processes cost seven small reads each per scrape: /proc/<pid>/stat
+(CPU, state, faults, threads, start time), statm (memory), status (context
+switches, swap), smaps_rollup (proportional memory; `pss: false` skips it, as the
+kernel walks the page tables for it), limits (the fd limit), io and the fd directory.
 
 /proc is read directly rather than through psutil.Process: psutil reads the same
 files plus status, costs more per call, and its cached Process objects do not notice
 a reused pid; here the start time in stat tells a reused pid from the process that had it.
 
-Counters (CPU, I/O) include the last values of the group's processes that have
+Counters (CPU, I/O, context switches, faults) include the last values of the group's processes that have
 exited, so a worker that restarts does not make the group's counter go backwards.
 """
 
@@ -67,6 +71,8 @@ class Group(Section):
 class Config(CollectorConfig):
     proc_root: str = "/proc"
     groups: list[Group] = Field(default_factory=list)
+    # Proportional resident memory from smaps_rollup (the costliest read per process).
+    pss: bool = True
 
     @field_validator("groups")
     @classmethod
@@ -85,6 +91,8 @@ class PidStat(NamedTuple):
     start_ticks: int  # since boot
     vms_bytes: int
     rss_pages: int
+    state: str = ""  # R, S, D, Z, T, t, X, I (proc(5))
+    major_faults: int = 0
 
 
 def parse_pid_stat(text: str) -> PidStat:
@@ -92,7 +100,47 @@ def parse_pid_stat(text: str) -> PidStat:
     head, _, tail = text.rpartition(")")
     comm = head.partition("(")[2]
     f = tail.split()  # f[0] is field 3 (state): field n is f[n - 3]
-    return PidStat(comm, int(f[11]), int(f[12]), int(f[17]), int(f[19]), int(f[20]), int(f[21]))
+    return PidStat(comm, int(f[11]), int(f[12]), int(f[17]), int(f[19]), int(f[20]), int(f[21]), f[0], int(f[9]))
+
+
+# proc(5) state letters as label values; the first five are always exported (zeros included).
+STATES = {"R": "running", "S": "sleeping", "D": "disk_sleep", "Z": "zombie", "T": "stopped",
+          "t": "tracing_stop", "X": "dead", "I": "idle"}
+_ALWAYS_STATES = ("running", "sleeping", "disk_sleep", "zombie", "stopped")
+
+
+class PidStatus(NamedTuple):
+    voluntary_switches: int
+    involuntary_switches: int
+    swap_bytes: int
+
+
+def parse_pid_status(text: str) -> PidStatus:
+    """Context switches and VmSwap from /proc/<pid>/status (VmSwap is absent for kernel threads and zombies)."""
+    values = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+    def number(key: str) -> int:
+        return int(values.get(key, "0").split()[0] or 0)
+
+    return PidStatus(number("voluntary_ctxt_switches"), number("nonvoluntary_ctxt_switches"),
+                     number("VmSwap") * 1024)
+
+
+def parse_smaps_rollup_pss(text: str) -> int:
+    """Bytes of proportional set size (Pss) from /proc/<pid>/smaps_rollup."""
+    for line in text.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    raise ValueError("no Pss line")
+
+
+def parse_fd_limit(text: str) -> int | None:
+    """The soft `Max open files` limit from /proc/<pid>/limits; None when unlimited."""
+    for line in text.splitlines():
+        if line.startswith("Max open files"):
+            soft = line[len("Max open files"):].split()[0]
+            return int(soft) if soft.isdigit() else None
+    return None
 
 
 def parse_statm(text: str) -> tuple[int, int]:
@@ -149,6 +197,21 @@ class _Sample(NamedTuple):
     fds: int | None
     read: int | None
     written: int | None
+    state: str = ""
+    major_faults: int = 0
+    voluntary: int = 0
+    involuntary: int = 0
+    swap: int = 0
+    pss: int | None = None
+    fd_limit: int | None = None
+
+    def counters(self) -> tuple[float, ...]:
+        """What the group's counters sum, in the order of _COUNTERS; kept for processes that exit."""
+        return (self.user, self.system, self.read or 0, self.written or 0, self.major_faults, self.voluntary,
+                self.involuntary)
+
+
+_COUNTERS = 7
 
 
 class ProcessCollector:
@@ -161,8 +224,9 @@ class ProcessCollector:
         self._known: dict[int, _Known] = {}
         self._next_rescan = 0.0
         # Last counters per (group, pid, start) and the sums left by processes that exited.
-        self._last: dict[tuple[int, int, int], tuple[float, float, int, int]] = {}
-        self._gone = [[0.0, 0.0, 0, 0] for _ in config.groups]
+        self._last: dict[tuple[int, int, int], tuple[float, ...]] = {}
+        self._gone = [[0.0] * _COUNTERS for _ in config.groups]
+        self._pss = config.pss
         self._boot_time = boot_time(self._proc)
         self._pidfiles_log = StateLog(log, "pidfile does not hold a pid", None)
         # A read of /proc/<pid>/cmdline can block while that process's memory map is locked;
@@ -277,8 +341,23 @@ class ProcessCollector:
                 read, written = parse_pid_io(io)
             except (KeyError, ValueError):
                 pass
+        status = PidStatus(0, 0, 0)
+        if text := read_optional(f"{base}/status"):
+            try:
+                status = parse_pid_status(text)
+            except ValueError:
+                pass
+        pss = None
+        if self._pss and (text := read_optional(f"{base}/smaps_rollup")):
+            try:
+                pss = parse_smaps_rollup_pss(text)
+            except (ValueError, IndexError):
+                pass
+        limits = read_optional(f"{base}/limits")
         return _Sample(st.user_ticks / _CLK_TCK, st.system_ticks / _CLK_TCK, rss_pages * _PAGE_SIZE,
-                       vms_pages * _PAGE_SIZE, st.threads, st.start_ticks, fds, read, written)
+                       vms_pages * _PAGE_SIZE, st.threads, st.start_ticks, fds, read, written, st.state,
+                       st.major_faults, status.voluntary_switches, status.involuntary_switches, status.swap_bytes,
+                       pss, parse_fd_limit(limits) if limits else None)
 
     def _pid_from_file(self, group: int, path: str) -> int | None:
         text = read_optional(path)
@@ -292,12 +371,12 @@ class ProcessCollector:
         return pid
 
     def _families(self, members: list[list[int]], samples: dict[int, _Sample | None]) -> list[Family]:
-        last: dict[tuple[int, int, int], tuple[float, float, int, int]] = {}
+        last: dict[tuple[int, int, int], tuple[float, ...]] = {}
         for g, pids in enumerate(members):
             for pid in pids:
                 s = samples[pid]
                 assert s is not None
-                last[(g, pid, s.start)] = (s.user, s.system, s.read or 0, s.written or 0)
+                last[(g, pid, s.start)] = s.counters()
         # Fold in processes that left since the last scrape before summing, so no counter dips.
         for key, values in self._last.items():
             if key not in last:
@@ -325,4 +404,34 @@ class ProcessCollector:
         return [F.PROCESS_GROUP_CPU.family(cpu), F.PROCESS_GROUP_RSS.family(rss), F.PROCESS_GROUP_VMS.family(vms),
                 F.PROCESS_GROUP_THREADS.family(threads), F.PROCESS_GROUP_FDS.family(fds),
                 F.PROCESS_GROUP_PROCESSES.family(procs), F.PROCESS_GROUP_READ.family(read),
-                F.PROCESS_GROUP_WRITTEN.family(written), F.PROCESS_GROUP_OLDEST_START.family(oldest)]
+                F.PROCESS_GROUP_WRITTEN.family(written), F.PROCESS_GROUP_OLDEST_START.family(oldest),
+                *self._depth_families(members, samples)]
+
+    def _depth_families(self, members: list[list[int]], samples: dict[int, _Sample | None]) -> list[Family]:
+        """States, faults, context switches, swap, PSS and the worst fd-to-limit ratio per group."""
+        states, faults, switches, swap, pss, fd_ratio = [], [], [], [], [], []
+        for g, pids in enumerate(members):
+            group = self._groups[g].name
+            label = (group,)
+            live = [s for s in (samples[pid] for pid in pids) if s is not None]
+            gone = self._gone[g]
+            counts = dict.fromkeys(_ALWAYS_STATES, 0)
+            for s in live:
+                name = STATES.get(s.state, "other")
+                counts[name] = counts.get(name, 0) + 1
+            states += [((group, state), float(n)) for state, n in counts.items()]
+            faults.append((label, gone[4] + sum(s.major_faults for s in live)))
+            switches += [((group, "voluntary"), gone[5] + sum(s.voluntary for s in live)),
+                         ((group, "involuntary"), gone[6] + sum(s.involuntary for s in live))]
+            swap.append((label, float(sum(s.swap for s in live))))
+            if self._pss:
+                pss.append((label, float(sum(s.pss or 0 for s in live))))
+            ratios = [s.fds / s.fd_limit for s in live if s.fds is not None and s.fd_limit]
+            if ratios:
+                fd_ratio.append((label, max(ratios)))
+        out = [F.PROCESS_GROUP_STATES.family(states), F.PROCESS_GROUP_MAJOR_FAULTS.family(faults),
+               F.PROCESS_GROUP_CONTEXT_SWITCHES.family(switches), F.PROCESS_GROUP_SWAP.family(swap),
+               F.PROCESS_GROUP_FD_RATIO.family(fd_ratio)]
+        if self._pss:
+            out.append(F.PROCESS_GROUP_PSS.family(pss))
+        return out

@@ -78,3 +78,17 @@ def framed(probe: Probe, clock: Clock | None = None) -> Job:
     name = next(name for name, entry in REGISTRY.items() if entry.factory is type(probe))
     config: Any = getattr(probe, "config")
     return Job(probe, name, config.name, config.timeout, config.interval, is_probe=True, clock=clock or Clock())
+
+
+async def failure(probe: Probe) -> str:
+    """The error of one framed read that must fail; the probe is closed after."""
+    import pytest
+
+    from exporter.collectors import ProbeError
+
+    try:
+        with pytest.raises(ProbeError) as err:
+            await framed(probe).attempt()
+        return str(err.value)
+    finally:
+        await probe.close()

@@ -4,8 +4,10 @@ the cases a real one cannot stage on demand (pid reuse, exits between scrapes)."
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -67,7 +69,7 @@ def test_parse_pid_stat_name_with_spaces_and_parens() -> None:
     text = ("4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 500 0 0 0 250 75 0 0 20 0 3 0 123456 "
             "104857600 2560 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0\n")
     st = P.parse_pid_stat(text)
-    assert st == P.PidStat("my (odd) name", 250, 75, 3, 123456, 104857600, 2560)
+    assert st == P.PidStat("my (odd) name", 250, 75, 3, 123456, 104857600, 2560, "S", 0)
 
 
 def test_parse_statm() -> None:
@@ -207,8 +209,9 @@ def test_exposition_is_clean(spawn: Callable[..., subprocess.Popen[bytes]], tmp_
 
 # --- a fake /proc: pid reuse and exits, staged exactly ---------------------------------------
 
-def _stat_line(pid: int, comm: str, utime: int, start: int, rss_pages: int = 100) -> str:
-    return (f"{pid} ({comm}) S 1 {pid} {pid} 0 -1 0 0 0 0 0 {utime} 0 0 0 20 0 1 0 {start} 4096000 "
+def _stat_line(pid: int, comm: str, utime: int, start: int, rss_pages: int = 100, state: str = "S",
+               majflt: int = 0) -> str:
+    return (f"{pid} ({comm}) {state} 1 {pid} {pid} 0 -1 0 0 0 {majflt} 0 {utime} 0 0 0 20 0 1 0 {start} 4096000 "
             f"{rss_pages} 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n")
 
 
@@ -218,10 +221,11 @@ class FakeProc:
         root.mkdir()
         (root / "stat").write_text("cpu  1 2 3 4\nbtime 1700000000\n")
 
-    def add(self, pid: int, cmdline: str, utime: int = 0, start: int = 1000, read: int = 0) -> None:
+    def add(self, pid: int, cmdline: str, utime: int = 0, start: int = 1000, read: int = 0, state: str = "S",
+            majflt: int = 0) -> None:
         d = self.root / str(pid)
         (d / "fd").mkdir(parents=True, exist_ok=True)
-        (d / "stat").write_text(_stat_line(pid, cmdline.split()[0][:15], utime, start))
+        (d / "stat").write_text(_stat_line(pid, cmdline.split()[0][:15], utime, start, state=state, majflt=majflt))
         (d / "cmdline").write_bytes(cmdline.replace(" ", "\0").encode() + b"\0")
         (d / "statm").write_text("1000 100 50 10 0 200 0\n")
         (d / "io").write_text(f"rchar: 0\nwchar: 0\nread_bytes: {read}\nwrite_bytes: 0\n")
@@ -279,3 +283,95 @@ def test_fake_proc_vanished_pid_is_skipped(tmp_path: Path) -> None:
     got = collect(P.Config(proc_root=str(proc.root), groups=[group("w", cmdline_regex="^worker"),
                                                              group("n", name_regex="worker")]))
     assert got["process_processes"] == {("w",): 1, ("n",): 1}
+
+
+# --- what process-exporter adds: states, faults, context switches, swap, PSS, fd limits ---------
+
+def test_parse_status_smaps_rollup_and_limits() -> None:
+    status = ("Name:\tworker\nState:\tS (sleeping)\nVmSwap:\t    2048 kB\n"
+              "voluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n")
+    assert P.parse_pid_status(status) == P.PidStatus(120, 7, 2048 * 1024)
+    assert P.parse_pid_status("Name:\tkthreadd\n") == P.PidStatus(0, 0, 0)  # kernel threads have no VmSwap
+    rollup = "55d0-7ffd ---p 00000000 00:00 0  [rollup]\nRss:   4096 kB\nPss:   1500 kB\nPss_Anon:  900 kB\n"
+    assert P.parse_smaps_rollup_pss(rollup) == 1500 * 1024
+    limits = ("Limit                     Soft Limit           Hard Limit           Units     \n"
+              "Max open files            1024                 524288               files     \n")
+    assert P.parse_fd_limit(limits) == 1024
+    assert P.parse_fd_limit(limits.replace("1024 ", "unlimited ")) is None
+
+
+def test_fake_proc_states_faults_switches_and_exits(tmp_path: Path) -> None:
+    proc = FakeProc(tmp_path / "proc")
+    for pid, state, majflt in ((50, "D", 3), (51, "Z", 0), (52, "S", 4)):
+        proc.add(pid, "worker", state=state, majflt=majflt)
+        (proc.root / str(pid) / "status").write_text(
+            f"voluntary_ctxt_switches:\t{pid}\nnonvoluntary_ctxt_switches:\t1\nVmSwap:\t4 kB\n")
+    collector = P.ProcessCollector(P.Config(proc_root=str(proc.root), groups=[group("w", cmdline_regex="^worker")]))
+    got = collect(collector)
+    assert got["process_states"] == {("w", "running"): 0, ("w", "sleeping"): 1, ("w", "disk_sleep"): 1,
+                                     ("w", "zombie"): 1, ("w", "stopped"): 0}
+    assert got["process_major_page_faults_total"] == {("w",): 7}
+    assert got["process_context_switches_total"] == {("w", "voluntary"): 50 + 51 + 52, ("w", "involuntary"): 3}
+    assert got["process_swap_bytes"] == {("w",): 3 * 4096}
+    assert got["process_proportional_memory_bytes"] == {("w",): 0}  # no smaps_rollup to read
+    assert "process_open_fds_limit_ratio" not in got or got["process_open_fds_limit_ratio"] == {}
+    proc.remove(50)
+    after = collect(collector)
+    # The exited process's faults and switches stay in the counters; its state and swap do not.
+    assert after["process_major_page_faults_total"] == {("w",): 7}
+    assert after["process_context_switches_total"][("w", "voluntary")] == 50 + 51 + 52
+    assert after["process_states"][("w", "disk_sleep")] == 0
+    assert after["process_swap_bytes"] == {("w",): 2 * 4096}
+
+
+def test_a_real_zombie_and_its_parent(spawn: Callable[..., subprocess.Popen[bytes]]) -> None:
+    # The child names itself, exits, and is never reaped: a zombie until the parent goes.
+    code = ("import os, time\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    open('/proc/self/comm', 'w').write('apm-zombie')\n"
+            "    os._exit(0)\n"
+            "time.sleep(1000)\n")
+    parent = spawn(sys.executable, "-c", code, settle=False)
+    deadline = time.monotonic() + 15
+    while not [c for c in psutil.Process(parent.pid).children() if c.status() == psutil.STATUS_ZOMBIE]:
+        assert time.monotonic() < deadline, "the child never became a zombie"
+        time.sleep(0.02)
+    got = collect(P.Config(groups=[group("z", name_regex=r"^apm-zombie$")]))
+    assert got["process_states"][("z", "zombie")] == 1
+    assert got["process_processes"][("z",)] == 1
+
+
+def test_real_switches_pss_swap_and_the_fd_limit_ratio(spawn: Callable[..., subprocess.Popen[bytes]]) -> None:
+    code = "import os, resource, time\nfds = [os.open('/dev/null', os.O_RDONLY) for _ in range(13)]\ntime.sleep(1000)\n"
+
+    def limit_fds() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    child = subprocess.Popen([sys.executable, "-c", code, "apm-fd-holder"], preexec_fn=limit_fds)
+    try:
+        ref = psutil.Process(child.pid)
+        deadline = time.monotonic() + 15
+        while ref.num_fds() < 16 or ref.status() != psutil.STATUS_SLEEPING:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        _settle(child.pid)
+        got = collect(P.Config(groups=[group("h", cmdline_regex=r"apm-fd-holder")]))
+        full = ref.memory_full_info()
+        switches = ref.num_ctx_switches()
+        assert got["process_open_fds_limit_ratio"] == {("h",): ref.num_fds() / 64}
+        assert got["process_proportional_memory_bytes"] == {("h",): full.pss}
+        assert got["process_swap_bytes"] == {("h",): full.swap}
+        assert got["process_context_switches_total"] == {("h", "voluntary"): switches.voluntary,
+                                                         ("h", "involuntary"): switches.involuntary}
+        assert got["process_states"][("h", "sleeping")] == 1
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_pss_false_skips_smaps_rollup(spawn: Callable[..., subprocess.Popen[bytes]]) -> None:
+    spawn("sleep", "161803")
+    got = collect(P.Config(pss=False, groups=[group("app", cmdline_regex=r"^sleep 161803$")]))
+    assert "process_proportional_memory_bytes" not in got
+    assert got["process_processes"][("app",)] == 1

@@ -15,7 +15,7 @@ import pytest
 
 from exporter.collectors import ProbeError
 from exporter.collectors.redis import Config, RedisCollector
-from tests.collectors.helpers import framed, run, values
+from tests.collectors.helpers import failure, framed, run, values
 from tests.support.servers import BlackHole, RedisServer
 from tests.support.tls import make_pki
 
@@ -144,16 +144,6 @@ def test_the_probes_own_queue_reads_are_not_counted_as_the_apps_hits(redis_serve
     assert later["cache_requests_total"] == {("sessions", "", "hit"): 5, ("sessions", "", "miss"): 2}
     info = client.info("stats")
     assert info["keyspace_hits"] > 5 and info["keyspace_misses"] > 2  # Redis itself counts the probe's reads
-
-
-async def failure(probe: RedisCollector) -> str:
-    """The error of one framed read that must fail."""
-    try:
-        with pytest.raises(ProbeError) as err:
-            await framed(probe).attempt()
-        return str(err.value)
-    finally:
-        await probe.close()
 
 
 def test_a_key_of_the_wrong_type_is_an_error_not_a_zero(redis_server: RedisServer) -> None:

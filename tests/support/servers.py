@@ -1,4 +1,4 @@
-"""Real Redis, memcached, PostgreSQL and PgBouncer servers for tests, on free loopback ports.
+"""Real Redis, memcached, PostgreSQL, PgBouncer and RabbitMQ servers for tests, on free loopback ports.
 
 Each server is an object with `.port`, `.start()`, `.stop()` (a real stop: the
 process exits and the port refuses connections) and a way to talk to it
@@ -8,7 +8,7 @@ and reset its statistics before each test that asks for it.
 
 A missing server binary skips the test locally and fails it under CI=true: CI
 must never pass by not testing. Install them with
-`apt-get install -y --no-install-recommends redis-server memcached postgresql pgbouncer`.
+`apt-get install -y --no-install-recommends redis-server memcached postgresql pgbouncer rabbitmq-server`.
 
 Use from a test module (or from tests/conftest.py with
 `pytest_plugins = ["tests.support.servers"]`):
@@ -484,6 +484,100 @@ logfile = {self.workdir / "pgbouncer-file.log"}
             return list(conn.execute(f"SHOW {what}").fetchall())
 
 
+
+# --- RabbitMQ -----------------------------------------------------------------------------
+
+class RabbitMQServer(Server):
+    """RabbitMQ with the management plugin: AMQP on `.port`, the management API on `.api_port`.
+
+    Its own node name, Erlang distribution port, data and cookie (HOME) under the workdir, so
+    it runs beside any other node; the epmd daemon Erlang starts on 4369 is shared, as it is
+    meant to be. Statistics refresh every 500 ms (5 s by default) so tests wait less.
+    """
+
+    name = "rabbitmq"
+    user, password = "guest", "guest"  # guest may log in from loopback only, which is where we are
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        super().__init__(workdir, port)
+        self.api_port = free_port()
+        self.dist_port = free_port()
+        (workdir / "enabled_plugins").write_text("[rabbitmq_management].\n")
+        (workdir / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+            f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {self.api_port}\n"
+            "collect_statistics_interval = 500\nlog.console = true\nlog.file = false\n")
+
+    def command_line(self) -> list[str]:
+        # The server itself, not Debian's /usr/sbin wrapper (which changes to the rabbitmq user
+        # and its fixed directories).
+        direct = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+        return [direct if os.path.exists(direct) else require("rabbitmq-server")]
+
+    def start(self) -> None:
+        if self.running:
+            return
+        env = {**os.environ, "HOME": str(self.workdir), "RABBITMQ_NODENAME": f"apm-test-{self.port}@localhost",
+               "RABBITMQ_DIST_PORT": str(self.dist_port), "RABBITMQ_MNESIA_BASE": str(self.workdir / "mnesia"),
+               "RABBITMQ_LOG_BASE": str(self.workdir / "log"),
+               "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.workdir / "enabled_plugins"),
+               "RABBITMQ_CONFIG_FILE": str(self.workdir / "rabbitmq"),
+               "RABBITMQ_PID_FILE": str(self.workdir / "rabbitmq.pid")}
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.command_line(), stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, cwd=self.workdir, env=env, start_new_session=True)
+        wait_for_port(self.api_port, self.proc, timeout=120, log=self.log)
+        self.ready()
+
+    def ready(self) -> None:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                self.api("/api/overview")
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        """SIGTERM reaches the launcher script's Erlang VM through the session; wait for the group."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        """The management API with credentials, as the probe's `url`."""
+        return f"http://{self.user}:{self.password}@127.0.0.1:{self.api_port}"
+
+    def api(self, path: str) -> Any:
+        """GET a management API path, decoded from JSON."""
+        import base64
+        import json
+        import urllib.request
+
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}",
+                                         headers={"Authorization": f"Basic {token}"})
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return json.load(reply)
+
+    def channel(self) -> tuple[Any, Any]:
+        """(connection, channel) of a pika BlockingConnection for the test to publish and consume with."""
+        import pika
+
+        conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", self.port))
+        return conn, conn.channel()
+
+
 # --- a socket that accepts and never answers ----------------------------------------------
 
 class BlackHole:
@@ -527,7 +621,7 @@ class BlackHole:
 
 # --- fixtures ---------------------------------------------------------------------------
 
-def _workdir(prefix: str) -> Path:
+def workdir(prefix: str) -> Path:
     # Not pytest's tmp_path: PostgreSQL (as user postgres) must traverse every parent.
     path = Path(tempfile.mkdtemp(prefix=f"apm-{prefix}-"))
     path.chmod(0o755)
@@ -547,7 +641,7 @@ def running(server: Server) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def _redis_session() -> Iterator[RedisServer]:
     require("redis-server")
-    with running(RedisServer(_workdir("redis"))) as server:
+    with running(RedisServer(workdir("redis"))) as server:
         yield server  # type: ignore[misc]
 
 
@@ -561,7 +655,7 @@ def redis_server(_redis_session: RedisServer) -> RedisServer:
 
 @pytest.fixture(scope="session")
 def _redis_replica_session(_redis_session: RedisServer) -> Iterator[RedisServer]:
-    with running(RedisServer(_workdir("redis-replica"), replica_of=_redis_session)) as server:
+    with running(RedisServer(workdir("redis-replica"), replica_of=_redis_session)) as server:
         yield server  # type: ignore[misc]
 
 
@@ -576,7 +670,7 @@ def redis_replica(redis_server: RedisServer, _redis_replica_session: RedisServer
 @pytest.fixture(scope="session")
 def _memcached_session() -> Iterator[MemcachedServer]:
     require("memcached")
-    with running(MemcachedServer(_workdir("memcached"))) as server:
+    with running(MemcachedServer(workdir("memcached"))) as server:
         yield server  # type: ignore[misc]
 
 
@@ -591,7 +685,7 @@ def memcached_server(_memcached_session: MemcachedServer) -> MemcachedServer:
 @pytest.fixture(scope="session")
 def _postgres_session() -> Iterator[PostgresServer]:
     require("postgres", *_PG_BIN)
-    with running(PostgresServer(_workdir("postgres"))) as server:
+    with running(PostgresServer(workdir("postgres"))) as server:
         yield server  # type: ignore[misc]
 
 
@@ -605,7 +699,7 @@ def postgres_server(_postgres_session: PostgresServer) -> PostgresServer:
 @pytest.fixture(scope="session")
 def _postgres_replica_session(_postgres_session: PostgresServer) -> Iterator[PostgresReplicaServer]:
     _postgres_session.start()
-    with running(PostgresReplicaServer(_workdir("postgres-replica"), _postgres_session)) as server:
+    with running(PostgresReplicaServer(workdir("postgres-replica"), _postgres_session)) as server:
         yield server  # type: ignore[misc]
 
 
@@ -620,7 +714,7 @@ def postgres_replica(postgres_server: PostgresServer,
 @pytest.fixture(scope="session")
 def _pgbouncer_session(_postgres_session: PostgresServer) -> Iterator[PgBouncerServer]:
     require("pgbouncer", "/usr/sbin")
-    with running(PgBouncerServer(_workdir("pgbouncer"), _postgres_session, pool_size=2)) as server:
+    with running(PgBouncerServer(workdir("pgbouncer"), _postgres_session, pool_size=2)) as server:
         yield server  # type: ignore[misc]
 
 
@@ -630,6 +724,14 @@ def pgbouncer_server(_pgbouncer_session: PgBouncerServer) -> PgBouncerServer:
     _pgbouncer_session.postgres.start()
     _pgbouncer_session.start()
     return _pgbouncer_session
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server() -> Iterator[RabbitMQServer]:
+    """One RabbitMQ (management plugin on) for the session: about 10 s to start."""
+    require("rabbitmq-server", "/usr/lib/rabbitmq/bin", "/usr/sbin")
+    with running(RabbitMQServer(workdir("rabbitmq"))) as server:
+        yield server  # type: ignore[misc]
 
 
 @pytest.fixture
