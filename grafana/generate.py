@@ -358,6 +358,7 @@ def overview() -> Dashboard:
 
 def caches() -> Dashboard:
     s = sel('cache=~"$cache"')
+    p99 = sel('quantile="0.99"')
     hits = f"instance_cache_level:apm_cache_hits:rate5m{s}"
     reqs = f"instance_cache_level:apm_cache_requests:rate5m{s}"
     return Dashboard("apm-caches", "APM / Caches",
@@ -410,11 +411,37 @@ def caches() -> Dashboard:
               unit="percentunit", thresholds=low_bad(0.5, 0.8), sort_by="lookups/s",
               overrides=column_units(A="percentunit", B="ops", C="percentunit")
               + column_names(A="hit ratio", B="lookups/s", C="fill")),
+        row("Redis"),
+        ts("Memory used / limit", "Memory over the server's limit (Redis maxmemory, memcached -m). From 90% for "
+           "10 minutes: ApmCacheMemoryNearLimit (next: evictions, or refused writes under noeviction).",
+           Q(f"max by (cache, level) (instance_cache_level:apm_cache_memory_used:ratio{s})", "{{cache}} {{level}}"),
+           unit="percentunit", max=1, thresholds=high_bad(0.8, 0.9)),
+        ts("Redis command latency p99", "The server's own 99th percentile per command (Redis 7 latencystats, "
+           "since the last stats reset), the ten slowest.",
+           Q(f'topk(10, max by (target, command) (apm_redis_command_duration_seconds{p99}))',
+             "{{target}} {{command}}"), unit="s", thresholds=high_bad(0.001, 0.01)),
+        ts("Redis mean command time", "Server time per call of each command over the window (commandstats), "
+           "the ten slowest.",
+           Q(f"topk(10, sum by (target, command) (rate(apm_redis_command_duration_seconds_sum{sel()}[{RI}])) / "
+             f"sum by (target, command) (rate(apm_redis_command_duration_seconds_count{sel()}[{RI}]) > 0))",
+             "{{target}} {{command}}"), unit="s"),
+        ts("Redis commands per second", "Calls per second of the ten busiest commands.",
+           Q(f"topk(10, sum by (target, command) (rate(apm_redis_command_duration_seconds_count{sel()}[{RI}])))",
+             "{{target}} {{command}}"), unit="ops"),
+        ts("Redis rejected connections", "Connections refused per second at maxclients (ApmConnectionsRejected), "
+           "and clients blocked in BLPOP, XREAD BLOCK or WAIT.",
+           Q(f"sum by (target) (instance_target:apm_redis_rejected_connections:rate5m{sel()})", "{{target}} rejected/s"),
+           Q(f"sum by (target) (apm_redis_blocked_clients{sel()})", "{{target}} blocked"),
+           thresholds=any_bad()),
+        ts("Redis keys per database", "Keys and keys with a time to live, per database.",
+           Q(f"sum by (target, db) (apm_redis_db_keys{sel()})", "{{target}} db{{db}} keys"),
+           Q(f"sum by (target, db) (apm_redis_db_expiring_keys{sel()})", "{{target}} db{{db}} expiring")),
     ], ("cache", "Cache", "apm_cache_requests_total"))
 
 
 def pools() -> Dashboard:
     s = sel('pool=~"$pool"')
+    per_db, waiting, pg_up = sel('cache=~".+/.+"'), sel('state="waiting"'), sel('collector="postgres"')
     y_u, r_u = HIGH_BAD["utilisation"]
     return Dashboard("apm-pools", "APM / Pools",
                      "Connection pools: utilisation against max, clients waiting, wait time, timeouts; "
@@ -461,7 +488,36 @@ def pools() -> Dashboard:
            "waiting for a server connection.",
            Q(f"sum by (pool) (rate(apm_pool_wait_seconds_total{s}[{RI}]))", "{{pool}}"),
            thresholds=any_bad()),
+        ts("PgBouncer clients against max_client_conn", "Client connections over max_client_conn, beyond which "
+           "PgBouncer refuses clients (ApmPoolerClientsNearLimit from 90%).",
+           Q(f"max by (target) (instance_target:apm_pgbouncer_client_connections:ratio{sel()})", "{{target}}"),
+           unit="percentunit", max=1, thresholds=high_bad(0.8, 0.9)),
         row("Databases"),
+        ts("Replication lag", "How far replay is behind the primary, in seconds (PostgreSQL: a replica's own "
+           "view or the primary's of each replica). Over 30 s for 5 minutes: ApmReplicationLagHigh.",
+           Q(f"max by (target) (instance_target:apm_replication_lag_seconds:max{sel()})", "{{target}}"),
+           unit="s", thresholds=high_bad(10, 30)),
+        ts("Replication lag (bytes)", "WAL not yet replayed (PostgreSQL) or replication stream not yet "
+           "acknowledged (Redis replicas of a primary).",
+           Q(f"max by (target) (instance_target:apm_replication_lag_bytes:max{sel()})", "{{target}}"),
+           unit="bytes"),
+        ts("Cache hit ratio per database", "Shared-buffer hits over reads per PostgreSQL database "
+           "(cache=<target>/<database>): a database that falls far below the others reads from disk.",
+           Q(f'sum by (cache) (instance_cache_level:apm_cache_hits:rate5m{per_db}) / '
+             f'sum by (cache) (instance_cache_level:apm_cache_requests:rate5m{per_db} > 0)',
+             "{{cache}}"), unit="percentunit", max=1, thresholds=low_bad(0.9, 0.99)),
+        ts("Transactions per database", "Commits and rollbacks per second in each database.",
+           Q(f"sum by (database, outcome) (rate(apm_postgres_transactions_total{sel()}[{RI}]))",
+             "{{database}} {{outcome}}"), unit="ops"),
+        ts("Oldest transaction", "Age of the oldest open transaction and of the longest idle-in-transaction "
+           "session: both hold back vacuum and keep locks.",
+           Q(f"max by (target) (apm_postgres_oldest_transaction_age_seconds{sel()})", "{{target}} transaction"),
+           Q(f"max by (target) (apm_postgres_oldest_idle_in_transaction_seconds{sel()})", "{{target}} idle in tx"),
+           unit="s", thresholds=high_bad(60, 600)),
+        ts("Locks waiting", "Locks waited for, by mode (granted ones are normal).",
+           Q(f'sum by (target, mode) (apm_postgres_locks{waiting}) or '
+             f"sum by (target) (0 * apm_up{pg_up})", "{{target}} {{mode}}"),
+           thresholds=any_bad()),
         table("Top statements (PostgreSQL)", "pg_stat_statements' top statements by database time per second, "
               "with calls per second and mean time per call.",
               Q(f"topk(10, sum by (target, database, query) (rate(apm_postgres_statement_seconds_total{sel()}[{RI}])))"),

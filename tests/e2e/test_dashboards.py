@@ -2,8 +2,9 @@
 
 One session, the way a user runs it: the daemon (console script, config file) with StatsD on
 UDP and TCP, the host, process and container collectors, and a probe of every kind against real
-servers (Redis with a list and a stream, memcached, PgBouncer in front of PostgreSQL with
-pg_stat_statements, SQLite, an HTTPS site); a traffic generator sends StatsD lines for every
+servers (Redis with a list and a stream and two replicas, one of them cut off, memcached,
+PgBouncer in front of PostgreSQL with pg_stat_statements and a streaming replica, SQLite, an
+HTTPS site); a traffic generator sends StatsD lines for every
 built-in convention (docs/statsd-conventions.md), bad lines included, while queries run through
 PgBouncer. A real Prometheus loads rules/ and scrapes the daemon every second. Then every
 expression of every panel (template variables substituted as Grafana would with "All") and every
@@ -39,9 +40,22 @@ import yaml
 from tests.support.daemon import Daemon
 from tests.support.net import free_port
 from tests.support.prometheus import Prometheus
-from tests.support.servers import MemcachedServer, PgBouncerServer, RedisServer
+from tests.support.servers import (
+    MemcachedServer,
+    PgBouncerServer,
+    PostgresReplicaServer,
+    RedisServer,
+    running,
+    workdir,
+)
 from tests.support.tls import make_pki
-from tests.test_rules import RULE_FILES, alert_rules, dashboards, panels, recording_rules
+from tests.test_rules import (
+    RULE_FILES,
+    alert_rules,
+    dashboards,
+    panels,
+    recording_rules,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "cgroup"
 WORKER_TAG = "apm-e2e-dashboard-worker"
@@ -179,6 +193,15 @@ def https_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 @pytest.fixture
+def orphan_redis_replica() -> Iterator[RedisServer]:
+    """A Redis replica of a primary that never runs: its link stays down (ApmReplicationBroken)."""
+    never_started = RedisServer(workdir("redis-absent"))
+    with running(RedisServer(workdir("redis-orphan"), replica_of=never_started)) as server:
+        yield server  # type: ignore[misc]
+    shutil.rmtree(never_started.workdir, ignore_errors=True)
+
+
+@pytest.fixture
 def worker() -> Iterator[subprocess.Popen[bytes]]:
     """A child process for the `process` collector's group to find."""
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", WORKER_TAG])
@@ -263,7 +286,9 @@ CLASSIC_ONLY = {"instance_pool_le:apm_pool_wait_duration_seconds_bucket:rate5m",
 @pytest.mark.parametrize("histograms", ["classic", "native"])
 def test_every_panel_and_recording_rule_shows_data(
         daemon_factory: Callable[..., Daemon], tmp_path: Path, redis_server: RedisServer,
+        redis_replica: RedisServer, orphan_redis_replica: RedisServer,
         memcached_server: MemcachedServer, pgbouncer_server: PgBouncerServer,
+        postgres_replica: PostgresReplicaServer,
         https_site: tuple[str, Path], worker: subprocess.Popen[bytes], histograms: str) -> None:
     postgres = pgbouncer_server.postgres
     db = _prepare_servers(redis_server, memcached_server, tmp_path)
@@ -282,11 +307,14 @@ def test_every_panel_and_recording_rule_shows_data(
         },
         "probes": {
             "redis": [{"name": "sessions", "url": redis_server.url,
-                       "queues": [{"name": "jobs"}, {"name": "events", "key": "events"}]}],
+                       "queues": [{"name": "jobs"}, {"name": "events", "key": "events"}]},
+                      {"name": "sessions-replica", "url": redis_replica.url},
+                      {"name": "orphan-replica", "url": orphan_redis_replica.url}],
             "memcached": [{"name": "fragments", "address": memcached_server.address}],
             "pgbouncer": [{"name": "bouncer", "dsn": pgbouncer_server.dsn("pgbouncer")}],
             "postgres": [{"name": "main-db", "statements": 5,
-                          "dsn": "postgresql://postgres:${PG_PASSWORD}@" + postgres.address + "/postgres"}],
+                          "dsn": "postgresql://postgres:${PG_PASSWORD}@" + postgres.address + "/postgres"},
+                         {"name": "replica-db", "statements": 0, "dsn": postgres_replica.dsn()}],
             "sql": [{"name": "app", "dsn": f"sqlite://{db}", "queries": [
                 {"name": "orders_by_status", "explain": True,
                  "sql": "SELECT status, count(*) AS n FROM orders GROUP BY status",
@@ -348,8 +376,9 @@ def test_every_panel_and_recording_rule_shows_data(
                                                          if r["health"] != "ok"]
         # The alerts read the same data: what the traffic does on purpose makes them pending
         # (their `for` is minutes), and nothing about the exporter or its targets is wrong.
+        # The orphan replica's primary never existed: ApmReplicationBroken is pending on purpose.
         expected = {"ApmOperationErrorRatioHigh", "ApmPoolClientsWaiting", "ApmPoolTimeouts",
-                    "ApmQueueBacklogGrowing", "ApmStatsdParseErrors"}
+                    "ApmQueueBacklogGrowing", "ApmStatsdParseErrors", "ApmReplicationBroken"}
         active = _active_alerts(prom)
         while not expected <= active and time.monotonic() < deadline + 30:
             time.sleep(1)

@@ -4,7 +4,7 @@ The demo runs as a user runs it (scripts/demo, real Redis, memcached, PostgreSQL
 the shop app); a real Prometheus loads rules/ and scrapes it every second; every panel
 expression and recording rule of tests/e2e/test_dashboards.py must return a finite value within
 the deadline, except the few panels that read what a demo on an ordinary machine cannot have
-(NOT_IN_THE_DEMO, each with its reason). Then SIGINT: the servers' ports close, the processes it
+(NOT_IN_THE_DEMO and RULES_NOT_IN_THE_DEMO, each with its reason). Then SIGINT: the servers' ports close, the processes it
 started are gone, its directory is removed.
 """
 
@@ -39,6 +39,14 @@ NOT_IN_THE_DEMO = {
     "Tasks against limit": "a cgroup pids limit",
     "Requests refused by basic auth": "basic auth (the demo's page is open on loopback)",
     "TLS certificate expires in": "an HTTPS target (the demo probes its own plain-HTTP /-/healthy)",
+    "Replication lag": "a replica (the demo runs one server of each kind)",
+    "Replication lag (bytes)": "a replica",
+}
+# Recording rules with the same need: no replica, no lag and no broken link to record.
+RULES_NOT_IN_THE_DEMO = {
+    "instance_target:apm_replication_lag_seconds:max": "a PostgreSQL replica",
+    "instance_target:apm_replication_lag_bytes:max": "a replica",
+    "instance_target:apm_replication_link_down:count": "a replica whose link is down",
 }
 
 
@@ -51,6 +59,8 @@ def _expressions() -> dict[str, str]:
             for t in p["targets"]:
                 out[f"{name} / {p['title']} / {t['refId']}"] = substitute(t["expr"])
     for rule in recording_rules():
+        if rule["record"] in RULES_NOT_IN_THE_DEMO:
+            continue
         out[f"rule {rule['record']}"] = "{__name__=" + f'"{rule["record"]}"' + "}"
     return out
 
