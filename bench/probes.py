@@ -1,0 +1,350 @@
+"""Each probe side by side with the Debian peer exporter against the same server, in one run.
+
+    python bench/probes.py [--scrapes 200] [--write-docs]
+
+Starts Redis, PostgreSQL and PgBouncer once (the test suite's server classes, on free
+loopback ports), then for each: our daemon with only that probe configured, and the
+peer (prometheus-redis-exporter, prometheus-postgres-exporter,
+prometheus-pgbouncer-exporter, Debian's packages) with its default configuration.
+Scrapes alternate between the two so the machine's noise falls on both alike. Reports
+the scrape latency median and p99, CPU seconds per scrape (/proc/<pid>/stat), resident
+memory and series count, and the coverage table: for each signal of the peer's default
+output that an SRE alerts on, the name we export it under, checked against both
+scrapes (a row whose families are missing on either side fails the run).
+`--write-docs` puts the tables into docs/probes.md between its bench markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.support.servers import PgBouncerServer, PostgresServer, RedisServer, workdir  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+DOCS = ROOT / "docs" / "probes.md"
+BEGIN, END = "<!-- bench/probes.py: begin -->", "<!-- bench/probes.py: end -->"
+
+# What an SRE alerts on in each peer's default output, and the name we export it under.
+# (peer family, our family or None where we export nothing for it, what it is); both must be
+# present in the run's scrapes.
+COVERAGE: dict[str, list[tuple[str, str | None, str]]] = {
+    "redis": [
+        ("redis_up", "apm_up", "target answers"),
+        ("redis_uptime_in_seconds", "apm_redis_uptime_seconds", "restarts"),
+        ("redis_connected_clients", "apm_cache_clients", "clients"),
+        ("redis_blocked_clients", "apm_redis_blocked_clients", "blocked clients"),
+        ("redis_rejected_connections_total", "apm_redis_rejected_connections_total", "refused at maxclients"),
+        ("redis_config_maxclients", "apm_redis_max_clients", "client limit"),
+        ("redis_memory_used_bytes", "apm_cache_memory_bytes", "memory used"),
+        ("redis_memory_max_bytes", "apm_cache_memory_limit_bytes", "maxmemory"),
+        ("redis_mem_fragmentation_ratio", "apm_redis_memory_fragmentation_ratio", "fragmentation"),
+        ("redis_memory_used_rss_bytes", "apm_redis_memory_rss_bytes", "resident memory"),
+        ("redis_evicted_keys_total", "apm_cache_evictions_total", "evictions"),
+        ("redis_expired_keys_total", "apm_cache_expirations_total", "expirations"),
+        ("redis_keyspace_hits_total", "apm_cache_requests_total", "hits (and misses)"),
+        ("redis_db_keys", "apm_redis_db_keys", "keys per database"),
+        ("redis_db_keys_expiring", "apm_redis_db_expiring_keys", "expiring keys per database"),
+        ("redis_commands_total", "apm_redis_command_duration_seconds_count", "calls per command"),
+        ("redis_commands_duration_seconds_total", "apm_redis_command_duration_seconds_sum", "time per command"),
+        ("redis_commands_failed_calls_total", "apm_redis_command_errors_total", "failed/rejected calls"),
+        ("redis_latency_percentiles_usec", "apm_redis_command_duration_seconds", "latency percentiles"),
+        ("redis_connected_slaves", "apm_redis_connected_replicas", "replicas"),
+        ("redis_master_repl_offset", "apm_redis_replication_offset_bytes", "replication offset"),
+        ("redis_instance_info", "apm_redis_info", "version, role"),
+        ("redis_rdb_last_save_timestamp_seconds", "apm_redis_rdb_last_save_timestamp_seconds", "last save"),
+        ("redis_rdb_changes_since_last_save", "apm_redis_rdb_changes_since_last_save", "unsaved writes"),
+        ("redis_rdb_last_bgsave_status", "apm_redis_rdb_last_bgsave_ok", "last save failed"),
+        ("redis_aof_enabled", "apm_redis_aof_enabled", "AOF on"),
+        ("redis_aof_last_write_status", "apm_redis_aof_last_write_ok", "AOF write failed"),
+        ("redis_net_input_bytes_total", "apm_redis_net_input_bytes_total", "network in"),
+        ("redis_net_output_bytes_total", "apm_redis_net_output_bytes_total", "network out"),
+    ],
+    "postgres": [
+        ("pg_up", "apm_up", "target answers"),
+        ("pg_stat_database_xact_commit", "apm_postgres_transactions_total", "commits (and rollbacks)"),
+        ("pg_stat_database_blks_hit", "apm_cache_requests_total", "buffer hits (and reads)"),
+        ("pg_stat_database_deadlocks", "apm_postgres_deadlocks_total", "deadlocks"),
+        ("pg_stat_database_temp_bytes", "apm_postgres_temp_bytes_total", "temp bytes"),
+        ("pg_stat_database_conflicts", "apm_postgres_conflicts_total", "recovery conflicts"),
+        ("pg_stat_database_numbackends", "apm_pool_connections", "sessions per database"),
+        ("pg_settings_max_connections", "apm_pool_max_connections", "max_connections"),
+        ("pg_stat_activity_count", "apm_pool_connections", "sessions by state"),
+        ("pg_stat_activity_max_tx_duration", "apm_postgres_oldest_transaction_age_seconds", "oldest transaction"),
+        ("pg_locks_count", "apm_postgres_locks", "locks by mode"),
+        ("pg_database_size_bytes", "apm_postgres_database_size_bytes", "database size"),
+        ("pg_stat_bgwriter_checkpoints_timed_total", "apm_postgres_checkpoints_total", "checkpoints"),
+        ("pg_stat_bgwriter_buffers_checkpoint_total", "apm_postgres_buffers_written_total", "buffers written"),
+        ("pg_stat_bgwriter_checkpoint_write_time_total", "apm_postgres_checkpoint_seconds_total", "checkpoint time"),
+        ("pg_stat_bgwriter_buffers_alloc_total", "apm_postgres_buffers_allocated_total", "buffers allocated"),
+        ("pg_stat_bgwriter_maxwritten_clean_total", "apm_postgres_bgwriter_maxwritten_clean_total",
+         "bgwriter stops"),
+        # pg_replication_lag (the peer's default, on replicas only) is apm_postgres_replay_lag_seconds;
+        # both are absent on the primary measured here (tests/collectors/test_postgres.py has the replica).
+    ],
+    # Debian's prometheus-pgbouncer-exporter 1.7 (names from its collectors.py): it reads
+    # SHOW STATS' total_requests, which PgBouncer 1.14 dropped, so it fails to start against
+    # Debian's PgBouncer 1.18 (KeyError 'total_requests'); only our side is checked.
+    "pgbouncer": [
+        ("pgbouncer_active_clients", "apm_pool_clients", "clients active (and waiting)"),
+        ("pgbouncer_waiting_clients", "apm_pool_pending_requests", "clients waiting"),
+        ("pgbouncer_pool_size", "apm_pool_max_connections", "pool size"),
+        ("pgbouncer_reserve_pool", None, "reserve pool size"),
+        ("pgbouncer_requests_total", "apm_pool_queries_total", "queries"),
+        ("pgbouncer_query_microseconds_total", "apm_pool_query_seconds_total", "query time"),
+        ("pgbouncer_received_bytes_total", None, "bytes from clients"),
+        ("pgbouncer_sent_bytes_total", None, "bytes to clients"),
+        ("pgbouncer_used_clients", "apm_pgbouncer_list_items", "SHOW LISTS items (every list)"),
+        ("pgbouncer_used_servers", "apm_pgbouncer_list_items", "SHOW LISTS items"),
+    ],
+}
+# Peers' family names differ between versions; alternatives to accept for a row.
+ALIASES: dict[str, tuple[str, ...]] = {}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def scrape(url: str) -> tuple[float, bytes]:
+    start = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=30) as r:
+        body = r.read()
+    return time.perf_counter() - start, body
+
+
+def family_names(body: bytes) -> set[str]:
+    names = set()
+    for line in body.decode(errors="replace").splitlines():
+        if line and not line.startswith("#"):
+            name = re.split(r"[{ ]", line, 1)[0]
+            names.add(name)
+            for suffix in ("_bucket", "_count", "_sum"):
+                if name.endswith(suffix):
+                    names.add(name[: -len(suffix)])
+    return names
+
+
+@dataclass
+class Exporter:
+    name: str
+    cmd: list[str]
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = None
+    body: bytes = b""
+    cpu_per_scrape: float = 0.0
+    rss: float = 0.0
+    failed: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/metrics"
+
+    def start(self) -> None:
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **self.env})
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                scrape(self.url)
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.log.seek(0)
+                    tail = self.log.read()[-1500:].decode(errors="replace")
+                    raise SystemExit(f"{self.name} did not start: {' '.join(self.cmd)}\n{tail}") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def series(self) -> int:
+        return sum(1 for line in self.body.splitlines() if line and not line.startswith(b"#"))
+
+
+def ours(name: str, probe: dict[str, Any], tmp: Path) -> Exporter:
+    port = free_port()
+    config = {"statsd": {"listeners": []},
+              "collectors": {"host": {"enabled": False}, "process": {"enabled": False},
+                             "container": {"enabled": False}},
+              "probes": {name: [probe]}}
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    binary = shutil.which("apm-exporter") or str(Path(sys.executable).parent / "apm-exporter")
+    return Exporter(f"apm-exporter ({name})", [binary, "--config.file", str(path),
+                                               "--web.listen-address", f"127.0.0.1:{port}"], port)
+
+
+def peer(binary: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        raise SystemExit(f"install the peer: apt-get install {binary}")
+    return path
+
+
+def run_pair(pair: tuple[Exporter, Exporter], scrapes: int) -> tuple[Exporter, ...]:
+    """Both side by side; a peer that cannot start is reported and the other runs alone."""
+    running: list[Exporter] = []
+    for e in pair:
+        try:
+            e.start()
+            running.append(e)
+        except SystemExit as err:
+            e.failed = str(err).splitlines()[-1]
+            print(f"{e.name}: {e.failed}", file=sys.stderr)
+    pair = tuple(running)
+    try:
+        for e in pair:  # warm-up: connections opened, drivers imported
+            for _ in range(5):
+                scrape(e.url)
+        before = {e.name: cpu_seconds(e.proc.pid) for e in pair if e.proc}
+        for _ in range(scrapes):
+            for e in pair:
+                took, e.body = scrape(e.url)
+                e.latencies.append(took)
+        for e in pair:
+            assert e.proc is not None
+            e.cpu_per_scrape = (cpu_seconds(e.proc.pid) - before[e.name]) / scrapes
+            e.rss = rss_mib(e.proc.pid)
+    finally:
+        for e in pair:
+            e.stop()
+    return pair
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scrapes", type=int, default=200)
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+
+    redis = RedisServer(workdir("bench-redis"))
+    postgres = PostgresServer(workdir("bench-postgres"))
+    servers: list[Any] = [redis, postgres]
+    pairs: dict[str, tuple[Exporter, Exporter]] = {}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        try:
+            redis.start()
+            postgres.start()
+            pgbouncer = PgBouncerServer(workdir("bench-pgbouncer"), postgres)
+            servers.append(pgbouncer)
+            pgbouncer.start()
+            client = redis.client()
+            for i in range(1000):
+                client.set(f"session:{i}", "x" * 100, ex=3600 if i % 2 else None)
+            for i in range(200):
+                client.get(f"session:{i}")
+            with pgbouncer.connect() as conn:
+                conn.execute("SELECT 1")
+            # A session that holds a lock in an open transaction for the whole run, as a busy
+            # server always has: the lock and transaction-age families then have something to count.
+            holder = postgres.connect()
+            holder.execute("BEGIN")
+            holder.execute("SELECT count(*) FROM pg_class")
+            pg_dsn = postgres.dsn()
+            pairs["redis"] = (
+                ours("redis", {"name": "bench", "url": redis.url}, tmp),
+                Exporter("redis_exporter", [peer("prometheus-redis-exporter"), "-redis.addr", redis.url,
+                                            "-web.listen-address", f"127.0.0.1:{(p := free_port())}"], p))
+            pairs["postgres"] = (
+                ours("postgres", {"name": "bench", "dsn": pg_dsn}, tmp),
+                Exporter("postgres_exporter", [peer("prometheus-postgres-exporter"),
+                                               f"--web.listen-address=127.0.0.1:{(p := free_port())}"], p,
+                         env={"DATA_SOURCE_NAME": f"{pg_dsn}?sslmode=disable"}))
+            pairs["pgbouncer"] = (
+                ours("pgbouncer", {"name": "bench", "dsn": pgbouncer.dsn("pgbouncer")}, tmp),
+                Exporter("pgbouncer_exporter", [peer("prometheus-pgbouncer-exporter"), "--host", "127.0.0.1",
+                                                "--port", str(p := free_port()), "--pgbouncer-host", "127.0.0.1",
+                                                "--pgbouncer-port", str(pgbouncer.port),
+                                                "--pgbouncer-user", "postgres"], p))
+            for pair in pairs.values():
+                run_pair(pair, args.scrapes)
+        finally:
+            for server in reversed(servers):
+                server.stop()
+                shutil.rmtree(server.workdir, ignore_errors=True)
+
+    lines = [f"Measured with `python bench/probes.py --scrapes {args.scrapes}` (both exporters of a row "
+             "against the same server, scrapes alternating):", "",
+             "| probe | exporter | series | median ms | p99 ms | CPU ms/scrape | RSS MiB |",
+             "|---|---|---|---|---|---|---|"]
+    for kind, pair in pairs.items():
+        for e in pair:
+            if e.failed:
+                lines.append(f"| {kind} | {e.name} | did not start: `{e.failed[:100]}` | | | | |")
+                continue
+            lines.append(f"| {kind} | {e.name} | {e.series()} | {1000 * statistics.median(e.latencies):.2f} | "
+                         f"{1000 * p99(e.latencies):.2f} | {1000 * e.cpu_per_scrape:.2f} | {e.rss:.1f} |")
+    lines += ["", "Coverage: each signal of the peer's default output an SRE alerts on, and our name for it "
+              "(both checked present in this run's scrapes):", "",
+              "| probe | peer family | ours | signal |", "|---|---|---|---|"]
+    missing = []
+    for kind, rows in COVERAGE.items():
+        us, them = pairs[kind]
+        theirs, mine = family_names(them.body), family_names(us.body)
+        for peer_name, our_name, what in rows:
+            found_peer = them.failed != "" or any(a in theirs for a in ALIASES.get(peer_name, (peer_name,)))
+            found_ours = our_name is None or our_name in mine
+            if not (found_peer and found_ours):
+                missing.append(f"{kind}: {peer_name} ({'ok' if found_peer else 'absent'}) / "
+                               f"{our_name} ({'ok' if found_ours else 'absent'})")
+            lines.append(f"| {kind} | `{peer_name}` | {f'`{our_name}`' if our_name else '— (not exported)'} | {what} |")
+    if os.environ.get("BENCH_DUMP"):
+        for kind, pair in pairs.items():
+            for e in pair:
+                Path(os.environ["BENCH_DUMP"], f"{kind}-{e.name.split()[0]}.txt").write_bytes(e.body)
+    table = "\n".join(lines)
+    print(table)
+    if missing:
+        print("\nnot found in this run's scrapes:\n  " + "\n  ".join(missing))
+    if args.write_docs and not missing:
+        text = DOCS.read_text()
+        start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+        DOCS.write_text(text[:start] + "\n" + table + "\n" + text[end:])
+    if missing:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
