@@ -37,6 +37,7 @@ import tempfile
 import textwrap
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,12 +96,15 @@ def traffic(lines_per_packet: int, packets: int, seed: int = 1) -> list[bytes]:
         (3, lambda: f"worker.{rnd.randint(1, 8)}.heartbeat:1|c"),
         (3, lambda: f"debug.{rnd.choice(['x', 'y'])}.trace:1|c"),
     ]
+    return mix(rnd, makers, lines_per_packet, packets)
+
+
+def mix(rnd: random.Random, makers: list[tuple[int, Callable[[], str]]], lines_per_packet: int,
+        packets: int) -> list[bytes]:
+    """Packets of lines drawn from weighted line makers (bench/soak.py has a mix of its own)."""
     weights = [w for w, _ in makers]
-    out = []
-    for _ in range(packets):
-        chosen = rnd.choices(makers, weights, k=lines_per_packet)
-        out.append("\n".join(make() for _, make in chosen).encode())
-    return out
+    return ["\n".join(make() for _, make in rnd.choices(makers, weights, k=lines_per_packet)).encode()
+            for _ in range(packets)]
 
 
 # --- receivers -----------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import SENDER, free_port, kernel_udp  # noqa: E402  (the sibling benchmark's sender)
+from ingest import SENDER, free_port, kernel_udp, mix  # noqa: E402  (the sibling benchmark's sender)
 
 ROOT = Path(__file__).resolve().parent.parent
 LINES_PER_PACKET = 30
@@ -71,9 +71,7 @@ def packets(segment: int, count: int, seed: int) -> list[bytes]:
         (4, lambda: f"apm.batch.size:{rnd.randint(1, 500)}|h|#queue:{rnd.choice(queues)}"),
         (6, lambda: f"soak.session.{rnd.choice(sessions)}:1|c"),
     ]
-    weights = [w for w, _ in makers]
-    return ["\n".join(make() for _, make in rnd.choices(makers, weights, k=LINES_PER_PACKET)).encode()
-            for _ in range(count)]
+    return mix(rnd, makers, LINES_PER_PACKET, count)
 
 
 def rss_mib(pid: int) -> float:
