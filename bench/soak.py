@@ -30,7 +30,8 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import SENDER, free_port, kernel_udp, mix  # noqa: E402  (the sibling benchmark's sender)
+from ingest import SENDER, free_port, kernel_udp, mix  # noqa: E402  (the sibling benchmarks' helpers)
+from scrape import rss_mib  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LINES_PER_PACKET = 30
@@ -72,13 +73,6 @@ def packets(segment: int, count: int, seed: int) -> list[bytes]:
         (6, lambda: f"soak.session.{rnd.choice(sessions)}:1|c"),
     ]
     return mix(rnd, makers, LINES_PER_PACKET, count)
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def counted(web: int) -> float:
