@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -39,6 +39,9 @@ class OtlpConfig(Section):
     grpc: GrpcListener = GrpcListener()
     # Largest request body (after gzip is undone, too); the SDKs' batches are far smaller.
     max_request_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = 8 * 1024 * 1024
+    # Exponential histograms outside the conventions: native buckets (protobuf scrapes), classic
+    # ones (text scrapes), or both, as statsd's histogram_type says it.
+    exponential_histograms: Literal["classic", "native", "both"] = "both"
     # Semantic conventions -> the built-in families (docs/otlp.md), like the StatsD conventions.
     conventions: bool = True
     # Resource attributes added as labels to every translated (non-convention) series.

@@ -33,7 +33,7 @@ from operator import add, sub
 from typing import Any, NamedTuple
 
 from exporter import families
-from exporter.model import FamilySpec, MetricType
+from exporter.model import FamilySpec, MetricType, NativeOptions
 from exporter.otlp import conventions
 from exporter.otlp.config import OtlpConfig
 from exporter.otlp.names import BadName, label_name, metric_name
@@ -315,22 +315,28 @@ class Translator:
             sanitised.append(d)
         label_keys = tuple(sorted(keys))
         buckets: tuple[float, ...] = ()
+        native = None
         if kind == "histogram" or kind == "exponential":
             buckets = self._bounds.get(name) or self._bounds.setdefault(
                 name, tuple(points[0].explicit_bounds) if kind == "histogram" else _exponential_bounds(unit))
+        if kind == "exponential" and self.config.exponential_histograms != "classic":
+            both = self.config.exponential_histograms == "both"
+            native = _native_options(points[0], both)
+            buckets = buckets if both else ()
         elif kind == "summary":  # a summary spec carries its quantiles where a histogram has bounds
             buckets = self._bounds.get(name) or self._bounds.setdefault(
                 name, tuple(sorted(q.quantile for q in points[0].quantile_values)))
         mtype = {"counter": MetricType.COUNTER, "gauge": MetricType.GAUGE, "summary": MetricType.SUMMARY}.get(
             kind, MetricType.HISTOGRAM)
-        ident = (name, mtype, label_keys, buckets, unit, metric.description)
+        ident = (name, mtype, label_keys, buckets, unit, metric.description, native)
         spec = self._specs.get(ident)
         if spec is None:
             if len(self._specs) > 100_000:
                 self._specs.clear()
             spec = self._specs[ident] = FamilySpec(
                 name, mtype, metric.description or f"OTLP metric {metric.name}.",
-                ("job", "instance", *self._promoted_labels, *label_keys), buckets, unit, namespaced=False)
+                ("job", "instance", *self._promoted_labels, *label_keys), buckets, unit, namespaced=False,
+                native=native)
         base = resource.labels
         return spec, [(*base, *(d.get(k, "") for k in label_keys)) for d in sanitised]
 
@@ -421,6 +427,9 @@ class Translator:
         if not -10 <= dp.scale <= 20:
             self._reject("invalid_buckets", 1, f"exponential scale {dp.scale} out of range")
             return
+        if not isinstance(series, Histogram):
+            self._native(dp, entry, temporality)
+            return
         target = series.bounds
         per = [0] * (len(target) + 1)
         log_base = math.log(2.0) * 2.0 ** -dp.scale
@@ -464,6 +473,71 @@ class Translator:
         buckets: list[Any] = series.buckets
         buckets[:] = map(add, buckets, inc)  # in place: StatsD's routing cache may hold this list
         series.sum += inc_sum
+        series.seen = self._now
+        self._accepted += 1
+
+    def _native(self, dp: Any, entry: list[Any], temporality: int) -> None:
+        """An exponential point into a native histogram: the same buckets, so nothing is re-bucketed
+        (OTLP's bucket i, (base**i, base**(i+1)], is Prometheus's bucket i + 1), only coarsened
+        when the point's scale is finer than Prometheus's finest schema."""
+        from exporter.native import MAX_SCHEMA, Change, NativeHistogram, _coarser
+
+        series, scale = entry[0], entry[2]
+        if not isinstance(series, NativeHistogram):  # pragma: no cover - the spec decides the series type
+            self._reject(Refusal.TYPE_CONFLICT.value, 1, "not a histogram")
+            return
+        schema = min(dp.scale, MAX_SCHEMA)
+        shift = dp.scale - schema
+        sides = []
+        for side in (dp.positive, dp.negative):
+            buckets: dict[int, float] = {}
+            for j, c in enumerate(side.bucket_counts):
+                if c:
+                    key = ((side.offset + j) >> shift) + 1
+                    buckets[key] = buckets.get(key, 0.0) + c
+            sides.append(buckets)
+        positive, negative = sides
+        zero, total = float(dp.zero_count), dp.sum * scale
+        if math.fsum(positive.values()) + math.fsum(negative.values()) + zero != dp.count:
+            self._reject("invalid_buckets", 1, "bucket counts do not add up to the count")
+            return
+        if total - total != 0:
+            self._reject("non_finite_value", 1, "NaN or infinite sum")
+            return
+        classic: list[float] = []
+        if series.bounds is not None:  # exposed both ways: the classic buckets as the classic path makes them
+            target = series.bounds
+            per = [0.0] * (len(target) + 1)
+            log_base = math.log(2.0) * 2.0 ** -dp.scale
+            if zero:
+                per[bisect_left(target, 0.0)] += zero
+            for side, sign in ((dp.positive, 1), (dp.negative, -1)):
+                for j, c in enumerate(side.bucket_counts):
+                    if c:
+                        upper = _upper(side.offset + j + (1 if sign > 0 else 0), log_base) * sign * scale
+                        per[bisect_left(target, upper)] += c
+            classic = per
+        state = self._stream(entry, dp, temporality)
+        if state is None:
+            return
+        point = Change(schema, positive, negative, zero, 0.0, total, classic)
+        start, last = dp.start_time_unix_nano, state[4]
+        change = point
+        if temporality == CUMULATIVE and last is not None and state[0] == start and dp.count >= state[2]:
+            common = min(schema, last.schema)
+            now = (_coarser(positive, schema - common), _coarser(negative, schema - common))
+            then = (_coarser(last.positive, last.schema - common), _coarser(last.negative, last.schema - common))
+            diffs = [{k: c - was.get(k, 0.0) for k, c in n.items() if c != was.get(k, 0.0)} for n, was in zip(now, then)]
+            if not any(v < 0 for d in diffs for v in d.values()) and zero >= last.zero_count:
+                inc_classic = list(map(sub, classic, last.classic)) if classic else []
+                if inc_classic and min(inc_classic) < 0:
+                    inc_classic = _increments(classic, last.classic)
+                change = Change(common, diffs[0], diffs[1], zero - last.zero_count, 0.0, total - last.sum,
+                                inc_classic)
+        if temporality == CUMULATIVE:
+            state[2], state[4] = dp.count, point
+        state[0], state[1] = start, dp.time_unix_nano
+        series.merge(change)
         series.seen = self._now
         self._accepted += 1
 
@@ -519,6 +593,14 @@ class Translator:
         self._refused += points
         if not self._message:
             self._message = message
+
+
+def _native_options(dp: Any, both: bool) -> NativeOptions:
+    """A native family's settings from its first point: Prometheus's finest schema (a series
+    coarsens to what its points carry), the point's zero threshold, client_golang's bucket limit."""
+    from exporter.native import DEFAULT_MAX_BUCKETS, DEFAULT_ZERO_THRESHOLD, MAX_SCHEMA
+
+    return NativeOptions(MAX_SCHEMA, dp.zero_threshold or DEFAULT_ZERO_THRESHOLD, DEFAULT_MAX_BUCKETS, both)
 
 
 def _exponential_bounds(unit: str) -> tuple[float, ...]:

@@ -389,3 +389,22 @@ def test_every_kind_renders_a_clean_exposition(otlp: OtlpDaemon, promtool: Calla
     assert otlp.value("gc_pause", quantile="0.99") == 0.009 and otlp.value("gc_pause_count") == 4
     assert otlp.value("cpu_utilization_ratio") == 0.5
     assert otlp.value("payload_size_bytes_count") == 2
+
+
+def test_sdk_exponential_histograms_reach_prometheus_as_native_histograms(otlp: OtlpDaemon, tmp_path: Path) -> None:
+    from tests.support.prometheus import Prometheus
+
+    with sdk(exporters(otlp, DELTA)["http"], DELTA, exponential=True) as (provider, reader):
+        latency = provider.get_meter("test").create_histogram("render.duration", unit="s")
+        for v in (0.002, 0.02, 0.2, 2.0, 2.0):
+            latency.record(v)
+        assert reader.force_flush(10_000)
+    prom = Prometheus(tmp_path, [f"127.0.0.1:{otlp.daemon.port}"], features=("native-histograms",)).start()
+    try:
+        result = prom.wait_for("histogram_count(render_duration_seconds)")
+        assert [float(r["value"][1]) for r in result] == [5.0]
+        # The native buckets hold what the SDK recorded: 2 of the 5 values lie between 1 s and 10 s.
+        above = prom.query("histogram_fraction(1, 10, render_duration_seconds)")
+        assert float(above[0]["value"][1]) == pytest.approx(0.4)
+    finally:
+        prom.stop()

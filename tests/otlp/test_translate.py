@@ -365,3 +365,33 @@ def test_the_route_cache_is_bounded_and_streams_survive_its_clearing(monkeypatch
         h.send(counter("c", *(number(t * 10, {"i": str(i)}, t=t) for i in range(25))))
     assert h.value("c_total", *JOB, "7") == 30
     assert h.translator._cached <= 25
+
+
+# --- exponential histograms as native ones ------------------------------------------------------------
+def test_exponential_histogram_keeps_its_buckets_as_a_native_histogram() -> None:
+    h = Harness(OtlpConfig(exponential_histograms="native"))
+    # scale 0, offset -3: OTLP buckets -3, -2, -1 = (1/8, 1/4], (1/4, 1/2], (1/2, 1] = Prometheus keys -2, -1, 0
+    h.send(exponential("lat", expo_point(0, -3, [1, 2, 3], 2.0, zero=1), unit="s"))
+    value = h.value("lat_seconds", *JOB)
+    assert (value.count, value.sum) == (7, 2.0)
+    assert value.native.schema == 0 and value.native.zero_count == 1
+    assert dict(value.native.positive) == {-2: 1, -1: 2, 0: 3}
+    assert list(value.counts) == []  # native only: no classic buckets
+
+
+def test_native_cumulative_points_add_their_increments_and_a_finer_scale_is_coarsened() -> None:
+    h = Harness(OtlpConfig(exponential_histograms="both"))
+    h.send(exponential("size", expo_point(10, 0, [2, 1], 3.0, t=2)))  # scale 10 > schema 8: coarsened by 2
+    h.send(exponential("size", expo_point(10, 0, [5, 1], 6.0, t=3)))
+    value = h.value("size", *JOB)
+    assert (value.count, value.sum) == (6, 6.0)
+    assert value.native.schema == 8 and dict(value.native.positive) == {1: 6}
+    assert value.counts[-1] == 6  # both: the classic buckets as well
+
+
+def test_a_restarted_native_stream_adds_its_new_cumulative() -> None:
+    h = Harness(OtlpConfig(exponential_histograms="native"))
+    h.send(exponential("size", expo_point(0, 0, [4], 4.0, start=1, t=2)))
+    h.send(exponential("size", expo_point(0, 0, [1], 1.5, start=50, t=51)))
+    value = h.value("size", *JOB)
+    assert (value.count, value.sum, dict(value.native.positive)) == (5, 5.5, {1: 5})
