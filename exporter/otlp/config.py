@@ -10,8 +10,8 @@ from exporter.schema import Address, Section
 
 DEFAULT_HTTP_ADDRESS = "127.0.0.1:4318"
 DEFAULT_GRPC_ADDRESS = "127.0.0.1:4317"
-# Resource attributes kept on target_info. One fixed list rather than "all of them": a family has
-# one label set in the store, and SDKs of different languages send different attributes.
+# Resource attributes kept on target_info. A list rather than "all of them": the SDKs add
+# attributes (process.command_args, os.description, ...) nobody queries, each a label per sender.
 DEFAULT_TARGET_INFO = [
     "service.version", "deployment.environment", "deployment.environment.name",
     "telemetry.sdk.language", "telemetry.sdk.name", "telemetry.sdk.version",
