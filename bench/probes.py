@@ -300,6 +300,7 @@ def main() -> None:
                                                 "--pgbouncer-user", "postgres"], p))
             for pair in pairs.values():
                 run_pair(pair, args.scrapes)
+            holder.close()
         finally:
             for server in reversed(servers):
                 server.stop()
