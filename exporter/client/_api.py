@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
 from exporter import wire
-from exporter.client import integrations
+from exporter.client import _exemplars, integrations
 from exporter.client._handles import Batch, Cache, Pool, Queue
 from exporter.client._sender import (
     DEFAULT_MAX_SAMPLES,
@@ -49,21 +49,31 @@ class Telemetry:
         return f"Telemetry(address={self._sender.transport.address!r})"
 
     # --- operations ----------------------------------------------------------------
-    def timed(self, operation: str, **labels: str) -> Timed:
+    def timed(self, operation: str, exemplar: dict[str, str] | None = None, **labels: str) -> Timed:
         """Time a function (sync or async) or a `with` block as `operation`.
 
         The outcome is `ok`, `error` when an exception escapes (re-raised untouched), or
         `cancelled` for BaseExceptions such as asyncio.CancelledError and KeyboardInterrupt.
         Extra `labels` travel as DogStatsD tags; the built-in conventions ignore them.
+        While OpenTelemetry is in use, the current span's trace id becomes the exemplar
+        of one observation per series and flush; a `with` block may give its own,
+        `exemplar={"trace_id": ...}`.
         """
-        return Timed(self._timer_series(operation, labels))
+        return Timed(self._timer_series(operation, labels), _exemplars.explicit(exemplar))
 
-    def record(self, operation: str, seconds: float, outcome: str = OK, **labels: str) -> None:
-        """Record an operation timed elsewhere (a span, a log line, another thread)."""
+    def record(self, operation: str, seconds: float, outcome: str = OK, exemplar: dict[str, str] | None = None,
+               **labels: str) -> None:
+        """Record an operation timed elsewhere (a span, a log line, another thread);
+        `exemplar={"trace_id": ...}` links this observation to its trace."""
         series = self._timer_series(operation, labels)
         target = series.ok if outcome == OK else series.error if outcome == ERROR else \
             self._sender.series(wire.OPERATION, TIMER, _op_tags(operation, outcome, labels))
-        target.values.append(round(seconds * 1e9))
+        value = round(seconds * 1e9)
+        target.values.append(value)
+        trace = _exemplars.explicit(exemplar)
+        if trace:
+            target.exemplar = (value, trace)
+
 
     def _timer_series(self, operation: str, labels: dict[str, str]) -> _TimerSeries:
         key = (operation, tuple(sorted(labels.items())) if labels else ())
@@ -148,6 +158,14 @@ class Telemetry:
         return dict(self._sender.stats)
 
 
+def _take_exemplar(series: Series, elapsed: int, trace: str) -> None:
+    """This observation as the series' exemplar, with the given or the current span's trace id."""
+    trace = trace or _exemplars.current_trace_id()
+    if trace:
+        series.exemplar = (elapsed, trace)
+        series.wants_exemplar = False
+
+
 def _op_tags(operation: str, outcome: str, labels: dict[str, str]) -> Tags:
     extra = tuple((clean_tag(k), clean_tag(v)) for k, v in sorted(labels.items()))
     return ((wire.TAG_OPERATION, clean_tag(operation)), (wire.TAG_OUTCOME, outcome)) + extra
@@ -167,11 +185,12 @@ class Timed:
     block (as with prometheus_client's `Histogram.time()`); the decorator is reusable.
     """
 
-    __slots__ = ("_series", "_t0")
+    __slots__ = ("_series", "_t0", "_trace")
 
-    def __init__(self, series: _TimerSeries) -> None:
+    def __init__(self, series: _TimerSeries, trace: str = "") -> None:
         self._series = series
         self._t0 = 0
+        self._trace = trace
 
     @overload
     def __call__(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]: ...
@@ -181,8 +200,9 @@ class Timed:
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
             raise TypeError(f"{fn.__qualname__} is a generator: time the code that consumes it instead")
-        ok = self._series.ok.values.append
-        err = self._series.error.values.append
+        ok_series, err_series = self._series.ok, self._series.error
+        ok = ok_series.values.append
+        err = err_series.values.append
         cancel = self._series.cancelled.values.append
         clock = perf_counter_ns
 
@@ -196,19 +216,26 @@ class Timed:
 
             return timed_async
 
-        # The hot path: two clock reads and one list.append, nothing else.
+        # The hot path: two clock reads, one list.append and one attribute test (an exemplar
+        # is taken once per series and flush, and only while OpenTelemetry is loaded).
         @functools.wraps(fn)
         def timed_sync(*args: P.args, **kwargs: P.kwargs) -> Any:
             t0 = clock()
             try:
                 result = fn(*args, **kwargs)
             except Exception:
-                err(clock() - t0)
+                elapsed = clock() - t0
+                err(elapsed)
+                if err_series.wants_exemplar:
+                    _take_exemplar(err_series, elapsed, "")
                 raise
             except BaseException:
                 cancel(clock() - t0)
                 raise
-            ok(clock() - t0)
+            elapsed = clock() - t0
+            ok(elapsed)
+            if ok_series.wants_exemplar:
+                _take_exemplar(ok_series, elapsed, "")
             return result
 
         return timed_sync
@@ -219,11 +246,14 @@ class Timed:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         elapsed = perf_counter_ns() - self._t0
         if et is None:
-            self._series.ok.values.append(elapsed)
+            series = self._series.ok
         elif issubclass(et, Exception):
-            self._series.error.values.append(elapsed)
+            series = self._series.error
         else:
-            self._series.cancelled.values.append(elapsed)
+            series = self._series.cancelled
+        series.values.append(elapsed)
+        if self._trace or series.wants_exemplar:
+            _take_exemplar(series, elapsed, self._trace)
 
     async def __aenter__(self) -> None:
         self.__enter__()

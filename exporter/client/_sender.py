@@ -24,6 +24,8 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol
 
+from exporter.client import _exemplars
+
 from exporter.wire import TAG_INSTANCE
 
 DEFAULT_ADDRESS: Final = "127.0.0.1:8125"
@@ -70,7 +72,7 @@ def _num(v: float) -> str:
 class Series:
     """One wire line's identity (name, type, tags) and the values recorded since the last flush."""
 
-    __slots__ = ("_prefix", "_tagpart", "announce", "kind", "name", "tags", "values")
+    __slots__ = ("_prefix", "_tagpart", "announce", "exemplar", "kind", "name", "tags", "values", "wants_exemplar")
 
     def __init__(self, name: str, kind: str, tags: Tags) -> None:
         self.name = name
@@ -82,6 +84,10 @@ class Series:
         self.announce = kind == COUNTER
         self._prefix = name + ":"
         self._tagpart = "|#" + format_tags(tags) if tags else ""
+        # One (value, trace id) per flush goes out on a line of its own with the trace tag;
+        # `wants_exemplar` (set at each flush while OpenTelemetry is loaded) asks timed() for one.
+        self.exemplar: tuple[Any, str] | None = None
+        self.wants_exemplar = False
 
     def lines(self, out: list[str], budget: int, max_samples: int) -> None:
         """Drain the values recorded so far into wire lines appended to `out`."""
@@ -98,6 +104,20 @@ class Series:
         if self.kind == COUNTER:
             out.append(f"{self._prefix}{_num(sum(taken))}|c{self._tagpart}")
             return
+        exemplar = self.exemplar
+        if exemplar is not None:
+            try:
+                taken.remove(exemplar[0])  # it goes out once, on its own line below
+            except ValueError:
+                exemplar = None  # recorded after this flush took its values: the next one sends it
+            else:
+                self.exemplar = None
+                tags = self._tagpart + "," if self._tagpart else "|#"
+                number = f"{exemplar[0]}e-6" if self.kind == TIMER else _num(exemplar[0])
+                out.append(f"{self._prefix}{number}|{self.kind}{tags}{_exemplars.TAG}:{exemplar[1]}")
+                n = len(taken)
+                if not n:
+                    return
         rate = ""
         if n > max_samples:
             # Past the cap, send an even subset with its sample rate: the daemon scales the
@@ -338,8 +358,10 @@ class Sender:
         lines: list[str] = []
         self._poll()  # at close too: polled counters (lru_cache) have a last delta to send
         budget = self.transport.payload
+        tracing = _exemplars.tracing()
         for s in list(self.series_by_key.values()):
             s.lines(lines, budget, self.max_samples)
+            s.wants_exemplar = tracing and s.kind != COUNTER and s.exemplar is None
         orphans = []
         for key, g in list(self.gauges_by_key.items()):
             lines.append(g.line(final, self.instance))

@@ -24,8 +24,8 @@ def test_importing_the_client_loads_nothing_of_the_daemon() -> None:
     third_party = {m.split(".")[0] for m in modules} & set(FORBIDDEN)
 
     assert set() == third_party
-    assert {"exporter", "exporter.wire", "exporter.client", "exporter.client._api", "exporter.client._handles",
-            "exporter.client._sender", "exporter.client.integrations", "exporter.client.testing"} == ours
+    assert {"exporter", "exporter.wire", "exporter.client", "exporter.client._api", "exporter.client._exemplars",
+            "exporter.client._handles", "exporter.client._sender", "exporter.client.integrations", "exporter.client.testing"} == ours
 
 
 def test_client_source_imports_only_stdlib_and_itself_at_module_level() -> None:

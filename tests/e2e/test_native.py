@@ -198,3 +198,47 @@ def test_query_exemplars_returns_the_trace_ids_sent(daemon_factory: Callable[...
         assert not prom.query('{__name__=~"checkout.*", trace_id!=""}')  # never a label
     finally:
         prom.stop()
+
+
+def test_query_exemplars_returns_the_trace_ids_the_client_sent(
+    daemon_factory: Callable[..., Daemon], tmp_path: Path,
+) -> None:
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    from exporter.client import Telemetry
+
+    d, port = _statsd_daemon(daemon_factory)
+    tm = Telemetry(f"127.0.0.1:{port}", flush_interval=3600)  # flushed by hand below
+    checkout = tm.timed("checkout")(lambda: time.sleep(0.002))
+    checkout()
+    tm.flush()  # from here on each flush asks for one exemplar
+    sent = []
+    for i in range(3):
+        trace_id = 0x4BF92F3577B34DA6A3CE929D0E0E4700 + i
+        context = SpanContext(trace_id=trace_id, span_id=0x00F067AA0BA902B7, is_remote=False,
+                              trace_flags=TraceFlags(TraceFlags.SAMPLED))
+        with trace.use_span(NonRecordingSpan(context)):
+            checkout()
+            checkout()
+        tm.flush()
+        sent.append(f"{trace_id:032x}")
+    _wait_lines(d, 7)
+    prom = Prometheus(tmp_path, [f"127.0.0.1:{d.port}"], features=("exemplar-storage",)).start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            now = time.time()
+            found = prom.api("query_exemplars", query="apm_operation_duration_seconds_bucket",
+                             start=str(now - 300), end=str(now + 60))
+            traces = {e["labels"]["trace_id"] for series in found for e in series["exemplars"]}
+            if traces >= set(sent[-1:]) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        # The latest per bucket: all three when they fell in different buckets, else the last.
+        assert sent[-1] in traces and traces <= set(sent), (traces, sent)
+        count = prom.query('sum(apm_operation_duration_seconds_count{operation="checkout"})')
+        assert float(count[0]["value"][1]) == 7  # the exemplar lines are observations, counted once
+    finally:
+        prom.stop()
+        tm.close()
