@@ -26,7 +26,6 @@ from math import frexp, inf
 from exporter.statsd.mapper import Mapper
 from exporter.statsd.routes import (
     COUNT,
-    GAUGE,
     MAX_CACHE_ENTRIES,
     NATIVE,
     OBSERVE,
@@ -130,7 +129,7 @@ class Ingest:
                     continue
                 entry, value = found
             op = entry[0]
-            if op == OBSERVE or op == NATIVE:
+            if op <= OBSERVE:  # OBSERVE or NATIVE
                 # Timer values rarely repeat, so they skip the value cache.
                 try:
                     v = float(value)
@@ -172,16 +171,24 @@ class Ingest:
                 x = value_get(value)
                 if x is None:
                     x = plain(value)
-                if x is not None and (x >= 0.0 or op == GAUGE):  # a negative counter is an error
-                    s = entry[2]
-                    sign = value[0]
-                    if op == COUNT or sign == 43 or sign == 45:  # a counter, or a gauge's "+n", "-n"
-                        s.value += x * entry[3]
+                if x is not None:
+                    if op == COUNT:
+                        if x >= 0.0:  # a negative counter is an error, which apply() counts
+                            s = entry[2]
+                            s.value += x * entry[3]
+                            s.seen = now
+                            unmapped += entry[1]
+                            continue
                     else:
-                        s.value = x * entry[3]
-                    s.seen = now
-                    unmapped += entry[1]
-                    continue
+                        s = entry[2]
+                        sign = value[0]
+                        if sign == 43 or sign == 45:  # a gauge's "+n" or "-n" changes it
+                            s.value += x * entry[3]
+                        else:
+                            s.value = x * entry[3]
+                        s.seen = now
+                        unmapped += entry[1]
+                        continue
             nslow += 1
             got += apply(line, entry, value, now)
         return len(lines) - nslow + got, unmapped

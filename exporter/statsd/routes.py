@@ -45,7 +45,9 @@ from exporter.wire import TAG_INSTANCE
 
 log = logging.getLogger(__name__)
 
-OBSERVE, COUNT, GAUGE, OTHER, NATIVE = 0, 1, 2, 3, 4
+# NATIVE sorts below OBSERVE so that the loop tells both observers apart from the rest with
+# one comparison (`op <= OBSERVE`), and counters and gauges with another (`op < OTHER`).
+NATIVE, OBSERVE, COUNT, GAUGE, OTHER = -1, 0, 1, 2, 3
 SUMMARY, SET, DROP, REFUSED, SPLIT, INSTANCE = "summary", "set", "drop", "refused", "split", "instance"
 
 MAX_CACHE_ENTRIES = 200_000
