@@ -20,7 +20,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.support.servers import PgBouncerServer, PostgresServer, RedisServer, workdir  # noqa: E402
 
-TICKS = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(ROOT / "bench"))
+from scrape import cpu_seconds, free_port, rss_mib  # noqa: E402  (the sibling benchmark's helpers)
+
 DOCS = ROOT / "docs" / "probes.md"
 BEGIN, END = "<!-- bench/probes.py: begin -->", "<!-- bench/probes.py: end -->"
 
@@ -116,24 +117,6 @@ COVERAGE: dict[str, list[tuple[str, str | None, str]]] = {
 }
 # Peers' family names differ between versions; alternatives to accept for a row.
 ALIASES: dict[str, tuple[str, ...]] = {}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def scrape(url: str) -> tuple[float, bytes]:
