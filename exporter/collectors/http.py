@@ -59,6 +59,15 @@ class Config(Target):
         return codes
 
 
+def tls_context(ca_file: str | None, insecure_skip_verify: bool) -> ssl.SSLContext:
+    """The client TLS context of a probe that speaks HTTPS (this one, RabbitMQ's management API)."""
+    ctx = ssl.create_default_context(cafile=ca_file)
+    if insecure_skip_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 class HTTPCollector(BaseProbe):
     """A fresh connection per collect, so reset() has nothing to drop."""
 
@@ -77,17 +86,10 @@ class HTTPCollector(BaseProbe):
         if parts.username is not None:
             user_pass = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             self._auth = "Basic " + base64.b64encode(user_pass.encode()).decode()
-        self._ssl = self._context() if self._tls else None
+        self._ssl = tls_context(config.ca_file, config.insecure_skip_verify) if self._tls else None
         self._latency = Operations(families.OPERATION_DURATION)
         self._latency.declare(config.name, "ok")
         self._latency.declare(config.name, "error")
-
-    def _context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=self.config.ca_file)
-        if self.config.insecure_skip_verify:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
 
     def describe(self) -> str:
         return f"http {self.config.url}"

@@ -31,6 +31,7 @@ from pydantic import Field
 
 from exporter import __version__, families
 from exporter.collectors import BaseProbe, ProbeError
+from exporter.collectors.http import tls_context
 from exporter.model import Family
 from exporter.redact import dsn_secrets
 from exporter.schema import Regex, Target
@@ -70,12 +71,7 @@ class RabbitMQCollector(BaseProbe):
         user, password = unquote(parts.username or "guest"), unquote(parts.password or "guest")
         self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self._include = re.compile(config.include)
-        self._ssl: ssl.SSLContext | None = None
-        if self._tls:
-            self._ssl = ssl.create_default_context(cafile=config.ca_file)
-            if config.insecure_skip_verify:
-                self._ssl.check_hostname = False
-                self._ssl.verify_mode = ssl.CERT_NONE
+        self._ssl = tls_context(config.ca_file, config.insecure_skip_verify) if self._tls else None
 
     def describe(self) -> str:
         return f"rabbitmq {self.config.url}"
