@@ -56,7 +56,7 @@ def main() -> None:
     prices_l2 = tm.cache("prices", level="l2")  # a hand-written cache: the plain API
 
     @tm.instrument_lru_cache("prices", level="l1")  # hits, misses, evictions, size, capacity
-    @functools.lru_cache(maxsize=32)
+    @functools.lru_cache(maxsize=8)  # small, so L1 misses that L2 serves (promotions) come every second
     def price(product: int) -> float:
         cached = cache.get(f"price:{product}")
         if cached is not None:
