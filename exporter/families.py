@@ -142,6 +142,49 @@ HOST_INTERRUPTS = FamilySpec("host_interrupts_total", C, "Interrupts serviced si
 HOST_FORKS = FamilySpec("host_forks_total", C, "Processes and threads created since boot.")
 HOST_PROCS_RUNNING = FamilySpec("host_procs_running", G, "Threads runnable or running now.")
 HOST_PROCS_BLOCKED = FamilySpec("host_procs_blocked", G, "Threads blocked waiting for I/O now.")
+HOST_PER_CPU_SECONDS = FamilySpec(
+    "host_per_cpu_seconds_total", C, "CPU time spent in each mode, per logical CPU (only with per_cpu: true).",
+    ("cpu", "mode"), unit="seconds")
+# The memory behind "available": what is waiting for the disk, what the kernel holds, what is promised.
+HOST_MEMORY_DIRTY = FamilySpec(
+    "host_memory_dirty_bytes", G, "Page cache modified and waiting to be written to disk (Dirty).", unit="bytes")
+HOST_MEMORY_WRITEBACK = FamilySpec(
+    "host_memory_writeback_bytes", G, "Page cache being written to disk now (Writeback).", unit="bytes")
+HOST_MEMORY_SLAB_RECLAIMABLE = FamilySpec(
+    "host_memory_slab_reclaimable_bytes", G, "Kernel slab the kernel can free under pressure (SReclaimable).",
+    unit="bytes")
+HOST_MEMORY_SLAB_UNRECLAIMABLE = FamilySpec(
+    "host_memory_slab_unreclaimable_bytes", G, "Kernel slab that cannot be freed (SUnreclaim).", unit="bytes")
+HOST_MEMORY_SHMEM = FamilySpec(
+    "host_memory_shmem_bytes", G, "Shared memory and tmpfs: counted as cached but not reclaimable (Shmem).",
+    unit="bytes")
+HOST_MEMORY_ANON = FamilySpec(
+    "host_memory_anon_bytes", G, "Anonymous memory of processes (AnonPages).", unit="bytes")
+HOST_MEMORY_COMMITTED = FamilySpec(
+    "host_memory_committed_bytes", G, "Memory promised to processes, used or not (Committed_AS).", unit="bytes")
+HOST_MEMORY_COMMIT_LIMIT = FamilySpec(
+    "host_memory_commit_limit_bytes", G,
+    "Most memory the kernel promises under strict overcommit (CommitLimit).", unit="bytes")
+HOST_OOM_KILLS = FamilySpec(
+    "host_oom_kills_total", C, "Processes the kernel's OOM killer killed, host-wide (vmstat oom_kill).")
+HOST_MAJOR_PAGE_FAULTS = FamilySpec(
+    "host_major_page_faults_total", C, "Page faults that had to read from disk, host-wide (vmstat pgmajfault).")
+# Pressure stall information: seconds in which some (waiting) or all non-idle tasks (stalled) were delayed.
+HOST_PRESSURE_CPU_WAITING = FamilySpec(
+    "host_pressure_cpu_waiting_seconds_total", C, "Time at least one runnable task waited for a CPU (PSI cpu some).",
+    unit="seconds")
+HOST_PRESSURE_MEMORY_WAITING = FamilySpec(
+    "host_pressure_memory_waiting_seconds_total", C,
+    "Time at least one task was delayed by memory reclaim or swap-in (PSI memory some).", unit="seconds")
+HOST_PRESSURE_MEMORY_STALLED = FamilySpec(
+    "host_pressure_memory_stalled_seconds_total", C,
+    "Time every non-idle task was delayed by memory at once (PSI memory full).", unit="seconds")
+HOST_PRESSURE_IO_WAITING = FamilySpec(
+    "host_pressure_io_waiting_seconds_total", C, "Time at least one task waited for I/O (PSI io some).",
+    unit="seconds")
+HOST_PRESSURE_IO_STALLED = FamilySpec(
+    "host_pressure_io_stalled_seconds_total", C, "Time every non-idle task waited for I/O at once (PSI io full).",
+    unit="seconds")
 
 # --- process groups (collectors/process.py) -----------------------------------
 # Counters include processes of the group that have exited since the exporter started,

@@ -1,4 +1,4 @@
-"""Host metrics (CPU, load, memory, swap, filesystems, disks, network, fds) from /proc.
+"""Host metrics (CPU, load, memory, swap, pressure, filesystems, disks, network, fds) from /proc and /sys.
 
 The files are parsed here rather than through psutil: one read of /proc/stat gives
 CPU, context switches, interrupts, forks and boot time (psutil reads it three times),
@@ -6,12 +6,15 @@ CPU, context switches, interrupts, forks and boot time (psutil reads it three ti
 scales by the hardware sector size), and `proc_root`/`rootfs` let a container watch
 its host through bind mounts, as node_exporter's --path.procfs/--path.rootfs do.
 Every section is independent: one unreadable file costs its own families, logged once
-per change of state, never the rest.
+per change of state, never the rest. A file an older or differently built kernel does not
+have (no PSI, no conntrack module, no oom_kill before 4.13) is not an error: its families
+are left out and a debug line says so once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 from collections.abc import Callable
@@ -21,6 +24,7 @@ from typing import NamedTuple
 from exporter import families as F
 from exporter.collectors._procfs import read_text
 from exporter.collectors.namefilter import compile_filter
+from exporter.collectors.pressure import RESOURCES, parse_pressure
 from exporter.collectors.statfs import StatfsPool
 from exporter.model import Family
 from exporter.schema import CollectorConfig, Duration, Regex, Section
@@ -41,6 +45,12 @@ CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "stea
 SECTOR_BYTES = 512  # /proc/diskstats always counts 512-byte sectors
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+# How a kernel says it lacks a file: absent, or present but unsupported (PSI built in, booted psi=0).
+_ABSENT = frozenset((errno.ENOENT, errno.ENOTDIR, errno.EOPNOTSUPP, errno.EACCES, errno.EPERM))
+# node_exporter's names: cpu's `full` line (Linux 5.13+) is always 0 host-wide, so it is not exported.
+_PRESSURE = {"cpu": (("some", F.HOST_PRESSURE_CPU_WAITING),),
+             "memory": (("some", F.HOST_PRESSURE_MEMORY_WAITING), ("full", F.HOST_PRESSURE_MEMORY_STALLED)),
+             "io": (("some", F.HOST_PRESSURE_IO_WAITING), ("full", F.HOST_PRESSURE_IO_STALLED))}
 
 
 class Filesystems(Section):
@@ -70,6 +80,8 @@ class Config(CollectorConfig):
     # Where the host's /proc and / are seen: /host/proc and /host/root in a container with bind mounts.
     proc_root: str = "/proc"
     rootfs: str = "/"
+    # CPU time per logical CPU as well as summed: 10 series per CPU, so off by default.
+    per_cpu: bool = False
     filesystems: Filesystems = Filesystems()
     disks: Disks = Disks()
     network: Network = Network()
@@ -87,11 +99,16 @@ class Stat(NamedTuple):
     forks: int | None
     procs_running: int | None
     procs_blocked: int | None
+    per_cpu_ticks: dict[str, dict[str, int]]
 
 
-def parse_stat(text: str) -> Stat:
-    """/proc/stat: the aggregate `cpu` line (in clock ticks), online CPUs and the kernel counters."""
+def parse_stat(text: str, per_cpu: bool = False) -> Stat:
+    """/proc/stat: the aggregate `cpu` line (in clock ticks), online CPUs and the kernel counters.
+
+    With `per_cpu`, also each `cpuN` line, keyed by N as node_exporter's `cpu` label.
+    """
     ticks: dict[str, int] = {}
+    per: dict[str, dict[str, int]] = {}
     cpus = 0
     single: dict[str, int] = {}
     for line in text.splitlines():
@@ -101,13 +118,15 @@ def parse_stat(text: str) -> Stat:
                 ticks = dict(zip(CPU_MODES, map(int, rest.split())))
             else:
                 cpus += 1
+                if per_cpu:
+                    per[head[3:]] = dict(zip(CPU_MODES, map(int, rest.split())))
         else:
             # The intr line lists every IRQ after the total: only the first number is wanted.
             parts = line.split(" ", 2)
             if len(parts) >= 2 and parts[1].isdigit():
                 single[parts[0]] = int(parts[1])
     return Stat(ticks, cpus, single.get("ctxt"), single.get("intr"), single.get("btime"),
-                single.get("processes"), single.get("procs_running"), single.get("procs_blocked"))
+                single.get("processes"), single.get("procs_running"), single.get("procs_blocked"), per)
 
 
 def parse_meminfo(text: str) -> dict[str, int]:
@@ -146,15 +165,23 @@ def memory(meminfo: dict[str, int]) -> Memory:
                   swap_total, swap_total - meminfo.get("SwapFree", 0))
 
 
-def parse_swap_pages(vmstat: str) -> tuple[int, int]:
-    """(pages swapped in, pages swapped out) from /proc/vmstat."""
-    sin = sout = 0
-    for line in vmstat.splitlines():
-        if line.startswith("pswpin "):
-            sin = int(line[7:])
-        elif line.startswith("pswpout "):
-            sout = int(line[8:])
-    return sin, sout
+# meminfo fields exported as they are, behind "available": a missing one (older kernel) is left out.
+MEMINFO_DETAIL = (("Dirty", F.HOST_MEMORY_DIRTY), ("Writeback", F.HOST_MEMORY_WRITEBACK),
+                  ("SReclaimable", F.HOST_MEMORY_SLAB_RECLAIMABLE),
+                  ("SUnreclaim", F.HOST_MEMORY_SLAB_UNRECLAIMABLE), ("Shmem", F.HOST_MEMORY_SHMEM),
+                  ("AnonPages", F.HOST_MEMORY_ANON), ("Committed_AS", F.HOST_MEMORY_COMMITTED),
+                  ("CommitLimit", F.HOST_MEMORY_COMMIT_LIMIT))
+VMSTAT_FIELDS = frozenset(("pswpin", "pswpout", "oom_kill", "pgmajfault"))
+
+
+def parse_vmstat(text: str, wanted: frozenset[str] = VMSTAT_FIELDS) -> dict[str, int]:
+    """The wanted `name value` counters of /proc/vmstat (about 180 lines); absent names are left out."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            out[name] = int(value)
+    return out
 
 
 def _unescape_mount(field: str) -> str:
@@ -275,8 +302,11 @@ class HostCollector:
         self._statfs = StatfsPool()
         self._mounts_log = StateLog(log, "filesystem statfs hangs, skipping it", "filesystem statfs answers again")
         self._sections_log = StateLog(log, "host section unreadable", "host section readable again")
+        self._per_cpu = config.per_cpu
+        self._absent: set[str] = set()  # optional files found missing, each logged once
         self._sections: tuple[tuple[str, Callable[[list[Family]], None]], ...] = (
             ("stat", self._stat), ("loadavg", self._loadavg), ("memory", self._memory),
+            ("vmstat", self._vmstat), ("pressure", self._pressure),
             ("filesystems", self._filesystems), ("disks", self._diskstats), ("network", self._network),
             ("udp", self._udp), ("filefd", self._filefd))
 
@@ -300,9 +330,26 @@ class HostCollector:
     def _path(self, rel: str) -> str:
         return f"{self._proc}/{rel}"
 
+    def _optional(self, path: str) -> str | None:
+        """A file the kernel may lack (no PSI, no conntrack): None, logged at debug once, not an error."""
+        try:
+            text = read_text(path)
+        except OSError as err:
+            if err.errno not in _ABSENT:
+                raise
+            if path not in self._absent:
+                self._absent.add(path)
+                log.debug("host file absent, its families are left out", extra={"path": path, "err": repr(err)})
+            return None
+        self._absent.discard(path)
+        return text
+
     def _stat(self, out: list[Family]) -> None:
-        stat = parse_stat(read_text(self._path("stat")))
+        stat = parse_stat(read_text(self._path("stat")), self._per_cpu)
         out.append(F.HOST_CPU_SECONDS.family(((m,), t / _CLK_TCK) for m, t in stat.cpu_ticks.items()))
+        if self._per_cpu:
+            out.append(F.HOST_PER_CPU_SECONDS.family(((cpu, m), t / _CLK_TCK) for cpu, ticks in
+                                                     stat.per_cpu_ticks.items() for m, t in ticks.items()))
         out.append(F.HOST_CPUS.one(stat.cpus))
         for spec, value in ((F.HOST_CONTEXT_SWITCHES, stat.context_switches), (F.HOST_INTERRUPTS, stat.interrupts),
                             (F.HOST_BOOT_TIME, stat.boot_time), (F.HOST_FORKS, stat.forks),
@@ -315,13 +362,31 @@ class HostCollector:
         out += [F.HOST_LOAD1.one(one), F.HOST_LOAD5.one(five), F.HOST_LOAD15.one(fifteen)]
 
     def _memory(self, out: list[Family]) -> None:
-        mem = memory(parse_meminfo(read_text(self._path("meminfo"))))
+        meminfo = parse_meminfo(read_text(self._path("meminfo")))
+        mem = memory(meminfo)
         out += [F.HOST_MEMORY_TOTAL.one(mem.total), F.HOST_MEMORY_AVAILABLE.one(mem.available),
                 F.HOST_MEMORY_USED.one(mem.used), F.HOST_MEMORY_FREE.one(mem.free),
                 F.HOST_MEMORY_CACHED.one(mem.cached), F.HOST_MEMORY_BUFFERS.one(mem.buffers),
                 F.HOST_SWAP_TOTAL.one(mem.swap_total), F.HOST_SWAP_USED.one(mem.swap_used)]
-        sin, sout = parse_swap_pages(read_text(self._path("vmstat")))
-        out += [F.HOST_SWAP_IN.one(sin * _PAGE_SIZE), F.HOST_SWAP_OUT.one(sout * _PAGE_SIZE)]
+        out += [spec.one(meminfo[key]) for key, spec in MEMINFO_DETAIL if key in meminfo]
+
+    def _vmstat(self, out: list[Family]) -> None:
+        vm = parse_vmstat(read_text(self._path("vmstat")))
+        out += [F.HOST_SWAP_IN.one(vm.get("pswpin", 0) * _PAGE_SIZE),
+                F.HOST_SWAP_OUT.one(vm.get("pswpout", 0) * _PAGE_SIZE)]
+        for key, spec in (("oom_kill", F.HOST_OOM_KILLS), ("pgmajfault", F.HOST_MAJOR_PAGE_FAULTS)):
+            if key in vm:  # oom_kill since Linux 4.13
+                out.append(spec.one(vm[key]))
+
+    def _pressure(self, out: list[Family]) -> None:
+        for resource in RESOURCES:
+            text = self._optional(self._path(f"pressure/{resource}"))
+            if text is None:
+                continue
+            stalls = parse_pressure(text)
+            for kind, spec in _PRESSURE[resource]:
+                if kind in stalls:
+                    out.append(spec.one(stalls[kind]))
 
     def _read_mounts(self) -> str:
         # The host's mount table is pid 1's; a process in its own mount namespace sees its own.

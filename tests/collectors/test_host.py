@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.collectors import host as H
 from exporter.exposition import render
 from tests.collectors.helpers import collect_once, families_once, run
-from tests.support.binaries import require
+from tests.support.node_exporter import node_exporter
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -42,10 +38,24 @@ Buffers:            5504 kB
 Cached:           263432 kB
 SwapCached:            0 kB
 SReclaimable:      23252 kB
+SUnreclaim:        61784 kB
+Dirty:               332 kB
+Writeback:            12 kB
+AnonPages:        136108 kB
+Shmem:             24504 kB
 SwapTotal:       1048572 kB
 SwapFree:         786428 kB
+CommitLimit:    12341796 kB
+Committed_AS:     430692 kB
 HugePages_Total:       0
 """
+
+# /proc/pressure/* as Linux 6.1 writes them (cpu's `full` line since 5.13).
+PRESSURE = {
+    "cpu": "some avg10=6.89 avg60=2.71 avg300=1.66 total=5420589156\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+    "memory": "some avg10=0.00 avg60=0.00 avg300=0.00 total=1500\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=700\n",
+    "io": "some avg10=6.77 avg60=1.77 avg300=0.73 total=96048877\nfull avg10=5.70 avg60=1.41 avg300=0.55 total=18819755\n",
+}
 
 MOUNTS = """proc /proc proc rw,relatime 0 0
 /dev/sda1 / ext4 rw,relatime 0 0
@@ -109,8 +119,10 @@ def test_memory_without_memavailable() -> None:
     assert (mem.swap_total, mem.swap_used) == (0, 0)
 
 
-def test_parse_swap_pages() -> None:
-    assert H.parse_swap_pages("nr_free_pages 5\npswpin 12\npswpout 34\npgfault 9\n") == (12, 34)
+def test_parse_vmstat_keeps_the_wanted_counters() -> None:
+    text = "nr_free_pages 5\npswpin 12\npswpout 34\npgfault 9\npgmajfault 7\noom_kill 2\n"
+    assert H.parse_vmstat(text) == {"pswpin": 12, "pswpout": 34, "pgmajfault": 7, "oom_kill": 2}
+    assert H.parse_vmstat("pswpin 1\n") == {"pswpin": 1}  # no oom_kill before Linux 4.13
 
 
 def test_parse_mounts_unescapes_and_keeps_the_top_mount() -> None:
@@ -184,7 +196,10 @@ def staged(tmp_path: Path) -> Path:
     (proc / "stat").write_text(STAT)
     (proc / "loadavg").write_text("0.37 0.18 0.10 2/301 12345\n")
     (proc / "meminfo").write_text(MEMINFO)
-    (proc / "vmstat").write_text("pswpin 12\npswpout 34\n")
+    (proc / "vmstat").write_text("pswpin 12\npswpout 34\npgfault 900\npgmajfault 77\noom_kill 3\n")
+    (proc / "pressure").mkdir()
+    for resource, text in PRESSURE.items():
+        (proc / "pressure" / resource).write_text(text)
     (proc / "diskstats").write_text(DISKSTATS)
     (proc / "net" / "dev").write_text(NETDEV)
     (proc / "net" / "snmp").write_text(SNMP)
@@ -242,6 +257,62 @@ def test_include_and_exclude(staged: Path) -> None:
     assert {labels[1] for labels in got["host_filesystem_size_bytes"]} == {"/data"}
     assert set(got["host_disk_reads_completed_total"]) == {("vda",), ("vda1",), ("nvme0n1",), ("nvme0n1p1",)}
     assert set(got["host_network_receive_bytes_total"]) == {("eth0",)}
+
+
+def test_memory_detail_and_vmstat(staged: Path) -> None:
+    got = host(staged)
+    kib = 1024
+    assert got["host_memory_dirty_bytes"][()] == 332 * kib
+    assert got["host_memory_writeback_bytes"][()] == 12 * kib
+    assert got["host_memory_slab_reclaimable_bytes"][()] == 23252 * kib
+    assert got["host_memory_slab_unreclaimable_bytes"][()] == 61784 * kib
+    assert got["host_memory_shmem_bytes"][()] == 24504 * kib
+    assert got["host_memory_anon_bytes"][()] == 136108 * kib
+    assert got["host_memory_committed_bytes"][()] == 430692 * kib
+    assert got["host_memory_commit_limit_bytes"][()] == 12341796 * kib
+    assert got["host_oom_kills_total"][()] == 3
+    assert got["host_major_page_faults_total"][()] == 77
+
+
+def test_memory_detail_a_kernel_lacks_is_left_out(staged: Path) -> None:
+    (staged / "proc" / "meminfo").write_text("MemTotal: 1000 kB\nMemFree: 100 kB\nDirty: 4 kB\n")
+    (staged / "proc" / "vmstat").write_text("pswpin 1\npswpout 2\npgmajfault 5\n")  # Linux < 4.13: no oom_kill
+    got = host(staged)
+    assert got["host_memory_dirty_bytes"][()] == 4096
+    assert "host_memory_committed_bytes" not in got
+    assert "host_oom_kills_total" not in got
+    assert got["host_major_page_faults_total"][()] == 5
+
+
+def test_pressure_in_seconds(staged: Path) -> None:
+    got = host(staged)
+    assert got["host_pressure_cpu_waiting_seconds_total"][()] == 5420.589156
+    assert got["host_pressure_memory_waiting_seconds_total"][()] == 0.0015
+    assert got["host_pressure_memory_stalled_seconds_total"][()] == 0.0007
+    assert got["host_pressure_io_waiting_seconds_total"][()] == 96.048877
+    assert got["host_pressure_io_stalled_seconds_total"][()] == 18.819755
+
+
+def test_no_pressure_files_means_no_series_and_no_warning(staged: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A kernel before 4.20 or without CONFIG_PSI has no /proc/pressure: not a failure."""
+    for resource in PRESSURE:
+        (staged / "proc" / "pressure" / resource).unlink()
+    (staged / "proc" / "pressure").rmdir()
+    caplog.set_level("DEBUG", logger="exporter.collectors.host")
+    got = host(staged)
+    assert not [name for name in got if "pressure" in name]
+    assert got["host_cpus"][()] == 2
+    assert not [r for r in caplog.records if r.levelno >= 30]
+    absent = [r for r in caplog.records if r.getMessage().startswith("host file absent")]
+    assert {r.path for r in absent} == {str(staged / "proc" / "pressure" / r) for r in PRESSURE}  # type: ignore
+
+
+def test_per_cpu_time_only_when_switched_on(staged: Path) -> None:
+    assert "host_per_cpu_seconds_total" not in host(staged)
+    got = host(staged, per_cpu=True)["host_per_cpu_seconds_total"]
+    assert len(got) == 2 * len(H.CPU_MODES)
+    assert got[("1", "user")] == 3385 / CLK_TCK
+    assert got[("0", "steal")] == 13 / CLK_TCK
 
 
 def test_udp_buffer_errors_add_ipv4_and_ipv6(staged: Path) -> None:
@@ -306,32 +377,13 @@ def test_real_exposition_is_clean(promtool: Callable[[str], str]) -> None:
 def test_node_exporter_sees_the_same_filesystems_and_disks() -> None:
     """Given our default patterns (upstream node_exporter's; Debian's package changes them, and
     also excludes /mnt, /media, /run and lo), node_exporter picks the same mounts and disks."""
-    binary = require("prometheus-node-exporter")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
-                             "--collector.filesystem", "--collector.diskstats",
-                             f"--collector.filesystem.mount-points-exclude={H.DEFAULT_MOUNTPOINT_EXCLUDE}",
-                             f"--collector.filesystem.fs-types-exclude={H.DEFAULT_FSTYPE_EXCLUDE}",
-                             f"--collector.diskstats.device-exclude={H.DEFAULT_DISK_EXCLUDE}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-    finally:
-        proc.terminate()
-        proc.wait()
-    node = {f.name: f for f in text_string_to_metric_families(text)}
-    node_points = {s.labels["mountpoint"] for s in node["node_filesystem_size_bytes"].samples}
-    node_disks = {s.labels["device"] for s in node["node_disk_reads_completed"].samples}
+    with node_exporter("--collector.filesystem", "--collector.diskstats",
+                       f"--collector.filesystem.mount-points-exclude={H.DEFAULT_MOUNTPOINT_EXCLUDE}",
+                       f"--collector.filesystem.fs-types-exclude={H.DEFAULT_FSTYPE_EXCLUDE}",
+                       f"--collector.diskstats.device-exclude={H.DEFAULT_DISK_EXCLUDE}") as node:
+        samples = node.scrape()
+    node_points = {dict(labels)["mountpoint"] for labels in samples["node_filesystem_size_bytes"]}
+    node_disks = {dict(labels)["device"] for labels in samples["node_disk_reads_completed_total"]}
     got = collect_real()
     assert {labels[1] for labels in got["host_filesystem_size_bytes"]} == node_points
     assert {labels[0] for labels in got["host_disk_reads_completed_total"]} == node_disks
