@@ -35,7 +35,14 @@ from itertools import chain, pairwise, starmap
 from operator import add
 from typing import Any, NamedTuple
 
-from exporter.model import Columns, Family, FamilySpec, MetricType
+from exporter.model import (
+    Columns,
+    Exemplar,
+    ExemplarCount,
+    Family,
+    FamilySpec,
+    MetricType,
+)
 
 log = logging.getLogger(__name__)
 
@@ -381,9 +388,23 @@ def _with_exemplars(counts: list[str], exemplars: Sequence[Any]) -> list[str]:
     out = list(counts)
     for i, exemplar in enumerate(exemplars[:len(out)]):
         if exemplar is not None:
-            labels = ",".join(f'{k}="{escape_label(v)}"' for k, v in exemplar.labels)
-            out[i] += f" # {{{labels}}} {format_value(exemplar.value)} {format_value(exemplar.timestamp)}"
+            out[i] += _exemplar_text(exemplar)
     return out
+
+
+def _exemplar_text(exemplar: Exemplar) -> str:
+    """What follows a sample's value in OpenMetrics: ` # {trace_id="..."} 0.43 1700000000.1`."""
+    labels = ",".join(f'{k}="{escape_label(v)}"' for k, v in exemplar.labels)
+    return f" # {{{labels}}} {format_value(exemplar.value)} {format_value(exemplar.timestamp)}"
+
+
+def _split_exemplars(values: Sequence[Any]) -> tuple[list[Any], dict[int, Exemplar]] | None:
+    """Counter values some of which carry an exemplar (model.ExemplarCount) as plain floats, and
+    those exemplars by position; None when no value carries one."""
+    found = {i: v.exemplar for i, v in enumerate(values) if type(v) is ExemplarCount}
+    if not found:
+        return None
+    return [float(v) if type(v) is ExemplarCount else v for v in values], found
 
 
 def _om_counts_ok(counts: Sequence[Any], count: Any) -> bool:
@@ -512,16 +533,30 @@ class Renderer:
         if split is None:
             return False
         labels, values = split
-        if not _plain_finite(values) or (shape.nonneg and min(values) < 0):
+        exemplars = None
+        if not _plain_finite(values):
+            # Counters with exemplars (rare) come here; plain ones pay nothing for them.
+            found = _split_exemplars(values)
+            if found is None or not _plain_finite(found[0]):
+                return False
+            values, exemplars = found
+        if shape.nonneg and min(values) < 0:
             return False
         if shape.type_name == "info" and set(values) != {1}:  # OpenMetrics: an info value is 1
             return False
         texts = self._memoised((name, names, _SCALAR), shape.scalar_template, labels, touched)
         if texts is None:
             return False
+        numbers = None
+        if exemplars is not None:
+            numbers = list(map(repr, values))
+            if shape.nonneg:  # an OpenMetrics counter's `_total`: the one scalar exemplars may follow
+                for i, exemplar in exemplars.items():
+                    numbers[i] += _exemplar_text(exemplar)
         for start in range(0, len(texts), _CHUNK):
             end = start + _CHUNK
-            out.append("".join(map(add, texts[start:end], map(repr, values[start:end]))))
+            part = map(repr, values[start:end]) if numbers is None else numbers[start:end]
+            out.append("".join(map(add, texts[start:end], part)))
         return True
 
     def _histogram_fast(self, name: str, names: tuple[str, ...], families: Sequence[Family],
@@ -608,6 +643,8 @@ class Renderer:
             if shape.type_name == "info" and number not in ("1", "1.0"):
                 self._drop(name, "an info value other than 1 (invalid in OpenMetrics)")
                 return None
+            if shape.nonneg and type(value) is ExemplarCount:
+                return f"\n{name}{braced} {number}{_exemplar_text(value.exemplar)}"
             return f"\n{name}{braced} {number}"
         if shape.kind == _HISTOGRAM:
             try:

@@ -34,6 +34,14 @@ class Exemplar(NamedTuple):
     timestamp: float  # seconds since the epoch
 
 
+class ExemplarCount(float):
+    """A counter's value with the exemplar of its latest traced increment (OpenMetrics on the
+    `_total` sample, protobuf in Counter.exemplar; text 0.0.4 shows the number alone)."""
+
+    __slots__ = ("exemplar",)
+    exemplar: Exemplar
+
+
 class ExemplarValue(HistogramValue):
     """A HistogramValue with `exemplars`: one per classic bucket (+Inf last) or None, and, for a
     native histogram, `native_exemplars` (text 0.0.4 shows neither)."""

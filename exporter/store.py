@@ -18,15 +18,16 @@ import threading
 import time
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import Enum
 from itertools import accumulate
 from operator import attrgetter, methodcaller
-from typing import TYPE_CHECKING, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 from exporter.model import (
     Columns,
     Exemplar,
+    ExemplarCount,
     ExemplarValue,
     Family,
     FamilySpec,
@@ -281,12 +282,15 @@ class Limits(NamedTuple):
 
 
 class _Family:
-    __slots__ = ("series", "spec", "ttl")
+    __slots__ = ("exemplars", "series", "spec", "ttl")
 
     def __init__(self, spec: FamilySpec, ttl: float) -> None:
         self.spec = spec
         self.series: dict[tuple[str, ...], Series] = {}
         self.ttl = ttl
+        # A counter family's latest exemplar per counter, once a line brought one: kept here,
+        # not in a slot of every Counter, so counters without exemplars cost nothing more.
+        self.exemplars: dict[Counter, Exemplar] | None = None
 
     def key(self, names: tuple[str, ...], values: tuple[str, ...]) -> tuple[str, ...]:
         """The family's key for a series given with these label names: in the family's order,
@@ -317,6 +321,18 @@ def _new_series(spec: FamilySpec) -> Series:
 
 # Counters and gauges are read as `value`; the others build their value with `sample()`.
 _VALUE, _SAMPLE = attrgetter("value"), methodcaller("sample")
+
+
+def _with_exemplars(exemplars: dict[Counter, Exemplar], series: Iterable[Series], values: list[Any]) -> list[Any]:
+    """Counter values, those with an exemplar as an ExemplarCount that carries it."""
+    out = []
+    for s, value in zip(series, values):
+        found = exemplars.get(s)  # type: ignore[arg-type]
+        if found is not None:
+            value = ExemplarCount(value)
+            value.exemplar = found
+        out.append(value)
+    return out
 
 
 class Store:
@@ -382,6 +398,14 @@ class Store:
             self._count += 1
             return created
 
+    def exemplar(self, spec: FamilySpec, counter: Counter, exemplar: Exemplar) -> None:
+        """Keep `exemplar` as the latest of this counter (of the family `spec` names)."""
+        family = self._families.get(spec.name)
+        if family is not None:
+            if family.exemplars is None:
+                family.exemplars = {}
+            family.exemplars[counter] = exemplar
+
     def expire(self, now: float | None = None) -> int:
         """Drop series not updated within their family's TTL; returns how many went."""
         now = self.clock() if now is None else now
@@ -391,8 +415,11 @@ class Store:
                 if family.ttl <= 0:
                     continue
                 stale = [k for k, s in family.series.items() if now - s.seen > family.ttl]
+                exemplars = family.exemplars
                 for key in stale:
-                    del family.series[key]
+                    gone = family.series.pop(key)
+                    if exemplars:
+                        exemplars.pop(gone, None)  # type: ignore[arg-type]
                 expired += len(stale)
             self._count -= expired
         return expired
@@ -409,6 +436,8 @@ class Store:
                 if f.series:
                     plain = f.spec.type is MetricType.COUNTER or f.spec.type is MetricType.GAUGE
                     values = list(map(_VALUE if plain else _SAMPLE, f.series.values()))
+                    if f.exemplars:
+                        values = _with_exemplars(f.exemplars, f.series.values(), values)
                     out.append(Family(f.spec, Columns(list(f.series), values)))
             return out
 

@@ -216,8 +216,11 @@ class StatsdConfig(Section):
     # 1 reads in a thread of the daemon. See BENCHMARKS.md for what more gives.
     udp_workers: Annotated[int, Field(ge=1, le=64)] = 1
     # A tag whose value is a trace id: kept as the exemplar of the bucket the line's value
-    # falls in (OpenMetrics and protobuf), never a label. "" turns exemplars off.
+    # falls in, or of the counter it adds to (OpenMetrics and protobuf), never a label.
+    # "" turns exemplars off (both tags are then labels like any other).
     exemplar_tag: Annotated[str, Field(pattern=r"^([a-zA-Z_][a-zA-Z0-9_.-]*)?$")] = "trace_id"
+    # A tag whose value is the span id of that trace: the exemplar's `span_id`, never a label.
+    exemplar_span_tag: Annotated[str, Field(pattern=r"^([a-zA-Z_][a-zA-Z0-9_.-]*)?$")] = "span_id"
     defaults: Defaults = Defaults()
     mappings: list[Mapping] = Field(default_factory=list)
     # A statsd_exporter mapping file, read as it is (statsd/mapfile.py); its rules come

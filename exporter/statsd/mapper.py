@@ -191,8 +191,11 @@ class Mapper:
 
     def __init__(self, rules: Sequence[Mapping] = (), defaults: Defaults | None = None,
                  conventions: bool = True, container_id: bool = True, file: MappingFile | None = None,
-                 instance_expiry: float = 10.0, exemplar_tag: str = "trace_id") -> None:
-        self.exemplar_tag = exemplar_tag  # routes.py takes it off a line before mapping it
+                 instance_expiry: float = 10.0, exemplar_tag: str = "trace_id",
+                 exemplar_span_tag: str = "span_id") -> None:
+        # routes.py takes these off a line before mapping it (parser.exemplar)
+        self.exemplar_tag = exemplar_tag
+        self.exemplar_span_tag = exemplar_span_tag
         defaults = defaults or Defaults()
         # How long an instance's share of a per-instance gauge counts without news (routes.py).
         self.instance_expiry = instance_expiry
@@ -213,7 +216,7 @@ class Mapper:
     def from_config(cls, config: StatsdConfig) -> Mapper:
         return cls(config.mappings, config.defaults, config.conventions,
                    config.dogstatsd_container_id == "label", config.mapping_file, config.instance_expiry,
-                   config.exemplar_tag)
+                   config.exemplar_tag, config.exemplar_span_tag)
 
     def __len__(self) -> int:
         return len(self._rules) + (len(self._file) if self._file else 0)

@@ -22,6 +22,11 @@ MAX_TAGS = 64
 MAX_TAG_VALUE_CHARS = 1024
 MAX_VALUES = 1024  # DogStatsD multi-value lines
 CONTAINER_ID = "container_id"  # the tag a DogStatsD `|c:<id>` field becomes
+# An exemplar's label names, whatever the tags that carry them are called (OpenTelemetry's and
+# Grafana's names; a tag such as `dd.trace_id` would be no valid label name), and OpenMetrics'
+# limit on its label set: names and values together at most 128 UTF-8 characters.
+EXEMPLAR_TRACE, EXEMPLAR_SPAN = "trace_id", "span_id"
+MAX_EXEMPLAR_CHARS = 128
 
 
 class Kind(str, Enum):
@@ -271,3 +276,27 @@ def _pair(key: str, value: str) -> tuple[str, str]:
     if len(value) > MAX_TAG_VALUE_CHARS:
         raise ParseError("tag_value_too_long", f"{len(value)} characters")
     return key, value
+
+
+def exemplar(tags: Tags, trace_tag: str, span_tag: str) -> tuple[Tags, Tags]:
+    """A line's tags without its trace and span tags (`tags` itself when it has neither), and
+    the exemplar labels they make: none without a trace id (a lone span id is still no label),
+    and past the OpenMetrics limit the span id is left out first, then the whole exemplar
+    (the value counts either way). `trace_tag` "" turns exemplars off: every tag is a label."""
+    if not trace_tag or not any(key == trace_tag or key == span_tag for key, _ in tags):
+        return tags, ()
+    trace = span = ""
+    kept = []
+    for key, value in tags:
+        if key == trace_tag:
+            trace = value
+        elif key == span_tag:
+            span = value
+        else:
+            kept.append((key, value))
+    size = len(EXEMPLAR_TRACE) + len(trace)
+    if not trace or size > MAX_EXEMPLAR_CHARS:
+        return tuple(kept), ()
+    if span and size + len(EXEMPLAR_SPAN) + len(span) <= MAX_EXEMPLAR_CHARS:
+        return tuple(kept), ((EXEMPLAR_TRACE, trace), (EXEMPLAR_SPAN, span))
+    return tuple(kept), ((EXEMPLAR_TRACE, trace),)

@@ -35,6 +35,8 @@ from exporter.statsd.parser import (
     Ignored,
     Kind,
     ParseError,
+    Tags,
+    exemplar,
     multi_metric,
     parse_line,
     parse_value,
@@ -95,12 +97,11 @@ class Routes:
         head = line.partition(b"|")[0]
         if len(events) > 1 and multi_metric(line.partition(b":")[2]):
             return (OTHER, 0, SPLIT), b""  # the key holds every value: not worth caching
-        tag = self.mapper.exemplar_tag
-        trace = ""
-        if tag and any(key == tag for key, _ in events[0].tags):
-            # An exemplar: its trace id is no label; the line's key is unique, so it is not cached.
-            trace = dict(events[0].tags)[tag]
-            events = [e._replace(tags=tuple(t for t in e.tags if t[0] != tag)) for e in events]
+        tags, labels = exemplar(events[0].tags, self.mapper.exemplar_tag, self.mapper.exemplar_span_tag)
+        traced = tags is not events[0].tags
+        if traced:
+            # An exemplar: its trace and span ids are no labels; the line's key is unique, so it is not cached.
+            events = [e._replace(tags=tags) for e in events]
         event, instance = _instance(events[0])
         try:
             route = self.mapper.route(event)
@@ -110,8 +111,9 @@ class Routes:
         entry = self._entry(route, event)
         if instance is not None and entry[0] == GAUGE:
             entry = (OTHER, entry[1], INSTANCE, entry[2], entry[3], instance)
-        if trace:
-            self._exemplar(entry, tag, trace, events[-1].value)
+        if traced:
+            if labels and not isinstance(route, Drop):
+                self._exemplar(entry, route, labels, events[-1].value)
             return entry, line.partition(b":")[2].partition(b"|")[0]
         # Only a line shaped name:value|rest has a key that fixes its route (see ingest.py);
         # in another (`a|b:1|c`, a name with a `|`) the value is where the parser found it.
@@ -124,16 +126,16 @@ class Routes:
         self.stats.cache_entries.value = len(self.cache)
         return entry, head.partition(b":")[2]
 
-    def _exemplar(self, entry: Entry, tag: str, trace: str, value: float) -> None:
-        """Keep the trace as its bucket's exemplar (histograms; other kinds have none here)."""
-        if entry[0] != OBSERVE and entry[0] != NATIVE:
-            return
-        # OpenMetrics: an exemplar's label set is at most 128 UTF-8 characters; a longer
-        # trace id is no trace id of any tracer, and the value still counts without it.
-        if len(tag) + len(trace) > 128:
-            return
-        scaled = value * entry[3]
-        entry[2].exemplar(scaled, Exemplar(((tag, trace),), scaled, time.time()))
+    def _exemplar(self, entry: Entry, route: Route, labels: Tags, value: float) -> None:
+        """Keep the exemplar on its bucket (histograms) or its counter, with the value it added."""
+        op = entry[0]
+        if op <= COUNT:  # NATIVE, OBSERVE or COUNT; gauges and the rest have none
+            scaled = value * entry[3]
+            found = Exemplar(labels, scaled, time.time())
+            if op == COUNT:
+                self.store.exemplar(route.spec, entry[2], found)
+            else:
+                entry[2].exemplar(scaled, found)
 
     def plain(self, value: bytes) -> float | None:
         """A finite decimal value, remembered for the loop; None for anything else."""
