@@ -2,10 +2,12 @@
 
     python bench/probes.py [--scrapes 200] [--write-docs]
 
-Starts Redis, PostgreSQL and PgBouncer once (the test suite's server classes, on free
-loopback ports), then for each: our daemon with only that probe configured, and the
-peer (prometheus-redis-exporter, prometheus-postgres-exporter,
-prometheus-pgbouncer-exporter, Debian's packages) with its default configuration.
+Starts Redis, PostgreSQL, PgBouncer and an HTTP(S) site once (the test suite's server
+classes and a stdlib http.server in its own process, on free loopback ports), then for
+each: our daemon with only that probe configured, and the peer
+(prometheus-redis-exporter, prometheus-postgres-exporter, prometheus-pgbouncer-exporter,
+prometheus-blackbox-exporter's http module, Debian's packages) with its default
+configuration.
 Scrapes alternate between the two so the machine's noise falls on both alike. Reports
 the scrape latency median and p99, CPU seconds per scrape (/proc/<pid>/stat), resident
 memory and series count, and the coverage table: for each signal of the peer's default
@@ -34,7 +36,14 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.support.servers import PgBouncerServer, PostgresServer, RedisServer, workdir  # noqa: E402
+from tests.support.servers import (  # noqa: E402
+    PgBouncerServer,
+    PostgresServer,
+    RedisServer,
+    wait_for_port,
+    workdir,
+)
+from tests.support.tls import make_pki  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from scrape import cpu_seconds, free_port, rss_mib  # noqa: E402  (the sibling benchmark's helpers)
@@ -99,9 +108,7 @@ COVERAGE: dict[str, list[tuple[str, str | None, str]]] = {
         # pg_replication_lag (the peer's default, on replicas only) is apm_postgres_replay_lag_seconds;
         # both are absent on the primary measured here (tests/collectors/test_postgres.py has the replica).
     ],
-    # Debian's prometheus-pgbouncer-exporter 1.7 (names from its collectors.py): it reads
-    # SHOW STATS' total_requests, which PgBouncer 1.14 dropped, so it fails to start against
-    # Debian's PgBouncer 1.18 (KeyError 'total_requests'); only our side is checked.
+    # Debian's prometheus-pgbouncer-exporter 1.7, run through PGBOUNCER_SHIM (see there).
     "pgbouncer": [
         ("pgbouncer_active_clients", "apm_pool_clients", "clients active (and waiting)"),
         ("pgbouncer_waiting_clients", "apm_pool_pending_requests", "clients waiting"),
@@ -114,7 +121,47 @@ COVERAGE: dict[str, list[tuple[str, str | None, str]]] = {
         ("pgbouncer_used_clients", "apm_pgbouncer_list_items", "SHOW LISTS items (every list)"),
         ("pgbouncer_used_servers", "apm_pgbouncer_list_items", "SHOW LISTS items"),
     ],
+    # blackbox_exporter 0.23's http module (module http_2xx) against the HTTPS site.
+    "https": [
+        ("probe_success", "apm_http_probe_success", "endpoint answers as expected"),
+        ("probe_http_status_code", "apm_http_probe_status_code", "status code"),
+        ("probe_duration_seconds", "apm_operation_duration_seconds", "probe duration"),
+        ("probe_ssl_earliest_cert_expiry", "apm_http_probe_tls_cert_expiry_timestamp_seconds",
+         "certificate expiry"),
+    ],
 }
+# Debian's prometheus-pgbouncer-exporter 1.7 fails to start against Debian's PgBouncer 1.18
+# whatever its flags or config file: registering its SHOW STATS collector reads the column
+# total_requests, which 1.18's SHOW STATS does not have (it has total_query_count), and
+# raises KeyError. No option selects the columns, so the bench runs the peer's own entry
+# point with that one column renamed in its table; the family it exports
+# (pgbouncer_requests_total) and everything else are the peer's code as shipped.
+PGBOUNCER_SHIM = ("import sys; from prometheus_pgbouncer_exporter import cli, collectors as c; "
+                  "m = c.StatsCollector.metrics; m['total_query_count'] = m.pop('total_requests'); "
+                  "sys.argv[0] = 'prometheus-pgbouncer-exporter'; cli.main()")
+
+# The HTTP(S) site both HTTP probers read: a 2 KB page from the stdlib's threading server in a
+# process of its own (so it competes with neither exporter's interpreter).
+SITE = """
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"<html>" + b"ok " * 680 + b"</html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+if len(sys.argv) > 2:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"""
+
 # Peers' family names differ between versions; alternatives to accept for a row.
 ALIASES: dict[str, tuple[str, ...]] = {}
 
@@ -150,10 +197,11 @@ class Exporter:
     cpu_per_scrape: float = 0.0
     rss: float = 0.0
     failed: str = ""
+    path: str = "/metrics"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/metrics"
+        return f"http://127.0.0.1:{self.port}{self.path}"
 
     def start(self) -> None:
         self.log = tempfile.TemporaryFile()
@@ -244,6 +292,7 @@ def main() -> None:
     redis = RedisServer(workdir("bench-redis"))
     postgres = PostgresServer(workdir("bench-postgres"))
     servers: list[Any] = [redis, postgres]
+    sites: list[subprocess.Popen[bytes]] = []
     pairs: dict[str, tuple[Exporter, Exporter]] = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -275,16 +324,36 @@ def main() -> None:
                 Exporter("postgres_exporter", [peer("prometheus-postgres-exporter"),
                                                f"--web.listen-address=127.0.0.1:{(p := free_port())}"], p,
                          env={"DATA_SOURCE_NAME": f"{pg_dsn}?sslmode=disable"}))
+            peer("prometheus-pgbouncer-exporter")
             pairs["pgbouncer"] = (
                 ours("pgbouncer", {"name": "bench", "dsn": pgbouncer.dsn("pgbouncer")}, tmp),
-                Exporter("pgbouncer_exporter", [peer("prometheus-pgbouncer-exporter"), "--host", "127.0.0.1",
+                # Debian's python3, where the peer's package and its dependencies live.
+                Exporter("pgbouncer_exporter", ["/usr/bin/python3", "-c", PGBOUNCER_SHIM, "--host", "127.0.0.1",
                                                 "--port", str(p := free_port()), "--pgbouncer-host", "127.0.0.1",
                                                 "--pgbouncer-port", str(pgbouncer.port),
                                                 "--pgbouncer-user", "postgres"], p))
+            pki = make_pki(tmp / "pki")
+            blackbox = tmp / "blackbox.yml"
+            blackbox.write_text(yaml.safe_dump({"modules": {"http_2xx": {
+                "prober": "http", "http": {"tls_config": {"ca_file": str(pki.ca.cert)}}}}}))
+            for kind, tls in (("http", []), ("https", [str(pki.server.cert), str(pki.server.key)])):
+                site_port = free_port()
+                sites.append(subprocess.Popen([sys.executable, "-c", SITE, str(site_port), *tls]))
+                url = f"{kind}://127.0.0.1:{site_port}/"
+                wait_for_port(site_port, sites[-1])
+                pairs[kind] = (
+                    ours("http", {"name": "bench", "url": url, "ca_file": str(pki.ca.cert)}, tmp),
+                    Exporter("blackbox_exporter", [peer("prometheus-blackbox-exporter"),
+                                                   f"--config.file={blackbox}",
+                                                   f"--web.listen-address=127.0.0.1:{(p := free_port())}"], p,
+                             path=f"/probe?module=http_2xx&target={url}"))
             for pair in pairs.values():
                 run_pair(pair, args.scrapes)
             holder.close()
         finally:
+            for site in sites:
+                site.terminate()
+                site.wait(10)
             for server in reversed(servers):
                 server.stop()
                 shutil.rmtree(server.workdir, ignore_errors=True)
