@@ -333,8 +333,21 @@ HTTP_STATUS = FamilySpec(
 HTTP_SUCCESS = FamilySpec(
     "http_probe_success", G, "1 if the last probe got an expected status code, else 0.", ("target",))
 HTTP_CERT_EXPIRY = FamilySpec(
-    "http_probe_tls_cert_expiry_timestamp_seconds", G, "Unix time at which the server's TLS certificate expires.",
-    ("target",), unit="seconds")
+    "http_probe_tls_cert_expiry_timestamp_seconds", G,
+    "Unix time at which the first certificate of the chain the server sent expires.", ("target",), unit="seconds")
+# phase: resolve, connect, tls, processing, transfer (blackbox_exporter's probe_http_duration_seconds).
+HTTP_PHASE = FamilySpec(
+    "http_probe_phase_seconds", G, "Time the last probe spent in each phase, summed over its redirects.",
+    ("target", "phase"), unit="seconds")
+HTTP_REDIRECTS = FamilySpec("http_probe_redirects", G, "Redirects the last probe followed.", ("target",))
+HTTP_INFO = FamilySpec(
+    "http_probe_info", G, "Always 1: where the last probe's redirects ended and how it was answered.",
+    ("target", "final_url", "http_version", "tls_version"))
+HTTP_IP_PROTOCOL = FamilySpec(
+    "http_probe_ip_protocol", G, "IP version (4 or 6) of the address the last probe connected to.", ("target",))
+# reason: status, redirects, body_matches, body_not_matches, body_json (collectors/http.py REASONS).
+HTTP_FAILED = FamilySpec(
+    "http_probe_failed", G, "1 if the last probe's answer failed this check, else 0.", ("target", "reason"))
 
 # --- Redis server depth (collectors/redis.py) -----------------------------------------
 # `target` is the probe target's name, as in apm_up. Commands get their own summary, not

@@ -1,29 +1,38 @@
-"""HTTP endpoint probes: latency, status code and TLS certificate expiry.
+"""HTTP endpoint probes: latency by phase, status, redirects, body checks, TLS.
 
-One request per collect on a fresh connection (as the Prometheus blackbox
-exporter does), so the latency includes connect and TLS handshake, which is
+One request per hop on a fresh connection (as the Prometheus blackbox exporter
+does), so the latency includes resolving, connect and TLS handshake, which is
 what a user of the endpoint waits for too. Written on asyncio streams with h11
 (already the daemon's HTTP parser) rather than urllib in a thread: a timed-out
-or cancelled probe then leaves no thread behind, and the peer certificate is at
-hand on the stream for its expiry.
+or cancelled probe then leaves no thread behind, each phase is timed where it
+happens, and the peer's certificates are at hand on the stream.
 
-Outcomes: an answer with an expected status is outcome=ok; any other answer is
-outcome=error with http_probe_success 0 but the target is up (it answered). No
-answer at all (refused, reset, TLS failure, timeout) fails the collect: up 0, and
-the latency histogram, with that outcome=error observation, is what the probe
-keeps exporting meanwhile (kept()).
-Redirects are not followed; expect 3xx explicitly to accept one.
+Outcomes: an answer with an expected status whose body passes its checks is
+outcome=ok; any other answer is outcome=error with http_probe_success 0 and the
+failed check in http_probe_failed{reason}, but the target is up (it answered).
+No answer at all (refused, reset, TLS failure, timeout) fails the collect: up 0,
+and the latency histogram, with that outcome=error observation, is what the
+probe keeps exporting meanwhile (kept()).
+
+Redirects (301, 302, 303, 307, 308 with a Location) are followed up to
+max_redirects, like blackbox's default (Go's client stops after 10); going past
+it is reason="redirects".
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
+import json
+import re
+import socket
 import ssl
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
-from urllib.parse import unquote, urlsplit
+from typing import Any, Literal
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 from pydantic import Field, field_validator
 
@@ -32,10 +41,15 @@ from exporter.collectors import BaseProbe, ProbeError
 from exporter.cumulative import Operations
 from exporter.model import Family
 from exporter.redact import dsn_secrets
-from exporter.schema import Target
+from exporter.schema import Regex, Target
 
-# What the probe reads of a body before it stops counting (it still drains to the end).
+# What the probe reads of a socket at once; a body check buffers at most _BODY_LIMIT.
 _CHUNK = 65536
+_BODY_LIMIT = 1 << 20
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+PHASES = ("resolve", "connect", "tls", "processing", "transfer")
+REASONS = ("status", "redirects", "body_matches", "body_not_matches", "body_json")
+_JSON_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
 
 
 class Config(Target):
@@ -46,6 +60,17 @@ class Config(Target):
     headers: dict[str, str] = {}
     body: str | None = None
     expected_status: list[int] = []
+    follow_redirects: bool = True
+    max_redirects: int = Field(default=10, ge=0, le=100)
+    # None: the addresses in the resolver's order; ip4/ip6: that family first, the other
+    # only when the name has no address of it and ip_protocol_fallback allows.
+    ip_protocol: Literal["ip4", "ip6"] | None = None
+    ip_protocol_fallback: bool = True
+    # Body checks, on the final answer's first _BODY_LIMIT bytes (decoded as UTF-8).
+    body_matches: list[Regex] = []
+    body_not_matches: list[Regex] = []
+    # A dotted path into the JSON body (list items by index: items.0.id) and the value it must equal.
+    body_json: dict[str, Any] = {}
     # A PEM bundle to verify the server with instead of the system's CAs.
     ca_file: str | None = None
     insecure_skip_verify: bool = False
@@ -58,6 +83,14 @@ class Config(Target):
             raise ValueError(f"not HTTP status codes: {bad}")
         return codes
 
+    @field_validator("body_json")
+    @classmethod
+    def _paths(cls, checks: dict[str, Any]) -> dict[str, Any]:
+        bad = [path for path in checks if not _JSON_PATH.match(path)]
+        if bad:
+            raise ValueError(f"not dotted paths (a.b.0.c): {bad}")
+        return checks
+
 
 def tls_context(ca_file: str | None, insecure_skip_verify: bool) -> ssl.SSLContext:
     """The client TLS context of a probe that speaks HTTPS (this one, RabbitMQ's management API)."""
@@ -68,25 +101,34 @@ def tls_context(ca_file: str | None, insecure_skip_verify: bool) -> ssl.SSLConte
     return ctx
 
 
+@dataclass
+class _Answer:
+    """What one hop got back, and the time of each of its phases."""
+
+    status: int = 0
+    http_version: str = ""
+    location: str | None = None
+    body: bytearray = field(default_factory=bytearray)
+    tls_version: str = ""
+    chain: list[bytes] = field(default_factory=list)
+    ip_version: int = 0
+    phases: dict[str, float] = field(default_factory=dict)
+
+
 class HTTPCollector(BaseProbe):
-    """A fresh connection per collect, so reset() has nothing to drop."""
+    """A fresh connection per hop, so reset() has nothing to drop."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         parts = urlsplit(config.url)
-        self._tls = parts.scheme == "https"
-        self._host = parts.hostname or ""
-        self._port = parts.port or (443 if self._tls else 80)
-        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        default_port = (parts.scheme, self._port) in (("http", 80), ("https", 443))
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        self._host_header = host if default_port else f"{host}:{self._port}"
+        self._first = parts
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self.secrets = dsn_secrets(config.url)
-        self._auth = None
-        if parts.username is not None:
-            user_pass = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-            self._auth = "Basic " + base64.b64encode(user_pass.encode()).decode()
-        self._ssl = tls_context(config.ca_file, config.insecure_skip_verify) if self._tls else None
+        self._ssl: ssl.SSLContext | None = None  # made at the first https hop (loading CAs costs)
+        self._checks_body = bool(config.body_matches or config.body_not_matches or config.body_json)
+        self._matches = [re.compile(r) for r in config.body_matches]
+        self._not_matches = [re.compile(r) for r in config.body_not_matches]
+        self._family = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6}.get(config.ip_protocol or "")
         self._latency = Operations(families.OPERATION_DURATION)
         self._latency.declare(config.name, "ok")
         self._latency.declare(config.name, "error")
@@ -95,80 +137,262 @@ class HTTPCollector(BaseProbe):
         return f"http {self.config.url}"
 
     def address(self) -> tuple[str, int] | None:
-        return self._host, self._port
+        return self._first.hostname or "", self._port
 
     def kept(self) -> list[Family]:
         # A request that got no answer is an error observation: exported while the target is down too.
         return [self._latency.family()]
 
     async def collect(self) -> list[Family]:
-        name = self.config.name
+        name, config = self.config.name, self.config
         start = time.perf_counter()
+        phases = dict.fromkeys(PHASES, 0.0)
+        url, method, body = self._first, config.method, config.body
+        redirects = 0
         try:
-            status, der = await self._request()
+            while True:
+                answer = await self._hop(url, method, body, final=not config.follow_redirects)
+                for phase, took in answer.phases.items():
+                    phases[phase] += took
+                if not (config.follow_redirects and answer.status in _REDIRECTS and answer.location):
+                    break
+                if redirects == config.max_redirects:
+                    break
+                redirects += 1
+                url = _redirect_target(url, answer.location)
+                if answer.status == 303 or (answer.status in (301, 302) and method not in ("GET", "HEAD")):
+                    method, body = "GET", None  # what browsers and Go's client do
         except BaseException:  # no answer, timed out by the job included: a failed request is an error
             self._latency.observe(time.perf_counter() - start, name, "error")
             raise
         elapsed = time.perf_counter() - start
-        ok = status in self.config.expected_status if self.config.expected_status else 200 <= status < 300
+        failed = dict.fromkeys(REASONS, False)
+        if config.follow_redirects and answer.status in _REDIRECTS and answer.location:
+            failed["redirects"] = True  # still redirected after max_redirects
+        elif not (answer.status in config.expected_status if config.expected_status
+                  else 200 <= answer.status < 300):
+            failed["status"] = True
+        elif self._checks_body:
+            self._check_body(answer.body, failed)
+        ok = not any(failed.values())
         self._latency.observe(elapsed, name, "ok" if ok else "error")
         out = [
             self._latency.family(),
-            families.HTTP_STATUS.one(float(status), name),
+            families.HTTP_STATUS.one(float(answer.status), name),
             families.HTTP_SUCCESS.one(1.0 if ok else 0.0, name),
+            families.HTTP_FAILED.family(((name, r), 1.0 if f else 0.0) for r, f in failed.items()),
+            families.HTTP_PHASE.family(((name, p), t) for p, t in phases.items()),
+            families.HTTP_REDIRECTS.one(float(redirects), name),
+            families.HTTP_INFO.one(1.0, name, _shown(url), answer.http_version, answer.tls_version),
+            families.HTTP_IP_PROTOCOL.one(float(answer.ip_version), name),
         ]
-        if der:
+        expiries = []
+        for der in answer.chain:
             try:
-                out.append(families.HTTP_CERT_EXPIRY.one(cert_not_after(der), name))
+                expiries.append(cert_not_after(der))
             except ProbeError:
-                pass  # an unreadable certificate leaves the expiry out, not the answer
+                pass  # an unreadable certificate leaves its expiry out, not the answer
+        if expiries:
+            out.append(families.HTTP_CERT_EXPIRY.one(min(expiries), name))
         return out
 
-    async def _request(self) -> tuple[int, bytes | None]:
+    def _check_body(self, raw: bytearray, failed: dict[str, bool]) -> None:
+        text = raw.decode("utf-8", errors="replace")
+        failed["body_matches"] = not all(r.search(text) for r in self._matches)
+        failed["body_not_matches"] = any(r.search(text) for r in self._not_matches)
+        if self.config.body_json:
+            try:
+                document = json.loads(text)
+            except ValueError:
+                failed["body_json"] = True
+            else:
+                failed["body_json"] = not all(_json_equals(document, path, want)
+                                              for path, want in self.config.body_json.items())
+
+    async def _resolve(self, host: str, port: int) -> list[tuple[int, Any]]:
+        """(family, sockaddr) to try in order; an IP literal is not looked up."""
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+            found: list[tuple[int, Any]] = [(family, sockaddr) for family, _, _, _, sockaddr in infos]
+        else:
+            found = [(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, (host, port))]
+        if self._family is not None:
+            preferred = [a for a in found if a[0] == self._family]
+            if preferred or not self.config.ip_protocol_fallback:
+                found = preferred
+        if not found:
+            raise ProbeError(f"{host} has no {self.config.ip_protocol} address (ip_protocol_fallback is off)")
+        return found
+
+    async def _connect(self, addresses: list[tuple[int, Any]]) -> socket.socket:
+        loop = asyncio.get_running_loop()
+        error: OSError | None = None
+        for family, sockaddr in addresses:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, sockaddr)
+                return sock
+            except OSError as err:
+                sock.close()
+                error = err
+            except BaseException:
+                sock.close()
+                raise
+        assert error is not None
+        raise error
+
+    async def _hop(self, url: SplitResult, method: str, body: str | None, final: bool) -> _Answer:
+        """One request on a fresh connection; the body is read (and kept for its checks) unless
+        the answer is a redirect that will be followed."""
         import h11
 
-        reader, writer = await asyncio.open_connection(
-            self._host, self._port, ssl=self._ssl, server_hostname=self._host if self._tls else None,
-            limit=_CHUNK)
+        answer = _Answer()
+        tls = url.scheme == "https"
+        host = url.hostname or ""
+        port = url.port or (443 if tls else 80)
+        mark = time.perf_counter()
+
+        def lap(phase: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            answer.phases[phase] = now - mark
+            mark = now
+
+        addresses = await self._resolve(host, port)
+        lap("resolve")
+        sock = await self._connect(addresses)
+        answer.ip_version = 6 if sock.family == socket.AF_INET6 else 4
+        if tls:
+            lap("connect")
+            if self._ssl is None:
+                self._ssl = tls_context(self.config.ca_file, self.config.insecure_skip_verify)
         try:
-            der = None
-            if self._tls:
+            reader, writer = await asyncio.open_connection(
+                sock=sock, ssl=self._ssl if tls else None, server_hostname=host if tls else None, limit=_CHUNK)
+        except BaseException:
+            sock.close()
+            raise
+        lap("tls" if tls else "connect")  # plain HTTP: the stream's setup counts as connect, tls stays 0
+        try:
+            if tls:
                 ssl_object = writer.get_extra_info("ssl_object")
-                der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+                if ssl_object is not None:
+                    answer.tls_version = ssl_object.version() or ""
+                    answer.chain = served_chain(ssl_object)
             conn = h11.Connection(h11.CLIENT)
-            body = self.config.body.encode() if self.config.body is not None else b""
-            headers = [("Host", self._host_header), ("User-Agent", f"apm-exporter/{__version__}"),
-                       ("Accept", "*/*"), ("Connection", "close")]
-            if self._auth:
-                headers.append(("Authorization", self._auth))
-            headers += list(self.config.headers.items())
-            if body or self.config.method in ("POST", "PUT", "PATCH"):
-                headers.append(("Content-Length", str(len(body))))
-            data = conn.send(h11.Request(method=self.config.method, target=self._target, headers=headers)) or b""
-            if body:
-                data += conn.send(h11.Data(data=body)) or b""
-            data += conn.send(h11.EndOfMessage()) or b""
-            writer.write(data)
+            writer.write(self._request_bytes(conn, url, method, body))
             await writer.drain()
-            status = 0
+            first = True
+            keep = self._checks_body
             while True:
                 event: Any = conn.next_event()
                 if event is h11.NEED_DATA:
-                    conn.receive_data(await reader.read(_CHUNK))
+                    data = await reader.read(_CHUNK)
+                    if first:
+                        lap("processing")
+                        first = False
+                    conn.receive_data(data)
                 elif isinstance(event, h11.Response):
-                    status = event.status_code
+                    answer.status = event.status_code
+                    answer.http_version = event.http_version.decode()
+                    for key, value in event.headers:
+                        if key == b"location":
+                            answer.location = value.decode("latin-1")
+                    if not final and answer.status in _REDIRECTS and answer.location:
+                        keep = False
+                        break  # the next hop is what counts; Connection: close, so nothing to reuse
+                elif isinstance(event, h11.Data):
+                    if keep and len(answer.body) < _BODY_LIMIT:
+                        answer.body += event.data[:_BODY_LIMIT - len(answer.body)]
                 elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
                     break
-                # InformationalResponse (1xx) and Data: read on.
-            if not status:
+                # InformationalResponse (1xx): read on.
+            lap("transfer")
+            if not answer.status:
                 raise ProbeError("connection closed before a response")
-            return status, der
+            return answer
         finally:
             writer.close()
             try:
                 await writer.wait_closed()
             except (OSError, ssl.SSLError):
                 pass
+
+    def _request_bytes(self, conn: Any, url: SplitResult, method: str, body: str | None) -> bytes:
+        import h11
+
+        tls = url.scheme == "https"
+        host = url.hostname or ""
+        port = url.port or (443 if tls else 80)
+        default_port = (url.scheme, port) in (("http", 80), ("https", 443))
+        shown = f"[{host}]" if ":" in host else host
+        target = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        # Credentials go only to the host they were given for (Go's client drops them on a
+        # redirect to another host too).
+        same_host = (host, port) == (self._first.hostname or "", self._port)
+        headers = [("Host", shown if default_port else f"{shown}:{port}"),
+                   ("User-Agent", f"apm-exporter/{__version__}"), ("Accept", "*/*"), ("Connection", "close")]
+        if url.username is not None:
+            user_pass = f"{unquote(url.username)}:{unquote(url.password or '')}"
+            headers.append(("Authorization", "Basic " + base64.b64encode(user_pass.encode()).decode()))
+        headers += [(k, v) for k, v in self.config.headers.items()
+                    if same_host or k.lower() not in ("authorization", "cookie")]
+        payload = body.encode() if body is not None else b""
+        if payload or method in ("POST", "PUT", "PATCH"):
+            headers.append(("Content-Length", str(len(payload))))
+        data = conn.send(h11.Request(method=method, target=target, headers=headers)) or b""
+        if payload:
+            data += conn.send(h11.Data(data=payload)) or b""
+        return data + (conn.send(h11.EndOfMessage()) or b"")
+
+
+def _redirect_target(current: SplitResult, location: str) -> SplitResult:
+    url = urlsplit(urljoin(current.geturl(), location))
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ProbeError(f"redirected to a URL the probe cannot follow: {_shown(url)}")
+    return url
+
+
+def _shown(url: SplitResult) -> str:
+    """A URL as a label value: no credentials, no query (tokens; unbounded values), no fragment."""
+    host = url.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if url.port is not None:
+        netloc += f":{url.port}"
+    return f"{url.scheme}://{netloc}{url.path or '/'}"
+
+
+def _json_equals(document: Any, path: str, want: Any) -> bool:
+    node = document
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    # YAML's true is not JSON's 1 (Python's == would say it is).
+    return bool(node == want and isinstance(node, bool) == isinstance(want, bool))
+
+
+def served_chain(ssl_object: ssl.SSLObject) -> list[bytes]:
+    """The certificates the server sent, leaf first, as DER.
+
+    Python 3.13 has SSLObject.get_unverified_chain(); 3.10 to 3.12 have the same call on
+    the private _sslobj underneath. Where neither exists only the leaf is read.
+    """
+    public = getattr(ssl_object, "get_unverified_chain", None)
+    if public is not None:
+        return [bytes(c) for c in public() or []]
+    private = getattr(getattr(ssl_object, "_sslobj", None), "get_unverified_chain", None)
+    if private is not None:
+        return [c.public_bytes(ssl._ssl.ENCODING_DER) for c in private() or []]  # type: ignore[attr-defined]
+    der = ssl_object.getpeercert(binary_form=True)
+    return [der] if der else []
 
 
 # --- certificate expiry from DER -----------------------------------------------------
