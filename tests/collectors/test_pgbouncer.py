@@ -19,25 +19,36 @@ def collector(dsn: str, **extra: object) -> PgBouncerCollector:
 
 
 def wait_for_pool(server: PgBouncerServer, **want: int) -> None:
-    deadline = time.monotonic() + 15
+    """Return once the `app` pool's SHOW POOLS row has every `want` value; fail after a generous
+    deadline (a loaded machine is slow, never that slow)."""
+    deadline = time.monotonic() + 30
     while True:
         row = next((r for r in server.show("POOLS") if r["database"] == "app"), {})
-        if all(row.get(k) == v for k, v in want.items()) or time.monotonic() > deadline:
+        if all(row.get(k) == v for k, v in want.items()):
             return
+        assert time.monotonic() < deadline, f"pool never reached {want}: {row}"
         time.sleep(0.05)
 
 
-def test_five_sleeping_clients_on_a_pool_of_two(pgbouncer_server: PgBouncerServer) -> None:
+def run_on_pool(server: PgBouncerServer, statement: str) -> None:
+    with server.connect() as conn:
+        conn.execute(statement)
+
+
+def test_five_blocked_clients_on_a_pool_of_two(pgbouncer_server: PgBouncerServer) -> None:
     assert pgbouncer_server.pool_size == 2
-    sleepers = [threading.Thread(target=lambda: pgbouncer_server.connect().execute("SELECT pg_sleep(1.5)"))
-                for _ in range(5)]
-    began = time.monotonic()
-    for thread in sleepers:
-        thread.start()
+    # The two clients that get a server wait on a lock the test holds until the collect is done
+    # (a fixed pg_sleep let them finish first when the probe was slow), the other three queue.
+    sleepers: list[threading.Thread] = []
     try:
-        wait_for_pool(pgbouncer_server, cl_active=2, cl_waiting=3)
-        got = run(lambda: collect_once(collector(pgbouncer_server.dsn("pgbouncer"))))
-        waited_at_most = time.monotonic() - began
+        with pgbouncer_server.postgres.lock_held() as blocked:
+            sleepers += [threading.Thread(target=run_on_pool, args=(pgbouncer_server, blocked)) for _ in range(5)]
+            began = time.monotonic()
+            for thread in sleepers:
+                thread.start()
+            wait_for_pool(pgbouncer_server, cl_active=2, cl_waiting=3)
+            got = run(lambda: collect_once(collector(pgbouncer_server.dsn("pgbouncer"))))
+            waited_at_most = time.monotonic() - began
     finally:
         for thread in sleepers:
             thread.join()
@@ -56,9 +67,10 @@ def test_five_sleeping_clients_on_a_pool_of_two(pgbouncer_server: PgBouncerServe
 
 
 def test_an_idle_pool_and_the_query_counters(pgbouncer_server: PgBouncerServer) -> None:
-    with pgbouncer_server.connect() as conn:
-        conn.execute("SELECT 1")
-    wait_for_pool(pgbouncer_server, cl_active=0, sv_active=0)
+    run_on_pool(pgbouncer_server, "SELECT 1")
+    # After its client leaves, the server connection runs server_reset_query (sv_tested, the
+    # probe's "opening") before it is idle: wait for idle, not only for "not active".
+    wait_for_pool(pgbouncer_server, cl_active=0, cl_waiting=0, sv_active=0, sv_tested=0, sv_login=0)
 
     got = run(lambda: collect_once(collector(pgbouncer_server.dsn("pgbouncer"))))
     stats = next(r for r in pgbouncer_server.show("STATS") if r["database"] == "app")

@@ -378,6 +378,18 @@ class PostgresServer(Server):
                     raise
                 time.sleep(0.1)
 
+    @contextlib.contextmanager
+    def lock_held(self, key: int = 4242) -> Iterator[str]:
+        """Hold advisory lock `key` for the block; yields a statement that waits on it.
+
+        A client running that statement stays `active` (waiting on the lock) until the block
+        ends, however long the machine takes to look at it: unlike pg_sleep's fixed window,
+        a slow probe on a loaded machine cannot outlast it. The statement's lock is its
+        transaction's, so it is gone when the statement returns."""
+        with self.connect(application_name="t-lock-holder") as holder:
+            holder.execute("SELECT pg_advisory_lock(%s)", (key,))
+            yield f"SELECT pg_advisory_xact_lock_shared({key})"
+
     def _prepare(self, conn: Any) -> None:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         conn.execute(f"ALTER ROLE postgres PASSWORD '{self.password}'")
