@@ -24,7 +24,7 @@ def collector(dsn: str, **extra: object) -> PostgresCollector:
 def wait_for_states(conn: Any, app: str, **want: int) -> None:
     """Poll on a connection the test keeps open (and idle) across both reads: closing one
     here would race the probe's count with the backend's exit."""
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         rows = dict(conn.execute(
             "SELECT state, count(*) FROM pg_stat_activity WHERE application_name = %s GROUP BY 1",
@@ -32,32 +32,43 @@ def wait_for_states(conn: Any, app: str, **want: int) -> None:
         if all(rows.get(k.replace("_", " "), 0) == v for k, v in want.items()):
             return
         time.sleep(0.05)
+    raise AssertionError(f"{app}: states never reached {want}: {rows}")
+
+
+def run_as(server: PostgresServer, app: str, statement: str) -> None:
+    with server.connect(application_name=app) as conn:
+        conn.execute(statement)
 
 
 def test_connections_by_state_against_max_connections(postgres_server: PostgresServer) -> None:
     async def main() -> tuple[dict, dict]:
         probe = collector(postgres_server.dsn(), statements=0)
         poller = postgres_server.connect(application_name="t-poll")
+        sleepers: list[threading.Thread] = []
         try:
-            before = values(await probe.collect())
-            idle = [postgres_server.connect(application_name="t-idle") for _ in range(3)]
-            in_tx = postgres_server.connect(application_name="t-idle")
-            in_tx.execute("BEGIN")
-            in_tx.execute("SELECT 1")
-            sleepers = [threading.Thread(target=lambda: postgres_server.connect(
-                application_name="t-idle").execute("SELECT pg_sleep(1.5)")) for _ in range(2)]
-            for thread in sleepers:
-                thread.start()
-            try:
-                wait_for_states(poller, "t-idle", active=2, idle=3, idle_in_transaction=1)
-                after = values(await probe.collect())
-            finally:
-                for thread in sleepers:
-                    thread.join()
-                for conn in [*idle, in_tx]:
-                    conn.close()
+            # Two clients stay active on a lock the test holds until the second read is done (a
+            # fixed pg_sleep let them finish first when the read was slow); the holder's own idle
+            # session is there for both reads, so it is not in the difference.
+            with postgres_server.lock_held() as blocked:
+                before = values(await probe.collect())
+                idle = [postgres_server.connect(application_name="t-idle") for _ in range(3)]
+                in_tx = postgres_server.connect(application_name="t-idle")
+                in_tx.execute("BEGIN")
+                in_tx.execute("SELECT 1")
+                try:
+                    sleepers += [threading.Thread(target=run_as, args=(postgres_server, "t-idle", blocked))
+                                 for _ in range(2)]
+                    for thread in sleepers:
+                        thread.start()
+                    wait_for_states(poller, "t-idle", active=2, idle=3, idle_in_transaction=1)
+                    after = values(await probe.collect())
+                finally:
+                    for conn in [*idle, in_tx]:
+                        conn.close()
             return before, after
         finally:
+            for thread in sleepers:
+                thread.join()
             poller.close()
             await probe.close()
 
