@@ -42,8 +42,11 @@ class Browser:
         self._replies: dict[int, dict[str, Any]] = {}
         self._cond = threading.Condition()
         self._next = 0
-        target = next(t for t in self._json("list") if t["type"] == "page")
+        target = self._page_target()
         self.ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
+        # The reader blocks on recv() for as long as the page is quiet (a test may wait a minute
+        # for the daemon before it opens anything); a recv timeout would end the reader for good.
+        self.ws.settimeout(None)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         for domain in ("Page", "Runtime", "Log", "Network"):
@@ -51,7 +54,7 @@ class Browser:
 
     def _devtools_port(self) -> int:
         assert self.proc.stderr is not None
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a cold start on a loaded 2-core machine
         while time.monotonic() < deadline:
             line = self.proc.stderr.readline().decode(errors="replace")
             m = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)
@@ -63,6 +66,19 @@ class Browser:
                 break
         self.close()
         raise RuntimeError("chromium did not start its DevTools endpoint")
+
+    def _page_target(self, timeout: float = 60.0) -> dict[str, Any]:
+        """The about:blank page's target: DevTools listens before the page exists, so on a busy
+        machine the first /json/list can come back without it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            page = next((t for t in self._json("list") if t["type"] == "page"), None)
+            if page is not None:
+                return page  # type: ignore[no-any-return]
+            if time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"chromium opened no page target in {timeout:g}s")
+            time.sleep(0.05)
 
     def _json(self, what: str) -> Any:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/{what}", timeout=10) as r:
@@ -81,7 +97,7 @@ class Browser:
                     self.events.append(message)
                 self._cond.notify_all()
 
-    def call(self, method: str, timeout: float = 30.0, **params: Any) -> dict[str, Any]:
+    def call(self, method: str, timeout: float = 60.0, **params: Any) -> dict[str, Any]:
         with self._cond:
             self._next += 1
             ident = self._next
@@ -107,7 +123,7 @@ class Browser:
                 raise TimeoutError("the expected DevTools event never came")
             return found[0]
 
-    def open(self, url: str, timeout: float = 30.0) -> None:
+    def open(self, url: str, timeout: float = 60.0) -> None:
         start = len(self.events)
         self.call("Page.navigate", url=url)
         self.wait_for_event(lambda e: e["method"] == "Page.loadEventFired", timeout, start)
