@@ -10,7 +10,7 @@ from typing import Any
 
 from exporter import families
 from exporter.model import Family
-from exporter.web import Options, Server
+from exporter.web import INLINE_RENDER_LINES, Options, Server
 
 GUARD = 30.0  # turns a hang into a failure (a client's timeout); never reached when the server is right
 
@@ -57,7 +57,8 @@ def get(port: int, path: str) -> tuple[int, bytes]:
 
 
 def test_healthy_and_other_requests_are_answered_while_a_scrape_renders() -> None:
-    samples = HeldSamples(1000)
+    # Big enough to be rendered on the worker thread (a small scrape renders on the loop).
+    samples = HeldSamples(INLINE_RENDER_LINES + 1)
     loop = asyncio.new_event_loop()
     server = Server(_App(samples), Options())
     loop.run_until_complete(server.start("127.0.0.1", 0))
@@ -77,7 +78,7 @@ def test_healthy_and_other_requests_are_answered_while_a_scrape_renders() -> Non
         samples.release.set()
         scraper.join(GUARD)
         status, body = scrape[0]
-        assert status == 200 and body.count(b"\napm_queue_depth{") == 1000
+        assert status == 200 and body.count(b"\napm_queue_depth{") == INLINE_RENDER_LINES + 1
     finally:
         samples.release.set()
         asyncio.run_coroutine_threadsafe(server.stop(), loop).result(GUARD)
