@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from exporter.statsd.kernel import parse_udp, read_drops, resolve
+from exporter.statsd.kernel import parse_udp, read_drops, resolve, socket_drops
 
 # Two sockets sharing 127.0.0.1:8125 (SO_REUSEPORT workers), one on 0.0.0.0:9125, from Linux 6.1.
 UDP = """\
@@ -36,3 +36,26 @@ def test_a_real_socket_is_found_by_the_address_it_is_bound_to() -> None:
         sock.bind(("127.0.0.1", 0))
         local = resolve("127.0.0.1", sock.getsockname()[1])
         assert read_drops([local, ("127.0.0.1", 1)]) == {local: 0}
+
+
+def test_only_the_ports_asked_for_are_decoded() -> None:
+    assert parse_udp(UDP + UDP6.split("\n", 1)[1], ports={8125}) == {("127.0.0.1", 8125): 22, ("::1", 8125): 3}
+    assert parse_udp(UDP, ports={9125}) == {("0.0.0.0", 9125): 0}
+    assert parse_udp(UDP, ports=()) == {}
+
+
+def test_our_own_socket_tells_the_same_drops_as_the_table() -> None:
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        receiver.bind(("127.0.0.1", 0))
+        local = resolve("127.0.0.1", receiver.getsockname()[1])
+        for _ in range(200):  # nobody reads: the tiny buffer overflows
+            sender.sendto(b"x" * 500, receiver.getsockname())
+        drops = socket_drops(receiver)
+        assert drops is not None and drops > 0
+        assert read_drops([local]) == {local: drops}
+    finally:
+        sender.close()
+        receiver.close()

@@ -19,6 +19,7 @@ import threading
 from typing import NamedTuple, Protocol
 from urllib.parse import urlsplit
 
+from exporter.statsd.kernel import socket_drops
 from exporter.statsd.stats import ListenerCounters
 from exporter.store import Counter
 
@@ -125,6 +126,10 @@ class DatagramListener:
             return None
         host, port = self._sock.getsockname()[:2]
         return str(host), int(port)
+
+    def kernel_drops(self) -> int | None:
+        """Datagrams the kernel dropped for this socket's full buffer; None if it cannot say."""
+        return socket_drops(self._sock) if self._sock is not None else None
 
     async def start(self) -> None:
         self.open()

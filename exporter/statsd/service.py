@@ -49,10 +49,21 @@ class StatsD:
 
     def collect(self) -> list[Family]:
         """What only the kernel knows: datagrams dropped before a UDP listener read them."""
-        bound = {lst.address: lst.local for lst in self._listeners if not isinstance(lst, TcpListener)}
-        drops = read_drops(local for local in bound.values() if local is not None)
-        return [families.STATSD_KERNEL_DROPS.family(
-            ((address,), float(drops[local])) for address, local in bound.items() if local in drops)]
+        out: dict[str, float] = {}
+        shared: dict[str, tuple[str, int]] = {}  # the workers' sockets: only /proc/net/udp sees them
+        for lst in self._listeners:
+            local = None if isinstance(lst, TcpListener) else lst.local
+            if local is None:
+                continue  # TCP and unixgram: no such counter
+            own = lst.kernel_drops() if isinstance(lst, DatagramListener) else None
+            if own is not None:
+                out[lst.address] = float(own)
+            else:
+                shared[lst.address] = local
+        if shared:
+            drops = read_drops(shared.values())
+            out.update((address, float(drops[local])) for address, local in shared.items() if local in drops)
+        return [families.STATSD_KERNEL_DROPS.family(((address,), n) for address, n in out.items())]
 
     async def start(self) -> None:
         """Bind every listener (OSError naming the address if one cannot be bound)."""
