@@ -55,24 +55,24 @@ class Telemetry:
         The outcome is `ok`, `error` when an exception escapes (re-raised untouched), or
         `cancelled` for BaseExceptions such as asyncio.CancelledError and KeyboardInterrupt.
         Extra `labels` travel as DogStatsD tags; the built-in conventions ignore them.
-        While OpenTelemetry is in use, the current span's trace id becomes the exemplar
-        of one observation per series and flush; a `with` block may give its own,
-        `exemplar={"trace_id": ...}`.
+        While OpenTelemetry is in use, the current span's trace and span ids become the
+        exemplar of one observation per series and flush; a `with` block may give its own,
+        `exemplar={"trace_id": ..., "span_id": ...}` (the span id is optional).
         """
         return Timed(self._timer_series(operation, labels), _exemplars.explicit(exemplar))
 
     def record(self, operation: str, seconds: float, outcome: str = OK, exemplar: dict[str, str] | None = None,
                **labels: str) -> None:
         """Record an operation timed elsewhere (a span, a log line, another thread);
-        `exemplar={"trace_id": ...}` links this observation to its trace."""
+        `exemplar={"trace_id": ..., "span_id": ...}` links this observation to its trace."""
         series = self._timer_series(operation, labels)
         target = series.ok if outcome == OK else series.error if outcome == ERROR else \
             self._sender.series(wire.OPERATION, TIMER, _op_tags(operation, outcome, labels))
         value = round(seconds * 1e9)
         target.values.append(value)
-        trace = _exemplars.explicit(exemplar)
-        if trace:
-            target.exemplar = (value, trace)
+        tags = _exemplars.explicit(exemplar)
+        if tags:
+            target.exemplar = (value, tags)
 
 
     def _timer_series(self, operation: str, labels: dict[str, str]) -> _TimerSeries:
@@ -158,14 +158,6 @@ class Telemetry:
         return dict(self._sender.stats)
 
 
-def _take_exemplar(series: Series, elapsed: int, trace: str) -> None:
-    """This observation as the series' exemplar, with the given or the current span's trace id."""
-    trace = trace or _exemplars.current_trace_id()
-    if trace:
-        series.exemplar = (elapsed, trace)
-        series.wants_exemplar = False
-
-
 def _op_tags(operation: str, outcome: str, labels: dict[str, str]) -> Tags:
     extra = tuple((clean_tag(k), clean_tag(v)) for k, v in sorted(labels.items()))
     return ((wire.TAG_OPERATION, clean_tag(operation)), (wire.TAG_OUTCOME, outcome)) + extra
@@ -190,7 +182,7 @@ class Timed:
     def __init__(self, series: _TimerSeries, trace: str = "") -> None:
         self._series = series
         self._t0 = 0
-        self._trace = trace
+        self._trace = trace  # an explicit exemplar's tags
 
     @overload
     def __call__(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]: ...
@@ -227,7 +219,7 @@ class Timed:
                 elapsed = clock() - t0
                 err(elapsed)
                 if err_series.wants_exemplar:
-                    _take_exemplar(err_series, elapsed, "")
+                    err_series.take_exemplar(elapsed)
                 raise
             except BaseException:
                 cancel(clock() - t0)
@@ -235,7 +227,7 @@ class Timed:
             elapsed = clock() - t0
             ok(elapsed)
             if ok_series.wants_exemplar:
-                _take_exemplar(ok_series, elapsed, "")
+                ok_series.take_exemplar(elapsed)
             return result
 
         return timed_sync
@@ -253,7 +245,7 @@ class Timed:
             series = self._series.cancelled
         series.values.append(elapsed)
         if self._trace or series.wants_exemplar:
-            _take_exemplar(series, elapsed, self._trace)
+            series.take_exemplar(elapsed, self._trace)
 
     async def __aenter__(self) -> None:
         self.__enter__()

@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol
 
 from exporter.client import _exemplars
-
 from exporter.wire import TAG_INSTANCE
 
 DEFAULT_ADDRESS: Final = "127.0.0.1:8125"
@@ -84,10 +83,18 @@ class Series:
         self.announce = kind == COUNTER
         self._prefix = name + ":"
         self._tagpart = "|#" + format_tags(tags) if tags else ""
-        # One (value, trace id) per flush goes out on a line of its own with the trace tag;
-        # `wants_exemplar` (set at each flush while OpenTelemetry is loaded) asks timed() for one.
+        # One (value, exemplar tags) per flush goes out on a line of its own with the trace and
+        # span tags; `wants_exemplar` (set at each flush while OpenTelemetry is loaded) asks the
+        # code that records a value (timed(), the handles' counters) to take one.
         self.exemplar: tuple[Any, str] | None = None
-        self.wants_exemplar = False
+        self.wants_exemplar = _exemplars.tracing()  # a new series' first values may carry one
+
+    def take_exemplar(self, value: Any, tags: str = "") -> None:
+        """`value`, just recorded, as the series' exemplar, with these tags or the current span's."""
+        tags = tags or _exemplars.current()
+        if tags:
+            self.exemplar = (value, tags)
+            self.wants_exemplar = False
 
     def lines(self, out: list[str], budget: int, max_samples: int) -> None:
         """Drain the values recorded so far into wire lines appended to `out`."""
@@ -101,23 +108,23 @@ class Series:
         taken = values[:n]
         del values[:n]
         self.announce = False
-        if self.kind == COUNTER:
-            out.append(f"{self._prefix}{_num(sum(taken))}|c{self._tagpart}")
-            return
         exemplar = self.exemplar
         if exemplar is not None:
             try:
                 taken.remove(exemplar[0])  # it goes out once, on its own line below
             except ValueError:
-                exemplar = None  # recorded after this flush took its values: the next one sends it
+                pass  # recorded after this flush took its values: the next one sends it
             else:
                 self.exemplar = None
                 tags = self._tagpart + "," if self._tagpart else "|#"
                 number = f"{exemplar[0]}e-6" if self.kind == TIMER else _num(exemplar[0])
-                out.append(f"{self._prefix}{number}|{self.kind}{tags}{_exemplars.TAG}:{exemplar[1]}")
+                out.append(f"{self._prefix}{number}|{self.kind}{tags}{exemplar[1]}")
                 n = len(taken)
                 if not n:
                     return
+        if self.kind == COUNTER:
+            out.append(f"{self._prefix}{_num(sum(taken))}|c{self._tagpart}")
+            return
         rate = ""
         if n > max_samples:
             # Past the cap, send an even subset with its sample rate: the daemon scales the
@@ -361,7 +368,7 @@ class Sender:
         tracing = _exemplars.tracing()
         for s in list(self.series_by_key.values()):
             s.lines(lines, budget, self.max_samples)
-            s.wants_exemplar = tracing and s.kind != COUNTER and s.exemplar is None
+            s.wants_exemplar = tracing and s.exemplar is None
         orphans = []
         for key, g in list(self.gauges_by_key.items()):
             lines.append(g.line(final, self.instance))

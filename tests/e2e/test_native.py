@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from exporter.exposition import Format
 from exporter.native import NativeHistogram, pick_schema, relative_error
 from tests.support.daemon import Daemon
@@ -174,34 +176,62 @@ def test_udp_workers_merge_native_buckets_into_what_one_process_would_hold(
     assert h.zero_count == whole.zero_count == 0
 
 
-def test_query_exemplars_returns_the_trace_ids_sent(daemon_factory: Callable[..., Daemon], tmp_path: Path) -> None:
+def _query_exemplars(prom: Prometheus, query: str, done: Callable[[dict[str, tuple[str, float]]], bool],
+                     timeout: float = 30.0) -> dict[str, tuple[str, float]]:
+    """Trace id -> (span id, value) of the exemplars Prometheus holds for `query`, once `done`
+    says they are all there (or the time is up: the caller's assert then says what is missing)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = time.time()
+        found = prom.api("query_exemplars", query=query, start=str(now - 300), end=str(now + 60))
+        got = {e["labels"]["trace_id"]: (e["labels"].get("span_id", ""), float(e["value"]))
+               for series in found for e in series["exemplars"]}
+        if done(got) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.5)
+
+
+# Prometheus 2.42 scrapes OpenMetrics with exemplar storage alone, protobuf once native histograms are on too.
+SCRAPES = pytest.mark.parametrize("features", [("exemplar-storage",), ("exemplar-storage", "native-histograms")],
+                                  ids=["openmetrics", "protobuf"])
+
+
+@SCRAPES
+def test_query_exemplars_returns_the_trace_and_span_ids_sent_for_histograms_and_counters(
+    daemon_factory: Callable[..., Daemon], tmp_path: Path, features: tuple[str, ...],
+) -> None:
     rules = {"mappings": [{"match": "checkout.latency", "name": "checkout_latency_seconds",
-                           "histogram_options": {"buckets": [0.01, 0.1, 1, 10]}}]}
+                           "histogram_options": {"buckets": [0.01, 0.1, 1, 10]}},
+                          {"match": "checkout.orders", "name": "checkout_orders_total"}]}
     d, port = _statsd_daemon(daemon_factory, rules)
-    sent = {"4bf92f3577b34da6a3ce929d0e0e4736": 5, "00f067aa0ba902b7a3ce929d0e0e4736": 250,
-            "a1b2c3d4e5f60718293a4b5c6d7e8f90": 3000}
-    _send(port, [f"checkout.latency:{ms}|ms|#trace_id:{trace}" for trace, ms in sent.items()])
-    _wait_lines(d, len(sent))
-    prom = Prometheus(tmp_path, [f"127.0.0.1:{d.port}"], features=("exemplar-storage",)).start()
+    sent = {"4bf92f3577b34da6a3ce929d0e0e4736": (5, "00f067aa0ba902b7"),
+            "00f067aa0ba902b7a3ce929d0e0e4736": (250, "a3ce929d0e0e4736"),
+            "a1b2c3d4e5f60718293a4b5c6d7e8f90": (3000, "293a4b5c6d7e8f90")}
+    lines = [f"checkout.latency:{ms}|ms|#trace_id:{trace},span_id:{span}" for trace, (ms, span) in sent.items()]
+    # A counter keeps its latest exemplar only: the second line's, with what that line added.
+    lines += ["checkout.orders:1|c|#shop:eu,trace_id:0af7651916cd43dd8448eb211c80319c,span_id:b7ad6b7169203331",
+              "checkout.orders:3|c|#trace_id:5b8efff798038103d269b633813fc60c,shop:eu,span_id:eee19b7ec3c1b174",
+              "checkout.orders:1|c|#shop:eu"]
+    _send(port, lines)
+    _wait_lines(d, len(lines))
+    prom = Prometheus(tmp_path, [f"127.0.0.1:{d.port}"], features=features).start()
     try:
         prom.wait_for("checkout_latency_seconds_count")
-        deadline = time.monotonic() + 30
-        while True:
-            now = time.time()
-            found = prom.api("query_exemplars", query="checkout_latency_seconds_bucket",
-                             start=str(now - 300), end=str(now + 60))
-            traces = {e["labels"]["trace_id"]: float(e["value"]) for series in found for e in series["exemplars"]}
-            if len(traces) == len(sent) or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert traces == {trace: ms / 1000 for trace, ms in sent.items()}
+        buckets = _query_exemplars(prom, "checkout_latency_seconds_bucket", lambda got: len(got) == len(sent))
+        assert buckets == {trace: (span, ms / 1000) for trace, (ms, span) in sent.items()}
+        orders = _query_exemplars(prom, "checkout_orders_total", lambda got: bool(got))
+        assert orders == {"5b8efff798038103d269b633813fc60c": ("eee19b7ec3c1b174", 3.0)}
+        (total,) = prom.query("checkout_orders_total")
+        assert total["metric"]["shop"] == "eu" and float(total["value"][1]) == 5  # one series, every line counted
         assert not prom.query('{__name__=~"checkout.*", trace_id!=""}')  # never a label
+        assert not prom.query('{__name__=~"checkout.*", span_id!=""}')
     finally:
         prom.stop()
 
 
-def test_query_exemplars_returns_the_trace_ids_the_client_sent(
-    daemon_factory: Callable[..., Daemon], tmp_path: Path,
+@SCRAPES
+def test_query_exemplars_returns_the_trace_and_span_ids_the_client_sent(
+    daemon_factory: Callable[..., Daemon], tmp_path: Path, features: tuple[str, ...],
 ) -> None:
     from opentelemetry import trace
     from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
@@ -211,34 +241,35 @@ def test_query_exemplars_returns_the_trace_ids_the_client_sent(
     d, port = _statsd_daemon(daemon_factory)
     tm = Telemetry(f"127.0.0.1:{port}", flush_interval=3600)  # flushed by hand below
     checkout = tm.timed("checkout")(lambda: time.sleep(0.002))
+    cache = tm.cache("carts")
     checkout()
-    tm.flush()  # from here on each flush asks for one exemplar
-    sent = []
+    cache.miss()
+    tm.flush()  # from here on each flush asks for one exemplar per series
+    sent = {}
     for i in range(3):
-        trace_id = 0x4BF92F3577B34DA6A3CE929D0E0E4700 + i
-        context = SpanContext(trace_id=trace_id, span_id=0x00F067AA0BA902B7, is_remote=False,
+        trace_id, span_id = 0x4BF92F3577B34DA6A3CE929D0E0E4700 + i, 0x00F067AA0BA90200 + i
+        context = SpanContext(trace_id=trace_id, span_id=span_id, is_remote=False,
                               trace_flags=TraceFlags(TraceFlags.SAMPLED))
         with trace.use_span(NonRecordingSpan(context)):
             checkout()
             checkout()
+            cache.miss()
         tm.flush()
-        sent.append(f"{trace_id:032x}")
-    _wait_lines(d, 7)
-    prom = Prometheus(tmp_path, [f"127.0.0.1:{d.port}"], features=("exemplar-storage",)).start()
+        sent[f"{trace_id:032x}"] = f"{span_id:016x}"
+    _wait_lines(d, 11)
+    prom = Prometheus(tmp_path, [f"127.0.0.1:{d.port}"], features=features).start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            now = time.time()
-            found = prom.api("query_exemplars", query="apm_operation_duration_seconds_bucket",
-                             start=str(now - 300), end=str(now + 60))
-            traces = {e["labels"]["trace_id"] for series in found for e in series["exemplars"]}
-            if traces >= set(sent[-1:]) or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        last = list(sent)[-1]
+        timed = _query_exemplars(prom, "apm_operation_duration_seconds_bucket", lambda got: last in got)
         # The latest per bucket: all three when they fell in different buckets, else the last.
-        assert sent[-1] in traces and traces <= set(sent), (traces, sent)
+        assert last in timed and set(timed) <= set(sent), (timed, sent)
+        assert all(span == sent[trace] for trace, (span, _) in timed.items()), (timed, sent)
+        misses = _query_exemplars(prom, 'apm_cache_requests_total{result="miss"}', lambda got: last in got)
+        assert misses == {last: (sent[last], 1.0)}  # a counter's latest
         count = prom.query('sum(apm_operation_duration_seconds_count{operation="checkout"})')
         assert float(count[0]["value"][1]) == 7  # the exemplar lines are observations, counted once
+        (missed,) = prom.query('apm_cache_requests_total{cache="carts",result="miss"}')
+        assert float(missed["value"][1]) == 4  # and increments, counted once
     finally:
         prom.stop()
         tm.close()
