@@ -343,6 +343,9 @@ HTTP_REDIRECTS = FamilySpec("http_probe_redirects", G, "Redirects the last probe
 HTTP_INFO = FamilySpec(
     "http_probe_info", G, "Always 1: where the last probe's redirects ended and how it was answered.",
     ("target", "final_url", "http_version", "tls_version"))
+HTTP_BODY_BYTES = FamilySpec(
+    "http_probe_body_bytes", G, "Bytes of the last answer's body (dechunked; the probe asks for no compression).",
+    ("target",), unit="bytes")
 HTTP_IP_PROTOCOL = FamilySpec(
     "http_probe_ip_protocol", G, "IP version (4 or 6) of the address the last probe connected to.", ("target",))
 # reason: status, redirects, body_matches, body_not_matches, body_json (collectors/http.py REASONS).

@@ -817,8 +817,16 @@ def exporter() -> Dashboard:
         ts("HTTP status code", "Status code of the last probe response.",
            Q(f"max by (target) (apm_http_probe_status_code{e})", "{{target}}"), unit="none",
            thresholds=steps(("green", None), ("yellow", 300), ("red", 400))),
-        ts("TLS certificate expires in", "Time left before each probed server's certificate expires. Yellow "
-           "under 30 days, red under 7.",
+        ts("HTTP probe time by phase", "Where the last probe's time went (resolve, connect, tls, processing: "
+           "request sent to first byte, transfer), summed over its redirects.",
+           Q(f"max by (target, phase) (apm_http_probe_phase_seconds{e})", "{{target}} {{phase}}"),
+           unit="s", stack=True),
+        ts("HTTP probe failed checks", "1 while the last answer failed a check: status, redirects (past "
+           "max_redirects), body_matches, body_not_matches, body_json.",
+           Q(f"max by (target, reason) (apm_http_probe_failed{e})", "{{target}} {{reason}}"),
+           unit="none", thresholds=NEUTRAL),
+        ts("TLS certificate expires in", "Time left before the earliest-expiring certificate each probed server "
+           "sends expires. Yellow under 30 days, red under 7.",
            Q(f"min by (target) (apm_http_probe_tls_cert_expiry_timestamp_seconds{e}) - time()", "{{target}}"),
            unit="s", thresholds=low_bad(7 * 86400, 30 * 86400)),
     ])

@@ -108,7 +108,8 @@ class _Answer:
     status: int = 0
     http_version: str = ""
     location: str | None = None
-    body: bytearray = field(default_factory=bytearray)
+    body: bytearray = field(default_factory=bytearray)  # kept only for the body checks
+    size: int = 0
     tls_version: str = ""
     chain: list[bytes] = field(default_factory=list)
     ip_version: int = 0
@@ -185,6 +186,7 @@ class HTTPCollector(BaseProbe):
             families.HTTP_REDIRECTS.one(float(redirects), name),
             families.HTTP_INFO.one(1.0, name, _shown(url), answer.http_version, answer.tls_version),
             families.HTTP_IP_PROTOCOL.one(float(answer.ip_version), name),
+            families.HTTP_BODY_BYTES.one(float(answer.size), name),
         ]
         expiries = []
         for der in answer.chain:
@@ -306,6 +308,7 @@ class HTTPCollector(BaseProbe):
                         keep = False
                         break  # the next hop is what counts; Connection: close, so nothing to reuse
                 elif isinstance(event, h11.Data):
+                    answer.size += len(event.data)
                     if keep and len(answer.body) < _BODY_LIMIT:
                         answer.body += event.data[:_BODY_LIMIT - len(answer.body)]
                 elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):

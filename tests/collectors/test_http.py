@@ -151,6 +151,8 @@ def test_latency_status_and_success(site: Site) -> None:
     assert ok["operation_duration_seconds"][("api", "ok")].count == 2
     assert ok["operation_duration_seconds"][("api", "error")].count == 0
     assert "http_probe_tls_cert_expiry_timestamp_seconds" not in ok
+    assert ok["http_probe_body_bytes"] == {("api",): 200_000}  # read to the end in 64 KiB reads
+    assert missing["http_probe_body_bytes"] == {("api",): len(b"not here")}
     assert missing["http_probe_status_code"] == {("api",): 404}
     assert missing["http_probe_success"] == {("api",): 0}
     assert missing["operation_duration_seconds"][("api", "error")].count == 2
