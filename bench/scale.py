@@ -9,8 +9,8 @@
   distinct series, N = 1k, 10k, 100k, 1M: one counter name per series (`bench.k0000042.hits:1|c`;
   the daemon maps them with one glob rule into one family with a `key` label, collectd keeps one
   counter each). Every series is created first, then the highest rate with under 0.1% loss is
-  searched (bench/ingest.py's search) with the sender sweeping all N names in order: up to 100k
-  every line hits the daemon's routing cache (200k entries), at 1M every line misses it. Loss is
+  searched (bench/ingest.py's search) with the sender sweeping all N names in order; the daemon's
+  routing cache is sized from max_series (3M here), so at every size every line hits it. Loss is
   the kernel's drop count on the receiver's socket for both receivers (the daemon reads each
   datagram to the end before the next recv, so what it does not drop it ingests), CPU per line
   the receiver's user+system time over lines taken, as in bench/ingest.py.
@@ -146,7 +146,7 @@ class Sweep:
     bench/ingest.py's sender always starts at the first packet of its file, so a trial shorter
     than the whole set would touch the same names every time and, after the first, find them
     all in the daemon's routing cache. Rewriting the file rotated before every trial keeps
-    N names in play: up to the cache's 200k entries every line hits, at 1M every line misses.
+    N names in play (with a routing cache smaller than N, every line would miss it).
     Installed as bench/ingest.py's `trial` while the search runs, so search() rotates too."""
 
     def __init__(self, packets: list[bytes], packet_file: Path) -> None:

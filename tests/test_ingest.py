@@ -14,7 +14,6 @@ from exporter.model import Family, FamilySpec, HistogramValue, MetricType
 from exporter.statsd.config import StatsdConfig
 from exporter.statsd.ingest import Ingest
 from exporter.statsd.mapper import Mapper
-from exporter.statsd.routes import MAX_CACHE_ENTRIES
 from exporter.statsd.stats import StatsdStats
 from exporter.store import Limits, Store
 
@@ -47,7 +46,7 @@ mappings:
 
 class Harness:
     def __init__(self, config: dict[str, object] | None = None, limits: Limits | None = None,
-                 max_cache_entries: int = MAX_CACHE_ENTRIES) -> None:
+                 max_cache_entries: int | None = None) -> None:
         self.clock = Clock()
         self.store = Store(limits or Limits(), clock=self.clock)
         self.stats = Store()
@@ -232,6 +231,17 @@ def test_bounded_cache_still_exact() -> None:
     v = h.values()
     assert all(v[(f"many_c{i}_total", ())] == 3 for i in range(20))
     assert len(h.ingest.routes.cache) <= 4
+
+
+def test_the_routing_cache_has_room_for_every_series_the_store_may_hold() -> None:
+    """Issue 19: with a fixed 200k-entry cache, a daemon holding 1M series missed the cache on
+    every line of a sweep over them (parse and map each time, 13x collectd's CPU per line)."""
+    h = Harness(limits=Limits(max_series=1_000_000, max_series_per_family=1_000_000))
+    assert h.ingest.routes.cache_limit() >= 1_000_000
+    h.store.limits = Limits(max_series=2_000_000, max_series_per_family=10)  # a reload raising it
+    assert h.ingest.routes.cache_limit() >= 2_000_000
+    h.send("a:1|c", "b:1|c|#t:x", "a:1|c")
+    assert len(h.ingest.routes.cache) == 2 and h.values()[("a_total", ())] == 2
 
 
 def test_a_family_whose_series_carry_different_tags_keeps_them_all() -> None:

@@ -26,7 +26,6 @@ from math import frexp, inf
 from exporter.statsd.mapper import Mapper
 from exporter.statsd.routes import (
     COUNT,
-    MAX_CACHE_ENTRIES,
     NATIVE,
     OBSERVE,
     OTHER,
@@ -42,7 +41,7 @@ class Ingest:
     """Shared by every listener: one routing cache, one mapper, one store."""
 
     def __init__(self, mapper: Mapper, store: Store, stats: StatsdStats,
-                 max_cache_entries: int = MAX_CACHE_ENTRIES) -> None:
+                 max_cache_entries: int | None = None) -> None:
         self.store = store
         self.stats = stats
         self.routes = Routes(mapper, store, stats, max_cache_entries)
@@ -64,7 +63,7 @@ class Ingest:
         """Swap in new rules (reload): every cached route is forgotten; series stay."""
         with self._lock:
             self.routes.mapper = mapper
-            self.routes.cache.clear()
+            self.routes.clear()
             self.stats.rules.value = len(mapper)
             self.stats.cache_entries.value = 0
 
@@ -74,7 +73,7 @@ class Ingest:
             self.routes.expire_instances(self._clock())
             expired = self.store.expire()
             if expired:
-                self.routes.cache.clear()
+                self.routes.clear()
                 self.stats.expired.value += expired
             self.stats.series.value = len(self.store)
             self.stats.cache_entries.value = len(self.routes.cache)

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 NATIVE, OBSERVE, COUNT, GAUGE, OTHER = -1, 0, 1, 2, 3
 SUMMARY, SET, DROP, REFUSED, SPLIT, INSTANCE = "summary", "set", "drop", "refused", "split", "instance"
 
-MAX_CACHE_ENTRIES = 200_000
+MIN_CACHE_ENTRIES = 200_000
 MAX_VALUE_CACHE = 65_536
 MAX_SET_MEMBERS = 10_000
 
@@ -63,12 +63,15 @@ class Routes:
     """The routing cache and the value cache the loop reads, and how they are filled."""
 
     def __init__(self, mapper: Mapper, store: Store, stats: StatsdStats,
-                 max_cache_entries: int = MAX_CACHE_ENTRIES) -> None:
+                 max_cache_entries: int | None = None) -> None:
         self.mapper = mapper
         self.store = store
         self.stats = stats
-        self.max_cache = max_cache_entries
+        self.max_cache = max_cache_entries  # None: sized from the store's limits (cache_limit)
         self.cache: dict[tuple[bytes, bytes], Entry] = {}
+        # One copy of each untagged `rest` (`c`, `ms|@0.1`) and of each tagged line's name, which
+        # many keys share: a cache entry then holds only the bytes that tell it apart.
+        self.parts: dict[bytes, bytes] = {}
         self.values: dict[bytes, float] = {}
         self.blank = 0  # blank lines seen since the loop last took them (they are not lines)
         # Gauges with per-instance shares, whose silent instances expire_instances() forgets.
@@ -120,11 +123,30 @@ class Routes:
         # A line with a part set aside is not cached either, so that part is counted each time.
         if b":" not in head or notes:
             return entry, line.partition(b":")[2].partition(b"|")[0]
-        if len(self.cache) >= self.max_cache:
-            self.cache.clear()  # crude but bounded; a busy key is back after one miss
+        if len(self.cache) >= self.cache_limit():
+            self.clear()  # crude but bounded; a busy key is back after one miss
+        parts = self.parts
+        if b"#" in rest:
+            name = parts.setdefault(name, name)
+        else:
+            rest = parts.setdefault(rest, rest)
         self.cache[(name, rest)] = entry
         self.stats.cache_entries.value = len(self.cache)
         return entry, head.partition(b":")[2]
+
+    def cache_limit(self) -> int:
+        """Keys the cache holds before it is cleared: one for every series the store may hold, and
+        a quarter more for keys that share a series or have none (drops, refusals), so that a
+        working set as large as `max_series` is served from the cache (at least MIN_CACHE_ENTRIES)."""
+        if self.max_cache is not None:
+            return self.max_cache
+        limit = self.store.limits.max_series
+        return max(MIN_CACHE_ENTRIES, limit + limit // 4)
+
+    def clear(self) -> None:
+        """Forget every route (new rules, expired series, a full cache); series stay."""
+        self.cache.clear()
+        self.parts.clear()
 
     def _exemplar(self, entry: Entry, route: Route, labels: Tags, value: float) -> None:
         """Keep the exemplar on its bucket (histograms) or its counter, with the value it added."""
