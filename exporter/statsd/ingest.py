@@ -8,7 +8,9 @@ a second lookup: float() is the dearest step on this path) and an in-place
 update. The loop is the only place that applies a counter, a gauge or an
 observation; a line seen for the first time gets its entry from
 `Routes.route` and then goes through the same code. Everything else (sets,
-summaries, drops, refusals, bad values) is `Routes.apply`.
+summaries, drops, refusals, several values on one line, bad values) is
+`Routes.apply`. Counting the default rule's lines costs the other lines nothing:
+their entries' opcodes are raised above OTHER, and one comparison finds them.
 
 One writer at a time: listeners in other threads call `handle_packet`, which
 takes a lock per packet, so the store sees a single writer.
@@ -26,15 +28,19 @@ from math import frexp, inf
 from exporter.statsd.mapper import Mapper
 from exporter.statsd.routes import (
     COUNT,
-    NATIVE,
     OBSERVE,
     OTHER,
+    UNMAPPED,
     Routes,
 )
 from exporter.statsd.stats import StatsdStats
 from exporter.store import Counter, Store
 
 log = logging.getLogger(__name__)
+
+# What the loop reads for a counter's or gauge's value that is not a plain decimal: a counter
+# fails `x >= 0.0` on it, a gauge the identity test, so both go to apply().
+NOT_PLAIN = float("nan")
 
 
 class Ingest:
@@ -50,8 +56,7 @@ class Ingest:
         routes = self.routes
         routes.feed = self._feed
         # What the loop calls, looked up once (the dicts are cleared, never replaced).
-        self._slow = (routes.cache.get, routes.values.get, routes.route, routes.plain, routes.split,
-                      routes.apply, stats.error)
+        self._slow = (routes.cache, routes.values, routes.route, routes.plain, routes.apply)
         stats.rules.value = len(mapper)
 
     def sink(self, listener: str) -> ListenerSink:
@@ -112,82 +117,83 @@ class Ingest:
     def _feed(self, lines: list[bytes], now: float) -> tuple[int, int]:
         """Samples stored and lines the default rule took. The hot path: kept in one function,
         since a Python call costs as much as a line's dict lookups."""
-        cache_get, value_get, route, plain, split, apply, error = self._slow
+        cache, values, route, plain, apply = self._slow
         bisect = bisect_left
+        # Locals, not globals: the loop compares opcodes several times a line.
+        observe_op, count_op, other_op, unmapped_op = OBSERVE, COUNT, OTHER, UNMAPPED
         nslow = 0  # lines that stored nothing, or whose samples are in `got`
-        got = 0  # samples stored by `apply` and by multi-value lines
+        got = 0  # samples stored by `apply`
         unmapped = 0
+        x: float | None  # a counter's or gauge's value (None from plain(): not a plain decimal)
         for line in lines:
             head, _, rest = line.partition(b"|")
             name, _, value = head.partition(b":")
-            entry = cache_get((name, rest))
-            if entry is None:
+            try:  # a subscript, not .get(): no call on a hit, and a miss is parsed anyway
+                entry = cache[(name, rest)]
+            except KeyError:
                 found = route(line, name, rest)
                 if found is None:  # blank, bad or an event: counted by route()
                     nslow += 1
                     continue
                 entry, value = found
             op = entry[0]
-            if op <= OBSERVE:  # OBSERVE or NATIVE
+            if op > other_op:  # the default rule's plain entries, raised by UNMAPPED: counted here
+                unmapped += 1
+                op -= unmapped_op
+            if op <= observe_op:  # OBSERVE or NATIVE
                 # Timer values rarely repeat, so they skip the value cache.
                 try:
                     v = float(value)
-                except ValueError:
-                    # Several values (DogStatsD): one line each, taken here as if sent so.
-                    more = split(line)  # [] after counting why the line is bad
-                    nslow += 1
-                    if more:
-                        got += self._feed(more, now)[0]
-                        unmapped += entry[1]  # still one line
-                    continue
-                if v - v != 0.0:  # NaN or infinity
-                    nslow += 1
-                    error("non_finite_value")
-                    continue
-                s = entry[2]
-                v *= entry[3]
-                weight = entry[6]
-                s.sum += v * weight
-                s.seen = now
-                unmapped += entry[1]
-                if op == OBSERVE:
-                    entry[4][bisect(entry[5], v)] += weight
-                elif s.zero_threshold < v < inf:  # a native histogram's common case, inlined
-                    if entry[4] is not None:  # both: the classic buckets too
+                except ValueError:  # several values (DogStatsD) or a bad one: apply(), below
+                    v = NOT_PLAIN
+                if v - v == 0.0:  # neither NaN nor infinity, which apply() counts
+                    s = entry[2]
+                    v *= entry[3]
+                    weight = entry[6]
+                    s.sum += v * weight
+                    s.seen = now
+                    if op == observe_op:
                         entry[4][bisect(entry[5], v)] += weight
-                    frac, exp = frexp(v)
-                    key = (bisect(s.fractions, frac) + exp * s.width + s.base) >> s.shift
-                    buckets = s.positive
-                    count = buckets.get(key)
-                    if count is None:
-                        s.add_bucket(buckets, key, weight)
-                    else:
-                        buckets[key] = count + weight
-                else:
-                    s.place(v, weight)
-                continue
-            if op < OTHER:  # a counter or a gauge: their values repeat, so a dict has them
-                x = value_get(value)
-                if x is None:
-                    x = plain(value)
-                if x is not None:
-                    if op == COUNT:
-                        if x >= 0.0:  # a negative counter is an error, which apply() counts
-                            s = entry[2]
-                            s.value += x * entry[3]
-                            s.seen = now
-                            unmapped += entry[1]
-                            continue
-                    else:
-                        s = entry[2]
-                        sign = value[0]
-                        if sign == 43 or sign == 45:  # a gauge's "+n" or "-n" changes it
-                            s.value += x * entry[3]
+                    elif s.zero_threshold < v < inf:  # a native histogram's common case, inlined
+                        if entry[4] is not None:  # both: the classic buckets too
+                            entry[4][bisect(entry[5], v)] += weight
+                        frac, exp = frexp(v)
+                        key = (bisect(s.fractions, frac) + exp * s.width + s.base) >> s.shift
+                        buckets = s.positive
+                        count = buckets.get(key)
+                        if count is None:
+                            s.add_bucket(buckets, key, weight)
                         else:
-                            s.value = x * entry[3]
+                            buckets[key] = count + weight
+                    else:
+                        s.place(v, weight)
+                    continue
+            elif op < other_op:  # a counter or a gauge: their values repeat, so a dict has them
+                try:
+                    x = values[value]
+                except KeyError:
+                    x = plain(value)
+                    if x is None:  # not a plain decimal: apply(), below
+                        x = NOT_PLAIN
+                if op == count_op:
+                    if x >= 0.0:  # neither negative nor NaN, which apply() counts
+                        s = entry[2]
+                        s.value += x * entry[3]
                         s.seen = now
-                        unmapped += entry[1]
                         continue
+                elif x is not NOT_PLAIN:
+                    s = entry[2]
+                    sign = value[0]
+                    if sign == 43 or sign == 45:  # a gauge's "+n" or "-n" changes it
+                        s.value += x * entry[3]
+                    else:
+                        s.value = x * entry[3]
+                    s.seen = now
+                    continue
+            # Sets, summaries, drops, refusals, and the values the loop does not take go to
+            # apply(), which counts the default rule's lines it takes itself.
+            if op != other_op:
+                unmapped -= entry[1]
             nslow += 1
             got += apply(line, entry, value, now)
         return len(lines) - nslow + got, unmapped

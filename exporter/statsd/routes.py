@@ -4,10 +4,13 @@ statsd/ingest.py's loop handles a line whose key (the bytes around its value) is
 the cache and whose entry is a plain counter, gauge or observation; everything else
 comes here: parsing and mapping a line seen for the first time (`route`), and
 applying the entries the loop does not (`apply`: sets, summaries, drops, refusals,
-and the errors of plain entries, which the parser names).
+and the lines of plain entries whose value the loop does not take: several values,
+fed back one at a time, or a bad one, whose error the parser names).
 
 An entry is a tuple the loop reads by position, its opcode first and its
-"unmapped" flag (1 for the default rule's lines, else 0) second:
+"unmapped" flag (1 for the default rule's lines, else 0) second; the default
+rule's plain entries (all but OTHER) have their opcode raised by UNMAPPED, so
+that the loop counts those lines without a test on every other line:
 
     (OBSERVE, unmapped, histogram, scale, buckets, bounds, weight)
     (NATIVE,  unmapped, native histogram, scale, classic buckets or None, bounds or None, weight)
@@ -50,6 +53,7 @@ log = logging.getLogger(__name__)
 # NATIVE sorts below OBSERVE so that the loop tells both observers apart from the rest with
 # one comparison (`op <= OBSERVE`), and counters and gauges with another (`op < OTHER`).
 NATIVE, OBSERVE, COUNT, GAUGE, OTHER = -1, 0, 1, 2, 3
+UNMAPPED = 5  # NATIVE + UNMAPPED > OTHER
 SUMMARY, SET, DROP, REFUSED, SPLIT, INSTANCE = "summary", "set", "drop", "refused", "split", "instance"
 
 MIN_CACHE_ENTRIES = 200_000
@@ -114,9 +118,11 @@ class Routes:
         entry = self._entry(route, event)
         if instance is not None and entry[0] == GAUGE:
             entry = (OTHER, entry[1], INSTANCE, entry[2], entry[3], instance)
+        if traced and labels and not isinstance(route, Drop):
+            self._exemplar(entry, route, labels, events[-1].value)
+        if entry[1] and entry[0] < OTHER:  # the default rule's plain entry (module docstring)
+            entry = (entry[0] + UNMAPPED, *entry[1:])
         if traced:
-            if labels and not isinstance(route, Drop):
-                self._exemplar(entry, route, labels, events[-1].value)
             return entry, line.partition(b":")[2].partition(b"|")[0]
         # Only a line shaped name:value|rest has a key that fixes its route (see ingest.py);
         # in another (`a|b:1|c`, a name with a `|`) the value is where the parser found it.
@@ -190,11 +196,18 @@ class Routes:
             self.stats.unmapped.value += unmapped
             return stored
         if entry[0] != OTHER:
-            # A plain entry the loop gave up on: the value is bad, and the parser says how.
-            if self._parse(line):
+            # A plain entry's line the loop did not take: several values (DogStatsD `t:1:2|ms`),
+            # one line each through the loop and still one line of the default rule's, or a bad
+            # value, which split() counts.
+            more = self.split(line)
+            if len(more) == 1:
                 log.error("statsd: the loop refused a line the parser accepts: %r", line[:200])
                 self.stats.error("internal_error")
-            return 0
+                return 0
+            if not more:
+                return 0
+            self.stats.unmapped.value += entry[1]
+            return self.feed(more, now)[0]
         kind = entry[2]
         if kind is SET:
             events = self._parse(line)
