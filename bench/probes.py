@@ -377,15 +377,20 @@ def main() -> None:
 
     lines = [f"Measured with `python bench/probes.py --scrapes {args.scrapes}` (both exporters of a row "
              "against the same server, scrapes alternating):", "",
-             "| probe | exporter | series | median ms | p99 ms | CPU ms/scrape | RSS MiB |",
-             "|---|---|---|---|---|---|---|"]
+             "| probe | exporter | series | median ms | p99 ms | CPU ms/scrape | RSS MiB | ours / peer (median, CPU) |",
+             "|---|---|---|---|---|---|---|---|"]
     for kind, pair in pairs.items():
         for e in pair:
             if e.failed:
-                lines.append(f"| {kind} | {e.name} | did not start: `{e.failed[:100]}` | | | | |")
+                lines.append(f"| {kind} | {e.name} | did not start: `{e.failed[:100]}` | | | | | |")
                 continue
+            ratio = ""
+            if e is pair[0] and len(pair) == 2 and pair[1].cpu_per_scrape:
+                them = pair[1]
+                ratio = (f"{statistics.median(e.latencies) / statistics.median(them.latencies):.2f}x, "
+                         f"{e.cpu_per_scrape / them.cpu_per_scrape:.2f}x")
             lines.append(f"| {kind} | {e.name} | {e.series()} | {1000 * statistics.median(e.latencies):.2f} | "
-                         f"{1000 * p99(e.latencies):.2f} | {1000 * e.cpu_per_scrape:.2f} | {e.rss:.1f} |")
+                         f"{1000 * p99(e.latencies):.2f} | {1000 * e.cpu_per_scrape:.2f} | {e.rss:.1f} | {ratio} |")
     lines += ["", "Coverage: each signal of the peer's default output an SRE alerts on, and our name for it "
               "(both checked present in this run's scrapes):", "",
               "| probe | peer family | ours | signal |", "|---|---|---|---|"]
