@@ -31,8 +31,8 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
-from itertools import chain, pairwise, starmap
-from operator import add
+from itertools import chain, compress, pairwise, repeat, starmap
+from operator import add, is_
 from typing import Any, NamedTuple
 
 from exporter.model import (
@@ -401,10 +401,13 @@ def _exemplar_text(exemplar: Exemplar) -> str:
 def _split_exemplars(values: Sequence[Any]) -> tuple[list[Any], dict[int, Exemplar]] | None:
     """Counter values some of which carry an exemplar (model.ExemplarCount) as plain floats, and
     those exemplars by position; None when no value carries one."""
-    found = {i: v.exemplar for i, v in enumerate(values) if type(v) is ExemplarCount}
-    if not found:
+    where = list(compress(range(len(values)), map(is_, map(type, values), repeat(ExemplarCount))))
+    if not where:
         return None
-    return [float(v) if type(v) is ExemplarCount else v for v in values], found
+    plain = list(values)
+    for i in where:
+        plain[i] = float(values[i])
+    return plain, {i: values[i].exemplar for i in where}
 
 
 def _om_counts_ok(counts: Sequence[Any], count: Any) -> bool:

@@ -20,7 +20,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable
 from enum import Enum
-from itertools import accumulate
+from itertools import accumulate, compress
 from operator import attrgetter, methodcaller
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
@@ -324,15 +324,13 @@ _VALUE, _SAMPLE = attrgetter("value"), methodcaller("sample")
 
 
 def _with_exemplars(exemplars: dict[Counter, Exemplar], series: Iterable[Series], values: list[Any]) -> list[Any]:
-    """Counter values, those with an exemplar as an ExemplarCount that carries it."""
-    out = []
-    for s, value in zip(series, values):
-        found = exemplars.get(s)  # type: ignore[arg-type]
-        if found is not None:
-            value = ExemplarCount(value)
-            value.exemplar = found
-        out.append(value)
-    return out
+    """Counter values, those with an exemplar as an ExemplarCount that carries it (C-level
+    passes over the family; Python only for the counters that have one)."""
+    found = list(map(exemplars.get, series))  # type: ignore[arg-type]
+    for i in compress(range(len(found)), found):
+        value = values[i] = ExemplarCount(values[i])
+        value.exemplar = found[i]  # type: ignore[assignment]
+    return values
 
 
 class Store:

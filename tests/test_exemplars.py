@@ -172,3 +172,20 @@ def test_an_expired_counter_leaves_no_exemplar_behind() -> None:
     assert not store._families["orders_placed_total"].exemplars  # nothing held for a series that is gone
     sink.handle_packet(b"orders.placed:1|c")  # the same series again, new
     assert "# {" not in Renderer().render(store.collect(), Format.OPENMETRICS).decode()
+
+
+def test_a_family_on_the_checked_path_keeps_its_counters_exemplars() -> None:
+    ingest, store = _ingest()
+    sink = ingest.sink("udp://test")
+    sink.handle_packet(f"orders.placed:2|c|#shop:a,trace_id:{TRACE},span_id:{SPAN}".encode())
+    sink.handle_packet(b"orders.placed:1|c|#shop:b")
+    (family,) = store.collect()
+    store.series(family.spec, ("b",)).value = float("nan")  # type: ignore[union-attr]  # forces every sample checked
+    renderer = Renderer()
+    om = renderer.render(store.collect(), Format.OPENMETRICS).decode()
+    assert 'orders_placed_total{shop="b"}' not in om  # a NaN counter is invalid in OpenMetrics: dropped
+    assert _exemplars_by_sample(om) == {("orders_placed_total", "a"): ({"trace_id": TRACE, "span_id": SPAN}, 2.0)}
+    (decoded,) = decode(renderer.render(store.collect(), Format.PROTOBUF))
+    exemplars = {m.label[0].value: m.counter.exemplar.label[0].value for m in decoded.metric
+                 if m.counter.HasField("exemplar")}
+    assert exemplars == {"a": TRACE}
