@@ -238,7 +238,7 @@ class TestSqlAlchemySqlite:
         waiter = threading.Thread(target=lambda: engine.connect().close())
         with capture_metrics() as m:
             waiter.start()
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 30
             while m.gauge("apm.pool.pending", pool="sqlite") < 1 and time.monotonic() < deadline:
                 time.sleep(0.01)
             pending_while_held = m.gauge("apm.pool.pending", pool="sqlite")

@@ -55,7 +55,7 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
 def _settle(pid: int) -> None:
     """Wait until a fresh child has faulted in its pages and sleeps, so its RSS holds still."""
     proc = psutil.Process(pid)
-    last, steady, deadline = -1, 0, time.monotonic() + 10
+    last, steady, deadline = -1, 0, time.monotonic() + 30
     while steady < 3 and time.monotonic() < deadline:
         rss = proc.memory_info().rss
         steady = steady + 1 if rss == last and proc.status() == psutil.STATUS_SLEEPING else 0

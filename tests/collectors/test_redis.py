@@ -278,7 +278,7 @@ def test_keyspace_clients_memory_and_persistence(redis_server: RedisServer) -> N
     waiting = threading.Thread(target=blocker.blpop, args=(["never"],), kwargs={"timeout": 30})
     waiting.start()
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while client.info("clients")["blocked_clients"] < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
         got = collect_values(redis_server.url)

@@ -14,7 +14,7 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_http(url: str, timeout: float = 15.0, ok: tuple[int, ...] = (200,)) -> None:
+def wait_for_http(url: str, timeout: float = 60.0, ok: tuple[int, ...] = (200,)) -> None:
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:

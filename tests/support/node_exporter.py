@@ -38,7 +38,7 @@ def node_exporter(*flags: str) -> Iterator[NodeExporter]:
                              *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}/metrics"
-        wait_for_http(url, timeout=10)
+        wait_for_http(url, timeout=60)
         yield NodeExporter(url)
     finally:
         proc.terminate()
