@@ -67,13 +67,16 @@ class _TargetHandler(BaseHTTPRequestHandler):
 
 class TargetServer(_Base):
     """Answers after `delay` seconds; every `error_every`-th request (1-based) gets a 500; above
-    `limit_per_second` requests in the last second, 429."""
+    `limit_per_second` requests a second on average over the last `limit_window` seconds, 429
+    (a longer window lets a client that fell behind and caught up stay under the limit)."""
 
     handler = _TargetHandler
 
-    def __init__(self, delay: float = 0.0, error_every: int = 0, limit_per_second: int = 0) -> None:
+    def __init__(self, delay: float = 0.0, error_every: int = 0, limit_per_second: int = 0,
+                 limit_window: float = 1.0) -> None:
         super().__init__()
         self.delay, self.error_every, self.limit = delay, error_every, limit_per_second
+        self.window = limit_window
         self.count = 0
         self.last_body = b""
         self.last_headers: dict[str, str] = {}
@@ -85,10 +88,10 @@ class TargetServer(_Base):
             n = self.count
             if self.limit:
                 now = time.monotonic()
-                while self.recent and self.recent[0] < now - 1.0:
+                while self.recent and self.recent[0] < now - self.window:
                     self.recent.popleft()
                 self.recent.append(now)
-                if len(self.recent) > self.limit:
+                if len(self.recent) > self.limit * self.window:
                     return 429
         return 500 if self.error_every and n % self.error_every == 0 else 200
 

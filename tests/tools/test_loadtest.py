@@ -73,12 +73,24 @@ def test_refused_connections_are_counted_not_raised(capsys: pytest.CaptureFixtur
     assert result["errors"][0]["error"].startswith("ConnectionRefusedError")
 
 
-def _per_second_matches(result: dict[str, Any]) -> None:
+# How far behind its schedule a starved generator may fall. The generator keeps the offered load
+# (a request that could not start on time starts as soon as it can), so on a loaded machine a
+# second's requests slip into the next one: at load 20 on two cores a ramp's second 1 had 10 of
+# its 15 and second 2 had 30 of 25, 0.3 s of lag.
+LAG = 0.5
+
+
+def _follows(plan: schedule.Schedule, result: dict[str, Any]) -> None:
+    """Requests started by the end of each second: never ahead of the plan, and never more than
+    LAG behind it (two requests of slack for the rounding of a fractional token count)."""
     rows = result["timeline"]
     assert rows, result
+    assert [r["second"] for r in rows] == list(range(len(rows))), rows
+    started = 0
     for row in rows:
-        want = row["target_requests"]
-        assert abs(row["requests"] - want) <= max(3.0, 0.15 * want), rows
+        started += row["requests"]
+        end = row["second"] + 1
+        assert plan.tokens(end - LAG) - 2 <= started <= plan.tokens(end) + 2, (end, started, rows)
 
 
 def test_ramp_follows_its_schedule(capsys: pytest.CaptureFixture[str]) -> None:
@@ -88,7 +100,7 @@ def test_ramp_follows_its_schedule(capsys: pytest.CaptureFixture[str]) -> None:
     plan = schedule.ramp(0, 40, 4, 4)
     assert result["requests"]["total"] == math.ceil(plan.total) == 80
     assert [round(r["target_requests"]) for r in result["timeline"]] == [5, 15, 25, 35]
-    _per_second_matches(result)
+    _follows(plan, result)
 
 
 def test_spike_follows_its_schedule(capsys: pytest.CaptureFixture[str]) -> None:
@@ -97,14 +109,19 @@ def test_spike_follows_its_schedule(capsys: pytest.CaptureFixture[str]) -> None:
                      "--spike-at", "2", "--spike-duration", "1", "-d", "5", "-c", "20")
     assert result["requests"]["total"] == 10 + 10 + 60 + 10 + 10
     assert [round(r["target_requests"]) for r in result["timeline"]] == [10, 10, 60, 10, 10]
-    _per_second_matches(result)
+    _follows(schedule.spike(10, 60, 2, 1, 5), result)
 
 
 def test_step_up_finds_the_breaking_point(capsys: pytest.CaptureFixture[str]) -> None:
-    # The server answers 429 above 35 requests in any one second: 10, 20, 30 req/s pass, 40 breaks.
-    with TargetServer(limit_per_second=35) as server:
+    # The server answers 429 above 35 requests a second over any two seconds: steps of 10, 20 and
+    # 30 req/s pass, 40 breaks. Two-second steps and window: a generator that fell behind on a
+    # loaded machine and caught up (a burst) stays under the limit at 30 req/s, and a step is
+    # judged "served" with 0.4 s of lag to spare, not 0.2 s. The p99 bound is out of the way (the
+    # server answers at once; on a loaded machine a connect can take a second): this test is
+    # about the error ratio.
+    with TargetServer(limit_per_second=35, limit_window=2.0) as server:
         result = run(capsys, server.url, "--shape", "step", "--rate", "10", "--step-rate", "10",
-                     "--step-duration", "1", "-d", "20", "-c", "20")
+                     "--step-duration", "2", "-d", "40", "-c", "20", "--max-p99", "30s")
     assert result["breaking_point"]["rate"] == 40
     assert result["breaking_point"]["last_good_rate"] == 30
     assert result["breaking_point"]["reason"].startswith("error ratio")
