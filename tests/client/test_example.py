@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.client.conftest import ROOT, Sidecar
@@ -14,10 +15,17 @@ from tests.support.servers import RedisServer
 def test_shop_example_in_loop_mode(sidecar: Sidecar, redis_server: RedisServer, tmp_path: Path) -> None:
     env = {**os.environ, "APM_STATSD_ADDRESS": sidecar.statsd, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "shop.py"), "--redis", redis_server.url,
-                           "--db", str(tmp_path / "shop.db"), "--duration", "2", "--rate", "200"],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+                           "--db", str(tmp_path / "shop.db"), "--duration", "5", "--rate", "200"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert 0 == done.returncode, done.stderr
-    families = sidecar.daemon.scrape()
+    # The shop's last lines leave at its exit, over UDP: read once the daemon has stopped counting new ones.
+    families, lines = sidecar.daemon.scrape(), -1.0
+    deadline = time.monotonic() + 30
+    while (now := sum(s.value for s in families["apm_exporter_statsd_lines"].samples if s.name.endswith("_total"))) != lines:
+        assert time.monotonic() < deadline, "the daemon kept counting lines for 30 s"
+        lines = now
+        time.sleep(0.3)
+        families = sidecar.daemon.scrape()
 
     def total(family: str, **labels: str) -> float:
         return sum(s.value for s in families[family].samples
