@@ -44,8 +44,14 @@ class TestFork:
         pid = os.fork()
         if pid == 0:
             try:
+                sent = tm.stats()["datagrams_sent"]
                 tm.record("child", 0.001)
-                time.sleep(0.5)
+                # Until the child's own thread has sent it (a fixed 0.5 s was ten intervals on a
+                # quiet machine and could be none on a loaded one); no thread, no datagram: the
+                # wait runs out and the count below fails.
+                deadline = time.monotonic() + 30
+                while tm.stats()["datagrams_sent"] == sent and time.monotonic() < deadline:
+                    time.sleep(0.01)
             finally:
                 os._exit(0)
         assert 0 == _wait_child(pid)
