@@ -15,7 +15,7 @@ from exporter.statsd import StatsD, StatsdConfig
 from exporter.store import Store
 
 
-async def until(predicate: object, timeout: float = 5.0) -> None:
+async def until(predicate: object, timeout: float = 30.0) -> None:
     """Wait for something the listener thread does; values are asserted after, never timings."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

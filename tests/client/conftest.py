@@ -94,7 +94,7 @@ class Sidecar:
     def value(self, name: str, **labels: str) -> float | None:
         return self.daemon.value(name, **labels)
 
-    def settle(self, name: str, expected: float, timeout: float = 10.0, **labels: str) -> float | None:
+    def settle(self, name: str, expected: float, timeout: float = 30.0, **labels: str) -> float | None:
         """Flush, then read `name` until it shows `expected` (UDP is asynchronous) or time runs out."""
         self.tm.flush()
         deadline = time.monotonic() + timeout
