@@ -96,7 +96,7 @@ class Daemon:
         assert self.proc is not None
         self.proc.send_signal(sig)
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> float:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> float:
         """Stop the daemon; returns how long it took to exit."""
         if self.proc is None or self.proc.poll() is not None:
             return 0.0
