@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from exporter.schema import Address, Section
+from exporter.schema import Address, Duration, Section
 
 DEFAULT_HTTP_ADDRESS = "127.0.0.1:4318"
 DEFAULT_GRPC_ADDRESS = "127.0.0.1:4317"
@@ -47,3 +47,7 @@ class OtlpConfig(Section):
     # Resource attributes added as labels to every translated (non-convention) series.
     promote_resource_attributes: list[str] = []
     target_info_attributes: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGET_INFO))
+    # A stream (and a translated series) not updated for this long is forgotten, as a StatsD
+    # series past its ttl; null keeps them forever. Senders come and go (every restarted pod is a
+    # new service.instance.id), so the default is finite: 5m, the Collector's metric_expiration.
+    ttl: Duration | None = 300.0

@@ -8,6 +8,7 @@ rebinds listeners without counting any cumulative total again.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import threading
@@ -21,6 +22,7 @@ from exporter.web import App, Options, Server
 log = logging.getLogger(__name__)
 
 EXTRA_HINT = "the OTLP receivers need the otlp extra: pip install 'apm-exporter[otlp]'"
+EXPIRY_INTERVAL = 1.0  # as the StatsD series' expiry, which removes the translated series
 
 
 class MissingExtra(OSError):
@@ -38,6 +40,7 @@ class Otlp:
         self._grpc: Any = None
         self._app: App | None = None
         self._web: Options | None = None
+        self._expiry: asyncio.Task[None] | None = None
 
     @property
     def ports(self) -> dict[str, int]:
@@ -53,6 +56,7 @@ class Otlp:
         """Bind the enabled receivers; `web` gives TLS, basic auth and headers for OTLP/HTTP."""
         self._app, self._web = app, web
         await self._start(self.config)
+        self._expiry = asyncio.create_task(self._expire_loop(), name="otlp expiry")
 
     async def reload(self, config: OtlpConfig) -> None:
         """New settings at once; listeners are rebound only if their part of the section changed.
@@ -62,16 +66,37 @@ class Otlp:
             self._receiver.translator.configure(config)
             self._receiver.max_request_bytes = config.max_request_bytes
         if _listeners(old) != _listeners(config):
-            await self.stop()
+            await self._stop_listeners()
             try:
                 await self._start(config)
             except OSError:
-                await self.stop()
+                await self._stop_listeners()
                 await self._start(old)
                 raise
         self.config = config
 
     async def stop(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        await self._stop_listeners()
+
+    async def _expire_loop(self) -> None:
+        """Forget the streams that stopped sending (their series go with the store's expiry)."""
+        while True:
+            await asyncio.sleep(EXPIRY_INTERVAL)
+            if self._receiver is None:
+                continue
+            try:
+                await asyncio.to_thread(self._expire)
+            except Exception:
+                log.exception("otlp: stream expiry failed")
+
+    def _expire(self) -> None:
+        with self._lock:
+            self._receiver.translator.expire()
+
+    async def _stop_listeners(self) -> None:
         if self._http is not None:
             await self._http.stop()
             self._http = None
@@ -111,7 +136,7 @@ class Otlp:
                 self._grpc = grpc_receiver
                 log.info("otlp: OTLP/gRPC listening", extra={"address": config.grpc.listen_address})
         except BaseException:
-            await self.stop()
+            await self._stop_listeners()
             raise
 
     def _receiver_for(self, config: OtlpConfig) -> Any:

@@ -54,6 +54,10 @@ REASONS = ("empty_name", "name_too_long", "no_data", "unspecified_temporality", 
 _INF = math.inf
 # Streams whose series (or refusal) is remembered, so a known stream's point skips routing.
 MAX_CACHE_ENTRIES = 200_000
+# A stream is forgotten this long after its TTL, by when the store's own expiry (every second)
+# has removed its series: forgotten first, a returning stream would add its whole cumulative
+# again to a series still holding it.
+EXPIRY_MARGIN = 3.0
 
 
 class Result(NamedTuple):
@@ -171,10 +175,31 @@ class Translator:
             "Resource attributes of the OTLP senders, one series per job and instance.",
             ("job", "instance", *(n for _, n in info)), namespaced=False)
         self._reserved = {"job", "instance", *self._promoted_labels}
+        self._ttl = config.ttl or 0.0
 
     @property
     def streams(self) -> int:
         return len(self._streams)
+
+    def expire(self, now: float | None = None) -> int:
+        """Forget streams not updated within the TTL (and a margin), with their cache entries and
+        the cached refusals (a limit may have room again); returns how many streams went."""
+        if not self._ttl:
+            return 0
+        cutoff = (self.store.clock() if now is None else now) - self._ttl - EXPIRY_MARGIN
+        gone = [k for k, state in self._streams.items() if state[5] < cutoff]
+        for key in gone:
+            del self._streams[key]
+        for ident, entries in list(self._cache.items()):
+            dead = [k for k, e in entries.items()
+                    if e[0] is None or e[0].seen < cutoff or (e[1] is not None and e[1][5] < cutoff)]
+            for key in dead:
+                del entries[key]
+            self._cached -= len(dead)
+            if not entries:
+                del self._cache[ident]
+        self._streams_gauge.value = len(self._streams)
+        return len(gone)
 
     # --- a request --------------------------------------------------------------------------
     def export(self, request: Any) -> Result:
@@ -182,6 +207,8 @@ class Translator:
         self._accepted = self._refused = 0
         self._message = ""
         self._now = self.store.clock()
+        # A cached series older than this may have been expired from the store: look it up again.
+        self._stale = self._now - self._ttl if self._ttl else -_INF
         for rm in request.resource_metrics:
             resource = self._resource(rm.resource)
             for sm in rm.scope_metrics:
@@ -203,7 +230,8 @@ class Translator:
         instance = attrs.get("service.instance.id", "")
         labels = (job, instance, *(attrs.get(k, "") for k in self._promoted))
         if job or instance:
-            series = self.store.series(self._target_info, (job, instance, *(attrs.get(k, "") for k in self._info_keys)))
+            series = self.store.series(self._target_info, (job, instance, *(attrs.get(k, "") for k in self._info_keys)),
+                                       self._ttl)
             if isinstance(series, Gauge):
                 series.value = 1.0
                 series.seen = self._now
@@ -236,7 +264,9 @@ class Translator:
         if entries is None:
             entries = self._cache[resource.key, scope, metric.name, kind, metric.unit] = {}
         apply = self._APPLY[kind]
+        stale = self._stale
         misses = []
+        expired: dict[Any, Any] = {}
         for dp in points:  # the hot path: a stream seen before costs a tuple, a lookup and the update
             raw = pairs(dp.attributes)
             entry = entries.get(raw)
@@ -246,15 +276,20 @@ class Translator:
                 self._accepted += 1
             elif entry[0] is None:
                 self._reject(entry[1], 1, entry[2])
+            elif entry[0].seen < stale:  # not updated within the TTL: the store may have dropped it
+                expired[raw] = entries.pop(raw)[0]
+                self._cached -= 1
+                misses.append((dp, raw))
             else:
                 apply(self, dp, entry, temporality)
         if misses:
-            self._new_streams(metric, kind, which, temporality, resource, scope, misses, entries)
+            self._new_streams(metric, kind, which, temporality, resource, scope, misses, entries, expired)
 
     def _new_streams(self, metric: Any, kind: str, which: str, temporality: int, resource: Resource,
                      scope: tuple[str, str], misses: list[tuple[Any, tuple[tuple[str, str], ...]]],
-                     entries: dict[Any, list[Any]]) -> None:
-        """Points of streams not in the cache: route them, find or create their series, cache them."""
+                     entries: dict[Any, list[Any]], expired: dict[Any, Any]) -> None:
+        """Points of streams not in the cache: route them, find or create their series, cache them.
+        A stream whose series was expired (`expired`: its old series) starts a new cumulative."""
         route = (conventions.route(metric.name, "histogram" if kind == "exponential" else kind, metric.unit)
                  if self.config.conventions else None)
         raw = [dict(r) for _, r in misses]
@@ -268,6 +303,7 @@ class Translator:
                 self._reject(err.reason, len(misses), str(err))
                 return
             scale = 1.0
+        ttl = 0.0 if route is not None else self._ttl  # a convention family is StatsD's too: no TTL of ours
         if self._cached + len(misses) > MAX_CACHE_ENTRIES:
             self._cache.clear()  # crude but bounded, as StatsD's routing cache; streams keep their state
             self._cache[resource.key, scope, metric.name, kind, metric.unit] = entries
@@ -277,7 +313,7 @@ class Translator:
         for (dp, key), labels in zip(misses, label_sets):
             entry = entries.get(key)
             if entry is None:
-                series = self.store.series(spec, labels)
+                series = self.store.series(spec, labels, ttl)
                 if isinstance(series, Refusal):
                     entry = [None, series.value, f"metric {metric.name!r}: series refused ({series.value})"]
                 else:
@@ -285,6 +321,8 @@ class Translator:
                     # (a repeated field compares equal to a list, not to a tuple)
                     entry = [series, None, scale, (resource.key, scope, metric.name, spec.name, key),
                              list(series.bounds) if isinstance(series, Histogram) else None]
+                    if key in expired and expired[key] is not series:  # the store dropped it: start over
+                        self._streams.pop(entry[3], None)
                 entries[key] = entry
                 self._cached += 1
             if dp.flags & NO_RECORDED_VALUE:
@@ -351,10 +389,11 @@ class Translator:
                 if len(self._streams) >= self.store.limits.max_series:
                     self._reject("stream_limit", 1, "too many streams")
                     return None
-                # start, time, value (or count), sum, cumulative buckets
-                state = entry[1] = self._streams[entry[3]] = [-1, 0, 0.0, 0.0, None]
+                # start, time, value (or count), sum, cumulative buckets, when last updated (store clock)
+                state = entry[1] = self._streams[entry[3]] = [-1, 0, 0.0, 0.0, None, self._now]
                 return state
             entry[1] = state
+        state[5] = self._now
         t, last = dp.time_unix_nano, state[1]
         if t and last and (t < last or (t == last and temporality == DELTA)):
             self._reject("out_of_order", 1, "data point not newer than the stream's last one")

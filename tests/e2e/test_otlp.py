@@ -163,6 +163,38 @@ def test_a_restarted_sdk_does_not_double_count(otlp: OtlpDaemon) -> None:
     assert otlp.value("signups_total") == 30
 
 
+def test_a_stream_that_stops_sending_is_forgotten_after_the_ttl_and_its_restart_not_double_counted(
+        daemon_factory: Callable[..., Daemon]) -> None:
+    http = free_port()
+    otlp = OtlpDaemon(daemon_factory(otlp_config(http, free_port(), ttl="1s")), http, 0)
+    quiet, busy = {"service.name": "quiet", "service.instance.id": "q"}, {"service.name": "busy"}
+
+    def post(value: int, resource: dict[str, str], start: int = 1) -> None:
+        body = request(counter("jobs", number(value, start=start, t=time.time_ns())), resource=resource)
+        assert otlp.post(body.SerializeToString())[0] == 200
+
+    def forgotten(busy_total: int) -> None:
+        """Until the quiet stream is gone the busy one keeps sending (one more each time)."""
+        deadline = time.monotonic() + 30
+        while otlp.value("jobs_total", job="quiet") is not None or otlp.value("apm_exporter_otlp_streams") != 1:
+            assert time.monotonic() < deadline, "the quiet stream was never forgotten"
+            busy_total += 1
+            post(busy_total, busy)
+            time.sleep(0.2)
+        assert otlp.value("jobs_total", job="busy") == busy_total
+
+    post(5, quiet)
+    post(1, busy)
+    assert otlp.value("apm_exporter_otlp_streams") == 2
+    forgotten(1)
+    post(8, quiet)  # the same process, back after the TTL: its own total, not 5 + 8
+    assert otlp.value("jobs_total", job="quiet") == 8
+    forgotten(int(otlp.value("jobs_total", job="busy") or 0))
+    post(2, quiet, start=2)  # restarted after the TTL
+    assert otlp.value("jobs_total", job="quiet") == 2
+    assert (otlp.value("apm_exporter_series_expired_total") or 0) >= 2
+
+
 # --- bad input ---------------------------------------------------------------------------------------
 def good_body(value: int = 1, name: str = "kept") -> bytes:
     return request(counter(name, number(value, t=value + 1))).SerializeToString()

@@ -31,7 +31,8 @@ JOB = ("shop", "i-1")
 
 class Harness:
     def __init__(self, config: OtlpConfig | None = None, limits: Limits | None = None) -> None:
-        self.store = Store(limits)
+        self.now = 0.0
+        self.store = Store(limits, clock=lambda: self.now)
         self.stats = Store()
         self.translator = Translator(config or OtlpConfig(), self.store, self.stats)
 
@@ -395,3 +396,58 @@ def test_a_restarted_native_stream_adds_its_new_cumulative() -> None:
     h.send(exponential("size", expo_point(0, 0, [1], 1.5, start=50, t=51)))
     value = h.value("size", *JOB)
     assert (value.count, value.sum, dict(value.native.positive)) == (5, 5.5, {1: 5})
+
+
+# --- expiry ---------------------------------------------------------------------------------------------
+def test_a_stream_that_stops_sending_is_forgotten_after_the_ttl() -> None:
+    h = Harness(OtlpConfig(ttl=10))
+    h.send(counter("c", number(5, {"s": "quiet"}, t=2), number(5, {"s": "busy"}, t=2)))
+    for t in (3, 4, 5):
+        h.now += 6
+        h.send(counter("c", number(5 + t, {"s": "busy"}, t=t)))
+    assert h.translator.expire() == 1  # 18 s without a point: past the TTL and its margin
+    h.store.expire()
+    assert h.translator.streams == 1
+    assert h.family("c_total") == {(*JOB, "busy"): 10}
+
+
+def test_a_stream_back_after_its_series_expired_starts_over_and_a_restart_is_not_double_counted() -> None:
+    h = Harness(OtlpConfig(ttl=10))
+    h.send(counter("c", number(5, start=1, t=2)))
+    h.now += 11
+    h.store.expire()  # the series went; the stream's state has not been swept yet
+    h.send(counter("c", number(8, start=1, t=3)))
+    assert h.value("c_total", *JOB) == 8  # the sender's total, not 5 + 8
+    h.now += 20
+    h.store.expire()
+    h.translator.expire()
+    assert h.translator.streams == 0 and h.family("c_total") == {}
+    h.send(counter("c", number(2, start=50, t=51)))  # a restarted process
+    assert h.value("c_total", *JOB) == 2
+
+
+def test_a_late_stream_whose_series_is_still_there_carries_on() -> None:
+    h = Harness(OtlpConfig(ttl=10))
+    h.send(counter("c", number(5, start=1, t=2)))
+    h.now += 11  # past the TTL, but the store has not expired the series
+    h.send(counter("c", number(8, start=1, t=3)))
+    assert h.value("c_total", *JOB) == 8
+
+
+def test_without_a_ttl_streams_and_series_stay() -> None:
+    h = Harness(OtlpConfig(ttl=None))
+    h.send(counter("c", number(5)))
+    h.now += 1e9
+    assert h.translator.expire() == 0 and h.store.expire() == 0
+    assert h.translator.streams == 1
+
+
+def test_convention_series_take_no_ttl_of_ours() -> None:
+    h = Harness(OtlpConfig(ttl=10))
+    h.send(histogram("http.server.request.duration", hist_point((0.1,), [1, 0], 0.03, {"http.request.method": "GET"}),
+                     unit="s"))
+    h.now += 100
+    h.translator.expire()
+    h.store.expire()
+    assert h.value(families.OPERATION_DURATION.name, "GET", "ok").count == 1
+    assert h.translator.streams == 0
