@@ -1,10 +1,15 @@
 """OTLP ingest: data points per second of daemon CPU, beside the same points sent as StatsD lines.
 
-    python3 bench/otlp.py              # about a minute
-    python3 bench/otlp.py --quick      # fewer requests
+    python3 bench/otlp.py              # a few minutes
+    python3 bench/otlp.py --quick      # fewer requests, one repeat
 
-The real daemon (`python -m exporter`, OTLP/HTTP on, StatsD on TCP so that nothing is lost)
-is pinned to CPU 0; this process sends from CPU 1. Every body is encoded before the clock
+Two real daemons (`python -m exporter`, OTLP/HTTP on, StatsD on TCP so that nothing is lost)
+run side by side, one reading protobuf bodies with the hand decoder (exporter/otlp/wire.py,
+the default), one with the protobuf library (APM_EXPORTER_OTLP_DECODER=protobuf). They take
+turns, `--repeats` times per case, each pinned to CPU 0 while this process sends from CPU 1;
+the table gives each decoder's median and the ratio of the medians (the machine is shared, so
+single runs swing). Their resident memory is read after a first one-point request and after
+the run, with whether the protobuf library is mapped. Every body is encoded before the clock
 starts, so the figures are the daemon's alone: points ingested divided by the CPU seconds
 the daemon used meanwhile (user + system, from /proc), i.e. points per second of one core.
 
@@ -25,6 +30,7 @@ import argparse
 import http.client
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest import cpu_seconds, free_port  # noqa: E402
+from bench.scale import rss_mib  # noqa: E402
 
 BOUNDS = [0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0, 10000.0]
 ROUTES = ["/", "/cart", "/checkout", "/users/{id}", "/search"]
@@ -91,28 +98,36 @@ def statsd_chunks(kind: str, series: int, rounds: int) -> list[bytes]:
 
 
 class Daemon:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, decoder: str) -> None:
         self.web, self.http, self.tcp = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM), \
             free_port(socket.SOCK_STREAM)
-        config = tmp / "bench-otlp.yaml"
+        config = tmp / f"bench-otlp-{decoder}.yaml"
         config.write_text(
             f"statsd:\n  listeners: ['tcp://127.0.0.1:{self.tcp}']\n  defaults:\n    max_series: 1000000\n"
             f"    max_series_per_family: 1000000\n"
             f"otlp:\n  enabled: true\n  grpc:\n    enabled: false\n  http:\n    listen_address: 127.0.0.1:{self.http}\n")
-        self.log = open(tmp / "bench-otlp.log", "wb")
+        log = tmp / f"bench-otlp-{decoder}.log"
+        self.log = open(log, "wb")
         self.proc = subprocess.Popen(
             ["taskset", "-c", "0", sys.executable, "-m", "exporter", "--config.file", str(config),
              "--web.listen-address", f"127.0.0.1:{self.web}", "--log.level", "warn"],
-            stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
+            env={**os.environ, "APM_EXPORTER_OTLP_DECODER": decoder})
         deadline = time.monotonic() + 30
         while True:
             try:
                 self.metric("apm_exporter_series")
-                return
+                break
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((tmp / "bench-otlp.log").read_text()) from None
+                    raise RuntimeError(log.read_text()) from None
                 time.sleep(0.1)
+        run_otlp(self, otlp_bodies("warmup", 1, 1), 1)  # one small request: what OTLP loads on first use
+        time.sleep(1.0)
+        self.rss_started = rss_mib(self.proc.pid)
+
+    def protobuf_loaded(self) -> bool:
+        return "_upb" in Path(f"/proc/{self.proc.pid}/maps").read_text()
 
     def metric(self, prefix: str) -> float:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.web}/metrics", timeout=60) as r:
@@ -162,39 +177,62 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--series", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     ns = parser.parse_args()
     if ns.quick:
-        ns.series, ns.rounds = 2_000, 10
+        ns.series, ns.rounds, ns.repeats = 2_000, 10, 1
     os.sched_setaffinity(0, {1})
     points = ns.series * ns.rounds
-    rows = []
+    decoders = ("wire", "protobuf")
+    otlp_cases = [("cumulative counters", "cumulative"), ("delta counters", "delta"),
+                  ("cumulative histograms (16 buckets)", "histogram")]
+    statsd_cases = [("StatsD/TCP counters (same updates)", "counter"), ("StatsD/TCP timers (same updates)", "timer")]
+    figures: dict[tuple[str, str], list[float]] = {}
+    sizes: dict[str, float] = {}
+    memory = {}
     with tempfile.TemporaryDirectory() as tmp:
-        daemon = Daemon(Path(tmp))
+        daemons = {d: Daemon(Path(tmp), d) for d in decoders}
         try:
-            cases = [("OTLP/HTTP cumulative counters", "cumulative", run_otlp, otlp_bodies),
-                     ("OTLP/HTTP delta counters", "delta", run_otlp, otlp_bodies),
-                     ("StatsD/TCP counters (same updates)", "counter", run_statsd, statsd_chunks),
-                     ("OTLP/HTTP cumulative histograms", "histogram", run_otlp, otlp_bodies),
-                     ("StatsD/TCP timers (same updates)", "timer", run_statsd, statsd_chunks)]
-            for label, kind, run, build in cases:
-                # The first round creates the series; the figure is for updates of existing ones.
-                if run is run_otlp:
-                    first, *payload = build(kind, ns.series, ns.rounds + 1)
-                    run(daemon, [first], ns.series)
-                else:
-                    run(daemon, build(kind, ns.series, 1), ns.series)
-                    payload = build(kind, ns.series, ns.rounds)
-                size = sum(len(p) for p in payload)
-                per_cpu, per_wall = run(daemon, payload, points)
-                rows.append((label, per_cpu, per_wall, size / points))
+            for label, kind in otlp_cases:
+                # The first round creates the series; the figures are for updates of existing ones.
+                first, *payload = otlp_bodies(kind, ns.series, ns.repeats * ns.rounds + 1)
+                sizes[label] = sum(len(p) for p in payload) / (len(payload) * ns.series)
+                for daemon in daemons.values():
+                    run_otlp(daemon, [first], ns.series)
+                for r in range(ns.repeats):
+                    for decoder in (decoders if r % 2 == 0 else decoders[::-1]):
+                        chunk = payload[r * ns.rounds:(r + 1) * ns.rounds]
+                        figures.setdefault((label, decoder), []).append(run_otlp(daemons[decoder], chunk, points)[0])
+            for label, kind in statsd_cases:
+                daemon = daemons["wire"]
+                run_statsd(daemon, statsd_chunks(kind, ns.series, 1), ns.series)
+                chunks = statsd_chunks(kind, ns.series, ns.rounds)
+                for _ in range(ns.repeats):
+                    figures.setdefault((label, "statsd"), []).append(run_statsd(daemon, chunks, points)[0])
+            for decoder, daemon in daemons.items():
+                memory[decoder] = (daemon.rss_started, rss_mib(daemon.proc.pid), daemon.protobuf_loaded())
         finally:
-            daemon.stop()
-    print(f"{ns.series} series x {ns.rounds} rounds = {points} data points per case; daemon on CPU 0\n")
-    print("| case | points/s per core (daemon CPU) | points/s wall | bytes/point on the wire |")
-    print("|---|---:|---:|---:|")
-    for label, per_cpu, per_wall, size in rows:
-        print(f"| {label} | {per_cpu:,.0f} | {per_wall:,.0f} | {size:.1f} |")
+            for daemon in daemons.values():
+                daemon.stop()
+    print(f"{ns.series} series x {ns.rounds} rounds = {points} data points per run, {ns.repeats} runs per case "
+          "and decoder, taking turns; daemons on CPU 0\n")
+    print("| OTLP/HTTP case | hand decoder, points/s per core (median; runs) | protobuf library (median; runs) "
+          "| hand / library | bytes/point |")
+    print("|---|---:|---:|---:|---:|")
+    for label, _ in otlp_cases:
+        wire_runs, pb_runs = figures[label, "wire"], figures[label, "protobuf"]
+        runs = ", ".join(f"{v / 1000:.0f}k" for v in wire_runs), ", ".join(f"{v / 1000:.0f}k" for v in pb_runs)
+        print(f"| {label} | {statistics.median(wire_runs):,.0f} ({runs[0]}) | {statistics.median(pb_runs):,.0f} "
+              f"({runs[1]}) | {statistics.median(wire_runs) / statistics.median(pb_runs):.2f}x | {sizes[label]:.1f} |")
+    print("\n| StatsD case | points/s per core (median; runs) |\n|---|---:|")
+    for label, _ in statsd_cases:
+        runs_ = figures[label, "statsd"]
+        print(f"| {label} | {statistics.median(runs_):,.0f} ({', '.join(f'{v / 1000:.0f}k' for v in runs_)}) |")
+    print("\n| daemon (OTLP/HTTP on) | RSS after one request, MiB | RSS after the run, MiB | protobuf library mapped |")
+    print("|---|---:|---:|---|")
+    for decoder, (started, after, loaded) in memory.items():
+        print(f"| {decoder} decoder | {started:.1f} | {after:.1f} | {'yes' if loaded else 'no'} |")
 
 
 if __name__ == "__main__":

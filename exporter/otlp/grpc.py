@@ -92,4 +92,4 @@ class GrpcReceiver:
         except Refused as err:
             await context.abort(_CODES.get(err.reason, grpc.StatusCode.INVALID_ARGUMENT), str(err))
             raise  # abort() raises; this line is not reached
-        return bytes(self.receiver.response(result).SerializeToString())
+        return self.receiver.response(result)

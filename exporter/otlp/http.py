@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from exporter.otlp.receiver import Receiver, Refused, gunzip
+from exporter.otlp.wire import encode_varint
 from exporter.web import Response
 
 PATH = "/v1/metrics"
@@ -22,22 +23,13 @@ _RPC_CODE = {"too_large": 8, "internal_error": 13}
 _INVALID_ARGUMENT = 3
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def status_body(code: int, message: str, json_body: bool) -> bytes:
     """A google.rpc.Status (code = 1, message = 2): two fields, encoded by hand rather than
     pulling in googleapis-common-protos for them."""
     if json_body:
         return json.dumps({"code": code, "message": message}).encode()
     text = message.encode()
-    return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
+    return b"\x08" + encode_varint(code) + b"\x12" + encode_varint(len(text)) + text
 
 
 class HttpReceiver:
@@ -68,12 +60,7 @@ class HttpReceiver:
             result = await self.receiver.export(body, "http", json_body)
         except Refused as err:
             return self._error(err, json_body)
-        response = self.receiver.response(result)
-        if json_body:
-            from google.protobuf import json_format  # type: ignore[import-untyped,unused-ignore]
-
-            return Response(200, json_format.MessageToJson(response, indent=None).encode(), JSON)
-        return Response(200, response.SerializeToString(), PROTOBUF)
+        return Response(200, self.receiver.response(result, json_body), JSON if json_body else PROTOBUF)
 
     def refused_by_server(self, reason: str) -> None:
         """web.py refused the request itself (e.g. a body over its limit)."""

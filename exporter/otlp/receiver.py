@@ -3,17 +3,25 @@
 Decoding and translation run in a worker thread, so a large request does not stall the
 event loop (and with it /metrics); the store lock is the one StatsD ingest writes under.
 A refusal of a whole request is a `Refused` with the reason that labels its counter.
+
+Protobuf bodies are read by the hand decoder (wire.py), so OTLP/HTTP with protobuf loads no
+protobuf library; JSON bodies go through the library's json_format. APM_EXPORTER_OTLP_DECODER=protobuf
+makes the library decode protobuf bodies too (the reference the hand decoder is tested against,
+kept as a fallback should a sender ever be misread).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import threading
 import zlib
-from typing import Any
 
 from exporter import families
+from exporter.otlp import wire
+from exporter.otlp.points import ResourceMetrics, from_message
 from exporter.otlp.translate import Result, Translator
 from exporter.store import Store
 
@@ -22,6 +30,7 @@ log = logging.getLogger(__name__)
 TRANSPORTS = ("http", "grpc")
 REQUEST_REASONS = ("malformed", "too_large", "bad_gzip", "unsupported_content_type", "unsupported_encoding",
                    "unauthorized", "method_not_allowed", "internal_error")
+DECODER_ENV = "APM_EXPORTER_OTLP_DECODER"
 
 
 class Refused(Exception):
@@ -47,8 +56,10 @@ def gunzip(body: bytes, limit: int) -> bytes:
 
 
 class Receiver:
-    def __init__(self, translator: Translator, lock: threading.Lock, stats: Store, max_request_bytes: int) -> None:
+    def __init__(self, translator: Translator, lock: threading.Lock, stats: Store, max_request_bytes: int,
+                 decoder: str | None = None) -> None:
         self.translator = translator
+        self.decoder = decoder or os.environ.get(DECODER_ENV) or "wire"  # or "protobuf"
         self.max_request_bytes = max_request_bytes
         self._lock = lock
         self._stats = stats
@@ -56,9 +67,6 @@ class Receiver:
         self._points = {t: self._stats.counter(families.OTLP_DATA_POINTS, t) for t in TRANSPORTS}
         self._refused = {(t, r): self._stats.counter(families.OTLP_REQUESTS_REJECTED, t, r)
                          for t in TRANSPORTS for r in REQUEST_REASONS}
-        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
-
-        self._pb = metrics_service_pb2
 
     def refuse(self, transport: str, reason: str) -> None:
         """Count a request refused before its body reached `export` (by the listener itself)."""
@@ -83,27 +91,47 @@ class Receiver:
         self._points[transport].value += result.accepted
         return result
 
-    def response(self, result: Result) -> Any:
-        """The ExportMetricsServiceResponse: partial success only when points were refused."""
-        response = self._pb.ExportMetricsServiceResponse()
-        if result.rejected:
-            response.partial_success.rejected_data_points = result.rejected
-            response.partial_success.error_message = result.message
-        return response
+    @staticmethod
+    def response(result: Result, json_body: bool = False) -> bytes:
+        """The ExportMetricsServiceResponse, encoded as the library would: partial_success only
+        when points were refused."""
+        if not result.rejected:
+            return b"{}" if json_body else b""
+        if json_body:  # proto3 JSON: lowerCamelCase names, int64 as a string
+            partial = {"rejectedDataPoints": str(result.rejected)}
+            if result.message:
+                partial["errorMessage"] = result.message
+            return json.dumps({"partialSuccess": partial}).encode()
+        inner = b"\x08" + wire.encode_varint(result.rejected)
+        if result.message:
+            text = result.message.encode()
+            inner += b"\x12" + wire.encode_varint(len(text)) + text
+        return b"\x0a" + wire.encode_varint(len(inner)) + inner
 
     def _apply(self, body: bytes, json_body: bool) -> Result:
-        request = self._pb.ExportMetricsServiceRequest()
+        request = self._decode(body, json_body)
+        with self._lock:
+            return self.translator.export(request)
+
+    def _decode(self, body: bytes, json_body: bool) -> list[ResourceMetrics]:
+        if not json_body and self.decoder != "protobuf":
+            try:
+                return wire.decode(body)
+            except wire.WireError as err:
+                raise Refused("malformed", f"cannot decode the request: {err}") from None
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+
+        message = metrics_service_pb2.ExportMetricsServiceRequest()
         try:
             if json_body:
                 from google.protobuf import json_format  # type: ignore[import-untyped,unused-ignore]
 
-                json_format.Parse(body, request, ignore_unknown_fields=True)
+                json_format.Parse(body, message, ignore_unknown_fields=True)
             else:
-                request.ParseFromString(body)
+                message.ParseFromString(body)
         except Exception as err:  # DecodeError, ParseError, UnicodeDecodeError, RecursionError...
             raise Refused("malformed", f"cannot decode the request: {err}") from None
-        with self._lock:
-            return self.translator.export(request)
+        return from_message(message)
 
     def _count_refusal(self, transport: str, reason: str) -> None:
         counter = self._refused.get((transport, reason))

@@ -24,10 +24,9 @@ The caller holds the store's writer lock (the one StatsD ingest takes).
 
 from __future__ import annotations
 
-import json
 import math
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from itertools import accumulate
 from operator import add, sub
 from typing import Any, NamedTuple
@@ -37,6 +36,15 @@ from exporter.model import FamilySpec, MetricType, NativeOptions
 from exporter.otlp import conventions
 from exporter.otlp.config import OtlpConfig
 from exporter.otlp.names import BadName, label_name, metric_name
+from exporter.otlp.points import (
+    GAUGE,
+    HISTOGRAM,
+    SUM,
+    Metric,
+    Pairs,
+    Point,
+    ResourceMetrics,
+)
 from exporter.store import Counter, Gauge, Histogram, Refusal, Store, Summary
 
 DELTA, CUMULATIVE = 1, 2  # AggregationTemporality values
@@ -48,7 +56,8 @@ MILLISECONDS_BUCKETS = tuple(b * 1000 for b in families.LATENCY_BUCKETS)
 DEFAULT_BUCKETS = (0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0,
                    5000.0, 7500.0, 10000.0)
 # Reasons a data point is not stored; shown as 0 from the start.
-REASONS = ("empty_name", "name_too_long", "no_data", "unspecified_temporality", "non_finite_value",
+REASONS = ("empty_name", "name_too_long", "no_data", "malformed_attributes", "unspecified_temporality",
+           "non_finite_value",
            "negative_counter", "out_of_order", "invalid_buckets", "stream_limit",
            *(r.value for r in Refusal))
 _INF = math.inf
@@ -69,48 +78,6 @@ class Result(NamedTuple):
 class Resource(NamedTuple):
     key: tuple[tuple[str, str], ...]  # every attribute: identifies the sender's streams
     labels: tuple[str, ...]  # job, instance, then the promoted attributes' values
-
-
-def text(value: Any) -> str:
-    """An AnyValue as a label value, as Prometheus writes them (arrays and maps as JSON)."""
-    which = value.WhichOneof("value")
-    if which == "string_value":
-        return str(value.string_value)
-    if which == "bool_value":
-        return "true" if value.bool_value else "false"
-    if which == "int_value":
-        return str(value.int_value)
-    if which == "double_value":
-        return repr(value.double_value)
-    if which == "bytes_value":
-        return value.bytes_value.hex()
-    if which in ("array_value", "kvlist_value"):
-        return json.dumps(_plain(value), separators=(",", ":"))
-    return ""
-
-
-def _plain(value: Any) -> Any:
-    which = value.WhichOneof("value")
-    if which == "array_value":
-        return [_plain(v) for v in value.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: _plain(kv.value) for kv in value.kvlist_value.values}
-    return text(value) if which not in ("int_value", "double_value", "bool_value") else getattr(value, which)
-
-
-def pairs(kvs: Iterable[Any]) -> tuple[tuple[str, str], ...]:
-    """(key, value as text) per attribute, in the order sent: what identifies a stream's point."""
-    return tuple([(kv.key, kv.value.string_value or text(kv.value)) for kv in kvs])
-
-
-def attributes(kvs: Iterable[Any]) -> dict[str, str]:
-    """Attribute key (as sent) -> value as text; string values (the common case) take no detour."""
-    out = {}
-    for kv in kvs:
-        v = kv.value
-        s = v.string_value
-        out[kv.key] = s if s else text(v)
-    return out
 
 
 def _upper(index: int, log_base: float) -> float:
@@ -202,17 +169,17 @@ class Translator:
         return len(gone)
 
     # --- a request --------------------------------------------------------------------------
-    def export(self, request: Any) -> Result:
-        """Apply an ExportMetricsServiceRequest; returns what was stored and what was not."""
+    def export(self, request: list[ResourceMetrics]) -> Result:
+        """Apply a decoded export request (points.py); returns what was stored and what was not."""
         self._accepted = self._refused = 0
         self._message = ""
         self._now = self.store.clock()
         # A cached series older than this may have been expired from the store: look it up again.
         self._stale = self._now - self._ttl if self._ttl else -_INF
-        for rm in request.resource_metrics:
-            resource = self._resource(rm.resource)
-            for sm in rm.scope_metrics:
-                scope = (sm.scope.name, sm.scope.version)
+        for rm in request:
+            resource = self._resource(rm.attributes)
+            for sm in rm.scopes:
+                scope = (sm.name, sm.version)
                 metrics = sm.metrics
                 if self.config.conventions:
                     names = {m.name for m in metrics}
@@ -223,8 +190,8 @@ class Translator:
         self._counted()
         return Result(self._accepted, self._refused, self._message)
 
-    def _resource(self, resource: Any) -> Resource:
-        attrs = attributes(resource.attributes)
+    def _resource(self, attributes: Pairs) -> Resource:
+        attrs = dict(attributes)
         name, namespace = attrs.get("service.name", ""), attrs.get("service.namespace", "")
         job = f"{namespace}/{name}" if namespace and name else name
         instance = attrs.get("service.instance.id", "")
@@ -237,25 +204,24 @@ class Translator:
                 series.seen = self._now
         return Resource(tuple(sorted(attrs.items())), labels)
 
-    def _metric(self, metric: Any, resource: Resource, scope: tuple[str, str]) -> None:
-        which = metric.WhichOneof("data")
+    def _metric(self, metric: Metric, resource: Resource, scope: tuple[str, str]) -> None:
+        which = metric.kind
         if which is None:
             self._reject("no_data", 1, f"metric {metric.name!r} has no data")
             return
-        data = getattr(metric, which)
-        points = data.data_points
+        points = metric.points
         if not points:
             return
-        if which == "gauge":
+        if which == GAUGE:
             kind, temporality = "gauge", CUMULATIVE
         elif which == "summary":
             kind, temporality = "summary", CUMULATIVE
         else:
-            temporality = data.aggregation_temporality
-            if which == "sum":
-                kind = "counter" if data.is_monotonic else "gauge"
+            temporality = metric.temporality
+            if which == SUM:
+                kind = "counter" if metric.monotonic else "gauge"
             else:
-                kind = "histogram" if which == "histogram" else "exponential"
+                kind = "histogram" if which == HISTOGRAM else "exponential"
             if temporality != DELTA and temporality != CUMULATIVE:
                 self._reject("unspecified_temporality", len(points),
                              f"metric {metric.name!r}: aggregation temporality is unspecified")
@@ -267,12 +233,12 @@ class Translator:
         stale = self._stale
         misses = []
         expired: dict[Any, Any] = {}
-        for dp in points:  # the hot path: a stream seen before costs a tuple, a lookup and the update
-            raw = pairs(dp.attributes)
+        for dp in points:  # the hot path: a stream seen before costs a lookup and the update
+            raw = dp[0]
             entry = entries.get(raw)
             if entry is None:
                 misses.append((dp, raw))
-            elif dp.flags & NO_RECORDED_VALUE:
+            elif dp[3] & NO_RECORDED_VALUE:
                 self._accepted += 1
             elif entry[0] is None:
                 self._reject(entry[1], 1, entry[2])
@@ -285,14 +251,31 @@ class Translator:
         if misses:
             self._new_streams(metric, kind, which, temporality, resource, scope, misses, entries, expired)
 
-    def _new_streams(self, metric: Any, kind: str, which: str, temporality: int, resource: Resource,
-                     scope: tuple[str, str], misses: list[tuple[Any, tuple[tuple[str, str], ...]]],
+    def _new_streams(self, metric: Metric, kind: str, which: str, temporality: int, resource: Resource,
+                     scope: tuple[str, str], misses: list[tuple[Point, Any]],
                      entries: dict[Any, list[Any]], expired: dict[Any, Any]) -> None:
         """Points of streams not in the cache: route them, find or create their series, cache them.
         A stream whose series was expired (`expired`: its old series) starts a new cumulative."""
+        decoded: list[Pairs] = []
+        if misses and type(misses[0][1]) is bytes:  # the hand decoder's: attributes still encoded
+            from exporter.otlp import wire
+
+            kept = []
+            for dp, key in misses:
+                try:
+                    decoded.append(wire.pairs(key))
+                except wire.WireError as err:
+                    self._reject("malformed_attributes", 1, f"metric {metric.name!r}: {err}")
+                    continue
+                kept.append((dp, key))
+            misses = kept
+            if not misses:
+                return
+        else:
+            decoded = [key for _, key in misses]
         route = (conventions.route(metric.name, "histogram" if kind == "exponential" else kind, metric.unit)
                  if self.config.conventions else None)
-        raw = [dict(r) for _, r in misses]
+        raw = [dict(r) for r in decoded]
         if route is not None:
             spec, scale = route.spec, route.scale
             label_sets = [route.labels(a) for a in raw]
@@ -310,7 +293,7 @@ class Translator:
             entries.clear()
             self._cached = 0
         apply = self._APPLY[kind]
-        for (dp, key), labels in zip(misses, label_sets):
+        for (dp, key), pairs, labels in zip(misses, decoded, label_sets):
             entry = entries.get(key)
             if entry is None:
                 series = self.store.series(spec, labels, ttl)
@@ -319,24 +302,24 @@ class Translator:
                 else:
                     # series, stream state (made on first use), scale, stream key, the bounds as a list
                     # (a repeated field compares equal to a list, not to a tuple)
-                    entry = [series, None, scale, (resource.key, scope, metric.name, spec.name, key),
-                             list(series.bounds) if isinstance(series, Histogram) else None]
+                    entry = [series, None, scale, (resource.key, scope, metric.name, spec.name, pairs),
+                             series.bounds if isinstance(series, Histogram) else None]
                     if key in expired and expired[key] is not series:  # the store dropped it: start over
                         self._streams.pop(entry[3], None)
                 entries[key] = entry
                 self._cached += 1
-            if dp.flags & NO_RECORDED_VALUE:
+            if dp[3] & NO_RECORDED_VALUE:
                 self._accepted += 1
             elif entry[0] is None:
                 self._reject(entry[1], 1, entry[2])
             else:
                 apply(self, dp, entry, temporality)
 
-    def _translated(self, metric: Any, kind: str, which: str, points: Sequence[Any], raw: list[dict[str, str]],
+    def _translated(self, metric: Metric, kind: str, which: str, points: Sequence[Point], raw: list[dict[str, str]],
                     resource: Resource) -> tuple[FamilySpec, list[tuple[str, ...]]]:
         """The spec under the metric's Prometheus name and each point's label values."""
         name, unit = metric_name(metric.name, metric.unit, counter=kind == "counter",
-                                 ratio_gauge=which == "gauge")
+                                 ratio_gauge=which == GAUGE)
         names = self._label_names
         sanitised = []
         keys: set[str] = set()
@@ -356,14 +339,14 @@ class Translator:
         native = None
         if kind == "histogram" or kind == "exponential":
             buckets = self._bounds.get(name) or self._bounds.setdefault(
-                name, tuple(points[0].explicit_bounds) if kind == "histogram" else _exponential_bounds(unit))
+                name, points[0][7] if kind == "histogram" else _exponential_bounds(unit))
         if kind == "exponential" and self.config.exponential_histograms != "classic":
             both = self.config.exponential_histograms == "both"
-            native = _native_options(points[0], both)
+            native = _native_options(points[0][8], both)
             buckets = buckets if both else ()
         elif kind == "summary":  # a summary spec carries its quantiles where a histogram has bounds
             buckets = self._bounds.get(name) or self._bounds.setdefault(
-                name, tuple(sorted(q.quantile for q in points[0].quantile_values)))
+                name, tuple(sorted(q for q, _ in points[0][6])))
         mtype = {"counter": MetricType.COUNTER, "gauge": MetricType.GAUGE, "summary": MetricType.SUMMARY}.get(
             kind, MetricType.HISTOGRAM)
         ident = (name, mtype, label_keys, buckets, unit, metric.description, native)
@@ -379,7 +362,7 @@ class Translator:
         return spec, [(*base, *(d.get(k, "") for k in label_keys)) for d in sanitised]
 
     # --- points --------------------------------------------------------------------------------
-    def _stream(self, entry: list[Any], dp: Any, temporality: int) -> list[Any] | None:
+    def _stream(self, entry: list[Any], dp: Point, temporality: int) -> list[Any] | None:
         """The stream's state; None (and counted) if it is new and there is no room for another,
         or if the point is older than the stream's last (for a delta stream: not newer, a retry)."""
         state = entry[1]
@@ -394,15 +377,15 @@ class Translator:
                 return state
             entry[1] = state
         state[5] = self._now
-        t, last = dp.time_unix_nano, state[1]
+        t, last = dp[2], state[1]
         if t and last and (t < last or (t == last and temporality == DELTA)):
             self._reject("out_of_order", 1, "data point not newer than the stream's last one")
             return None
         return state
 
-    def _counter(self, dp: Any, entry: list[Any], temporality: int) -> None:
+    def _counter(self, dp: Point, entry: list[Any], temporality: int) -> None:
         series, scale = entry[0], entry[2]
-        v = dp.as_double or dp.as_int
+        v = dp[4]
         if v - v != 0:
             self._reject("non_finite_value", 1, "NaN or infinite value")
             return
@@ -412,19 +395,19 @@ class Translator:
         state = self._stream(entry, dp, temporality)
         if state is None:
             return
-        start = dp.start_time_unix_nano
+        start = dp[1]
         if temporality == DELTA or state[0] != start or v < state[2]:
             inc = v
         else:
             inc = v - state[2]
-        state[0], state[1], state[2] = start, dp.time_unix_nano, v
+        state[0], state[1], state[2] = start, dp[2], v
         series.value += inc * scale
         series.seen = self._now
         self._accepted += 1
 
-    def _gauge(self, dp: Any, entry: list[Any], temporality: int) -> None:
+    def _gauge(self, dp: Point, entry: list[Any], temporality: int) -> None:
         series, scale = entry[0], entry[2]
-        v = dp.as_double or dp.as_int
+        v = dp[4]
         if v - v != 0:
             self._reject("non_finite_value", 1, "NaN or infinite value")
             return
@@ -432,24 +415,24 @@ class Translator:
             state = self._stream(entry, dp, temporality)
             if state is None:
                 return
-            state[1] = dp.time_unix_nano
+            state[1] = dp[2]
             series.value += v * scale
         else:
             series.value = v * scale
         series.seen = self._now
         self._accepted += 1
 
-    def _histogram(self, dp: Any, entry: list[Any], temporality: int) -> None:
+    def _histogram(self, dp: Point, entry: list[Any], temporality: int) -> None:
         series, scale = entry[0], entry[2]
-        counts = list(dp.bucket_counts)  # one conversion from the message: each read costs as much
+        counts, explicit = dp[6], dp[7]
         target = series.bounds
-        total = dp.count
+        total = dp[4]
         if not counts:
             counts, bounds = [total], ()
-        elif scale == 1.0 and dp.explicit_bounds == entry[4]:  # the common case: the family's own bounds
+        elif scale == 1.0 and explicit == entry[4]:  # the common case: the family's own bounds
             bounds = target
         else:
-            bounds = tuple(dp.explicit_bounds)
+            bounds = explicit
         if len(counts) != len(bounds) + 1 or sum(counts) != total:
             self._reject("invalid_buckets", 1, "bucket counts do not match the bounds or the count")
             return
@@ -459,35 +442,35 @@ class Translator:
             per = [0] * (len(target) + 1)
             for i, c in zip(self._map(bounds, scale, target), counts):
                 per[i] += c
-        self._observe(dp, entry, temporality, per, dp.sum * scale)
+        self._observe(dp, entry, temporality, per, dp[5] * scale)
 
-    def _exponential(self, dp: Any, entry: list[Any], temporality: int) -> None:
+    def _exponential(self, dp: Point, entry: list[Any], temporality: int) -> None:
         series, scale = entry[0], entry[2]
-        if not -10 <= dp.scale <= 20:
-            self._reject("invalid_buckets", 1, f"exponential scale {dp.scale} out of range")
+        if not -10 <= dp[6] <= 20:
+            self._reject("invalid_buckets", 1, f"exponential scale {dp[6]} out of range")
             return
         if not isinstance(series, Histogram):
             self._native(dp, entry, temporality)
             return
         target = series.bounds
         per = [0] * (len(target) + 1)
-        log_base = math.log(2.0) * 2.0 ** -dp.scale
-        if dp.zero_count:
-            per[bisect_left(target, 0.0)] += dp.zero_count
-        offset = dp.positive.offset
-        for j, c in enumerate(dp.positive.bucket_counts):
+        log_base = math.log(2.0) * 2.0 ** -dp[6]
+        if dp[7]:
+            per[bisect_left(target, 0.0)] += dp[7]
+        offset = dp[9]
+        for j, c in enumerate(dp[10]):
             if c:
                 per[bisect_left(target, _upper(offset + j + 1, log_base) * scale)] += c
-        offset = dp.negative.offset
-        for j, c in enumerate(dp.negative.bucket_counts):
+        offset = dp[11]
+        for j, c in enumerate(dp[12]):
             if c:  # negative bucket j covers [-base**(offset+j+1), -base**(offset+j))
                 per[bisect_left(target, -_upper(offset + j, log_base) * scale)] += c
-        if sum(per) != dp.count:
+        if sum(per) != dp[4]:
             self._reject("invalid_buckets", 1, "bucket counts do not add up to the count")
             return
-        self._observe(dp, entry, temporality, per, dp.sum * entry[2])
+        self._observe(dp, entry, temporality, per, dp[5] * entry[2])
 
-    def _observe(self, dp: Any, entry: list[Any], temporality: int, per: Sequence[float], total: float) -> None:
+    def _observe(self, dp: Point, entry: list[Any], temporality: int, per: Sequence[float], total: float) -> None:
         series = entry[0]
         if total - total != 0:
             self._reject("non_finite_value", 1, "NaN or infinite sum")
@@ -498,7 +481,7 @@ class Translator:
         state = self._stream(entry, dp, temporality)
         if state is None:
             return
-        start, count = dp.start_time_unix_nano, dp.count
+        start, count = dp[1], dp[4]
         last = state[4]
         if temporality == DELTA or last is None or state[0] != start or count < state[2]:
             inc, inc_sum = per, total
@@ -508,14 +491,14 @@ class Translator:
                 inc = _increments(per, last)
         if temporality == CUMULATIVE:
             state[2], state[3], state[4] = count, total, per
-        state[0], state[1] = start, dp.time_unix_nano
+        state[0], state[1] = start, dp[2]
         buckets: list[Any] = series.buckets
         buckets[:] = map(add, buckets, inc)  # in place: StatsD's routing cache may hold this list
         series.sum += inc_sum
         series.seen = self._now
         self._accepted += 1
 
-    def _native(self, dp: Any, entry: list[Any], temporality: int) -> None:
+    def _native(self, dp: Point, entry: list[Any], temporality: int) -> None:
         """An exponential point into a native histogram: the same buckets, so nothing is re-bucketed
         (OTLP's bucket i, (base**i, base**(i+1)], is Prometheus's bucket i + 1), only coarsened
         when the point's scale is finer than Prometheus's finest schema."""
@@ -525,19 +508,19 @@ class Translator:
         if not isinstance(series, NativeHistogram):  # pragma: no cover - the spec decides the series type
             self._reject(Refusal.TYPE_CONFLICT.value, 1, "not a histogram")
             return
-        schema = min(dp.scale, MAX_SCHEMA)
-        shift = dp.scale - schema
+        schema = min(dp[6], MAX_SCHEMA)
+        shift = dp[6] - schema
         sides = []
-        for side in (dp.positive, dp.negative):
+        for offset, counts in ((dp[9], dp[10]), (dp[11], dp[12])):
             buckets: dict[int, float] = {}
-            for j, c in enumerate(side.bucket_counts):
+            for j, c in enumerate(counts):
                 if c:
-                    key = ((side.offset + j) >> shift) + 1
+                    key = ((offset + j) >> shift) + 1
                     buckets[key] = buckets.get(key, 0.0) + c
             sides.append(buckets)
         positive, negative = sides
-        zero, total = float(dp.zero_count), dp.sum * scale
-        if math.fsum(positive.values()) + math.fsum(negative.values()) + zero != dp.count:
+        zero, total = float(dp[7]), dp[5] * scale
+        if math.fsum(positive.values()) + math.fsum(negative.values()) + zero != dp[4]:
             self._reject("invalid_buckets", 1, "bucket counts do not add up to the count")
             return
         if total - total != 0:
@@ -547,22 +530,22 @@ class Translator:
         if series.bounds is not None:  # exposed both ways: the classic buckets as the classic path makes them
             target = series.bounds
             per = [0.0] * (len(target) + 1)
-            log_base = math.log(2.0) * 2.0 ** -dp.scale
+            log_base = math.log(2.0) * 2.0 ** -dp[6]
             if zero:
                 per[bisect_left(target, 0.0)] += zero
-            for side, sign in ((dp.positive, 1), (dp.negative, -1)):
-                for j, c in enumerate(side.bucket_counts):
+            for offset, counts, sign in ((dp[9], dp[10], 1), (dp[11], dp[12], -1)):
+                for j, c in enumerate(counts):
                     if c:
-                        upper = _upper(side.offset + j + (1 if sign > 0 else 0), log_base) * sign * scale
+                        upper = _upper(offset + j + (1 if sign > 0 else 0), log_base) * sign * scale
                         per[bisect_left(target, upper)] += c
             classic = per
         state = self._stream(entry, dp, temporality)
         if state is None:
             return
         point = Change(schema, positive, negative, zero, 0.0, total, classic)
-        start, last = dp.start_time_unix_nano, state[4]
+        start, last = dp[1], state[4]
         change = point
-        if temporality == CUMULATIVE and last is not None and state[0] == start and dp.count >= state[2]:
+        if temporality == CUMULATIVE and last is not None and state[0] == start and dp[4] >= state[2]:
             common = min(schema, last.schema)
             now = (_coarser(positive, schema - common), _coarser(negative, schema - common))
             then = (_coarser(last.positive, last.schema - common), _coarser(last.negative, last.schema - common))
@@ -574,15 +557,15 @@ class Translator:
                 change = Change(common, diffs[0], diffs[1], zero - last.zero_count, 0.0, total - last.sum,
                                 inc_classic)
         if temporality == CUMULATIVE:
-            state[2], state[4] = dp.count, point
-        state[0], state[1] = start, dp.time_unix_nano
+            state[2], state[4] = dp[4], point
+        state[0], state[1] = start, dp[2]
         series.merge(change)
         series.seen = self._now
         self._accepted += 1
 
-    def _summary(self, dp: Any, entry: list[Any], temporality: int) -> None:
+    def _summary(self, dp: Point, entry: list[Any], temporality: int) -> None:
         series, scale = entry[0], entry[2]
-        total = dp.sum * scale
+        total = dp[5] * scale
         if total - total != 0:
             self._reject("non_finite_value", 1, "NaN or infinite sum")
             return
@@ -592,15 +575,15 @@ class Translator:
         state = self._stream(entry, dp, temporality)
         if state is None:
             return
-        start, count = dp.start_time_unix_nano, dp.count
+        start, count = dp[1], dp[4]
         if state[0] != start or count < state[2]:
             series.count += count
             series.sum += total
         else:
             series.count += count - state[2]
             series.sum += total - state[3]
-        state[0], state[1], state[2], state[3] = start, dp.time_unix_nano, count, total
-        values = {q.quantile: q.value * scale for q in dp.quantile_values}
+        state[0], state[1], state[2], state[3] = start, dp[2], count, total
+        values = {q: v * scale for q, v in dp[6]}
         series.reported = [values.get(q, math.nan) for q in series.quantiles]
         series.seen = self._now
         self._accepted += 1
@@ -634,12 +617,12 @@ class Translator:
             self._message = message
 
 
-def _native_options(dp: Any, both: bool) -> NativeOptions:
+def _native_options(zero_threshold: float, both: bool) -> NativeOptions:
     """A native family's settings from its first point: Prometheus's finest schema (a series
     coarsens to what its points carry), the point's zero threshold, client_golang's bucket limit."""
     from exporter.native import DEFAULT_MAX_BUCKETS, DEFAULT_ZERO_THRESHOLD, MAX_SCHEMA
 
-    return NativeOptions(MAX_SCHEMA, dp.zero_threshold or DEFAULT_ZERO_THRESHOLD, DEFAULT_MAX_BUCKETS, both)
+    return NativeOptions(MAX_SCHEMA, zero_threshold or DEFAULT_ZERO_THRESHOLD, DEFAULT_MAX_BUCKETS, both)
 
 
 def _exponential_bounds(unit: str) -> tuple[float, ...]:

@@ -1,4 +1,7 @@
-"""OTLP requests (official message classes) -> the push store: kinds, temporalities, resets, conventions."""
+"""OTLP requests (official message classes) -> the push store: kinds, temporalities, resets, conventions.
+
+Each request is serialised and read back by the hand decoder (wire.py), as the receiver does;
+the `h` fixture runs every test a second time through the protobuf library (the reference)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ import pytest
 
 from exporter import families
 from exporter.model import HistogramValue
+from exporter.otlp import wire
 from exporter.otlp.config import OtlpConfig
+from exporter.otlp.points import from_message
 from exporter.otlp.translate import Translator
 from exporter.store import Limits, Store
 from tests.otlp.build import (
@@ -30,14 +35,17 @@ JOB = ("shop", "i-1")
 
 
 class Harness:
-    def __init__(self, config: OtlpConfig | None = None, limits: Limits | None = None) -> None:
+    def __init__(self, config: OtlpConfig | None = None, limits: Limits | None = None, decoder: str = "wire") -> None:
+        self.decoder = decoder
         self.now = 0.0
         self.store = Store(limits, clock=lambda: self.now)
         self.stats = Store()
         self.translator = Translator(config or OtlpConfig(), self.store, self.stats)
 
     def send(self, *metrics: Any, **kw: Any) -> tuple[int, int, str]:
-        return tuple(self.translator.export(request(*metrics, **kw)))  # type: ignore[return-value]
+        message = request(*metrics, **kw)
+        decoded = wire.decode(message.SerializeToString()) if self.decoder == "wire" else from_message(message)
+        return tuple(self.translator.export(decoded))  # type: ignore[return-value]
 
     def family(self, name: str) -> dict[tuple[str, ...], Any]:
         for fam in self.store.collect():
@@ -55,9 +63,9 @@ class Harness:
         return 0.0
 
 
-@pytest.fixture
-def h() -> Harness:
-    return Harness()
+@pytest.fixture(params=["wire", "protobuf"])
+def h(request: pytest.FixtureRequest) -> Harness:
+    return Harness(decoder=request.param)
 
 
 # --- counters ---------------------------------------------------------------------------------------
