@@ -9,7 +9,13 @@ the default), one with the protobuf library (APM_EXPORTER_OTLP_DECODER=protobuf)
 turns, `--repeats` times per case, each pinned to CPU 0 while this process sends from CPU 1;
 the table gives each decoder's median and the ratio of the medians (the machine is shared, so
 single runs swing). Their resident memory is read after a first one-point request and after
-the run, with whether the protobuf library is mapped. Every body is encoded before the clock
+the run, with whether the protobuf library is mapped.
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null python3 bench/otlp.py --in-process wire --rounds 11
+
+decodes and translates in this process only (no daemon, no HTTP), for counting instructions,
+which a shared machine does not disturb: the difference between --rounds 11 and --rounds 1,
+divided by 10 x --series, is one cumulative counter point's cost. Every body is encoded before the clock
 starts, so the figures are the daemon's alone: points ingested divided by the CPU seconds
 the daemon used meanwhile (user + system, from /proc), i.e. points per second of one core.
 
@@ -37,6 +43,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -173,13 +180,40 @@ def run_statsd(daemon: Daemon, chunks: list[bytes], points: int) -> tuple[float,
     return points / cpu, points / wall
 
 
+def in_process(decoder: str, series: int, rounds: int) -> None:
+    from exporter.otlp import wire
+    from exporter.otlp.config import OtlpConfig
+    from exporter.otlp.points import from_message
+    from exporter.otlp.translate import Translator
+    from exporter.store import Limits, Store
+
+    def library(body: bytes) -> list[Any]:
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+            ExportMetricsServiceRequest,
+        )
+
+        return from_message(ExportMetricsServiceRequest.FromString(body))
+
+    decode = wire.decode if decoder == "wire" else library
+    bodies = otlp_bodies("cumulative", series, rounds)
+    library(bodies[0])  # both load the same modules, so the difference of two runs is the points' alone
+    translator = Translator(OtlpConfig(), Store(Limits(10 * series, 10 * series)), Store())
+    for body in bodies:
+        translator.export(decode(body))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--series", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--in-process", choices=["wire", "protobuf"],
+                        help="decode and translate --rounds cumulative counter requests here, nothing else")
     ns = parser.parse_args()
+    if ns.in_process:
+        in_process(ns.in_process, ns.series, ns.rounds)
+        return
     if ns.quick:
         ns.series, ns.rounds, ns.repeats = 2_000, 10, 1
     os.sched_setaffinity(0, {1})

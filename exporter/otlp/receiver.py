@@ -119,8 +119,11 @@ class Receiver:
                 return wire.decode(body)
             except wire.WireError as err:
                 raise Refused("malformed", f"cannot decode the request: {err}") from None
-        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
-
+        try:
+            from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+        except ImportError as err:
+            raise Refused("unsupported_content_type", f"{'JSON bodies' if json_body else 'the protobuf decoder'} "
+                                                      f"need the otlp extra (pip install 'apm-exporter[otlp]'): {err}") from None
         message = metrics_service_pb2.ExportMetricsServiceRequest()
         try:
             if json_body:

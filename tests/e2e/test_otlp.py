@@ -381,6 +381,20 @@ def test_without_the_section_nothing_listens_and_protobuf_is_not_loaded(daemon_f
     assert "_upb" not in maps and "cygrpc" not in maps and "_message" not in maps
 
 
+def test_otlp_http_with_protobuf_bodies_loads_no_protobuf(daemon_factory: Callable[..., Daemon]) -> None:
+    http = free_port()
+    config = otlp_config(http, free_port())
+    config["otlp"]["grpc"]["enabled"] = False
+    otlp = OtlpDaemon(daemon_factory(config), http, 0)
+    status, _, raw = otlp.post(request(counter("c", number(1)), gauge("g", number(math.nan))).SerializeToString())
+    assert status == 200
+    assert ExportMetricsServiceResponse.FromString(raw).partial_success.rejected_data_points == 1
+    assert otlp.value("c_total") == 1
+    assert otlp.daemon.proc is not None
+    maps = Path(f"/proc/{otlp.daemon.proc.pid}/maps").read_text()
+    assert "_upb" not in maps and "cygrpc" not in maps and "_message" not in maps
+
+
 def wait_for_port(port: int, daemon: Daemon, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
