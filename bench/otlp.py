@@ -15,7 +15,8 @@ the run, with whether the protobuf library is mapped.
 
 decodes and translates in this process only (no daemon, no HTTP), for counting instructions,
 which a shared machine does not disturb: the difference between --rounds 11 and --rounds 1,
-divided by 10 x --series, is one cumulative counter point's cost. Every body is encoded before the clock
+less that of `--in-process none` (which only builds the requests), divided by 10 x --series,
+is one cumulative counter point's cost. Every body is encoded before the clock
 starts, so the figures are the daemon's alone: points ingested divided by the CPU seconds
 the daemon used meanwhile (user + system, from /proc), i.e. points per second of one core.
 
@@ -198,7 +199,7 @@ def in_process(decoder: str, series: int, rounds: int) -> None:
     bodies = otlp_bodies("cumulative", series, rounds)
     library(bodies[0])  # both load the same modules, so the difference of two runs is the points' alone
     translator = Translator(OtlpConfig(), Store(Limits(10 * series, 10 * series)), Store())
-    for body in bodies:
+    for body in bodies if decoder != "none" else ():
         translator.export(decode(body))
 
 
@@ -208,8 +209,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--in-process", choices=["wire", "protobuf"],
-                        help="decode and translate --rounds cumulative counter requests here, nothing else")
+    parser.add_argument("--in-process", choices=["wire", "protobuf", "none"],
+                        help="decode and translate --rounds cumulative counter requests here, nothing else "
+                             "(none: only build the requests, the part to subtract)")
     ns = parser.parse_args()
     if ns.in_process:
         in_process(ns.in_process, ns.series, ns.rounds)
