@@ -132,6 +132,39 @@ HOST_UDP_RCVBUF_ERRORS = FamilySpec(
 HOST_UDP_IN_ERRORS = FamilySpec(
     "host_udp_in_errors_total", C,
     "UDP datagrams the host could not deliver, receive-buffer overflows included (Udp and Udp6 InErrors).")
+HOST_TCP_OUT_SEGMENTS = FamilySpec(
+    "host_tcp_out_segments_total", C, "TCP segments sent, retransmissions included (Tcp OutSegs).")
+HOST_TCP_RETRANSMITTED_SEGMENTS = FamilySpec(
+    "host_tcp_retransmitted_segments_total", C,
+    "TCP segments sent again (Tcp RetransSegs); over host_tcp_out_segments_total, the retransmit ratio.")
+HOST_TCP_IN_ERRORS = FamilySpec(
+    "host_tcp_in_errors_total", C, "TCP segments received in error, bad checksums included (Tcp InErrs).")
+HOST_TCP_OUT_RESETS = FamilySpec("host_tcp_out_resets_total", C, "TCP resets sent (Tcp OutRsts).")
+HOST_TCP_ESTABLISHED = FamilySpec(
+    "host_tcp_established", G, "TCP connections in ESTABLISHED or CLOSE-WAIT now (Tcp CurrEstab).")
+HOST_TCP_LISTEN_OVERFLOWS = FamilySpec(
+    "host_tcp_listen_overflows_total", C,
+    "Connections dropped because a listener's accept queue was full (TcpExt ListenOverflows).")
+HOST_TCP_LISTEN_DROPS = FamilySpec(
+    "host_tcp_listen_drops_total", C,
+    "Connection attempts a listening socket dropped, accept-queue overflows included (TcpExt ListenDrops).")
+HOST_TCP_SYNCOOKIES_SENT = FamilySpec(
+    "host_tcp_syncookies_sent_total", C,
+    "SYN cookies sent because a listener's SYN queue was full: a SYN flood or a too small backlog "
+    "(TcpExt SyncookiesSent).")
+HOST_SOFTNET_PROCESSED = FamilySpec(
+    "host_softnet_processed_total", C, "Packets the kernel took off the per-CPU receive backlogs (softnet_stat).")
+HOST_SOFTNET_DROPPED = FamilySpec(
+    "host_softnet_dropped_total", C,
+    "Received packets dropped because a CPU's backlog was full (softnet_stat; net.core.netdev_max_backlog).")
+HOST_SOFTNET_SQUEEZED = FamilySpec(
+    "host_softnet_times_squeezed_total", C,
+    "Times receive processing ran out of budget with packets left (softnet_stat; net.core.netdev_budget).")
+HOST_CONNTRACK_ENTRIES = FamilySpec(
+    "host_conntrack_entries", G, "Connections the netfilter connection tracker holds (absent without nf_conntrack).")
+HOST_CONNTRACK_LIMIT = FamilySpec(
+    "host_conntrack_entries_limit", G,
+    "Most connections the tracker holds; beyond it new connections are dropped (nf_conntrack_max).")
 HOST_FILEFD_ALLOCATED = FamilySpec(
     "host_filefd_allocated", G, "File descriptors allocated system-wide (first field of /proc/sys/fs/file-nr).")
 HOST_FILEFD_MAXIMUM = FamilySpec(

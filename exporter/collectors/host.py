@@ -24,6 +24,7 @@ from typing import NamedTuple
 from exporter import families as F
 from exporter.collectors._procfs import read_text
 from exporter.collectors.namefilter import compile_filter
+from exporter.collectors.netstat import parse_snmp, parse_snmp6, parse_softnet
 from exporter.collectors.pressure import RESOURCES, parse_pressure
 from exporter.collectors.statfs import StatfsPool
 from exporter.model import Family
@@ -47,6 +48,12 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 # How a kernel says it lacks a file: absent, or present but unsupported (PSI built in, booted psi=0).
 _ABSENT = frozenset((errno.ENOENT, errno.ENOTDIR, errno.EOPNOTSUPP, errno.EACCES, errno.EPERM))
+_SNMP_PROTOCOLS, _NETSTAT_PROTOCOLS = frozenset(("Udp", "Tcp")), frozenset(("TcpExt",))
+_UDP6_FIELDS = frozenset(("Udp6RcvbufErrors", "Udp6InErrors"))
+_TCP = (("Tcp", "OutSegs", F.HOST_TCP_OUT_SEGMENTS), ("Tcp", "RetransSegs", F.HOST_TCP_RETRANSMITTED_SEGMENTS),
+        ("Tcp", "InErrs", F.HOST_TCP_IN_ERRORS), ("Tcp", "OutRsts", F.HOST_TCP_OUT_RESETS),
+        ("Tcp", "CurrEstab", F.HOST_TCP_ESTABLISHED), ("TcpExt", "ListenOverflows", F.HOST_TCP_LISTEN_OVERFLOWS),
+        ("TcpExt", "ListenDrops", F.HOST_TCP_LISTEN_DROPS), ("TcpExt", "SyncookiesSent", F.HOST_TCP_SYNCOOKIES_SENT))
 # node_exporter's names: cpu's `full` line (Linux 5.13+) is always 0 host-wide, so it is not exported.
 _PRESSURE = {"cpu": (("some", F.HOST_PRESSURE_CPU_WAITING),),
              "memory": (("some", F.HOST_PRESSURE_MEMORY_WAITING), ("full", F.HOST_PRESSURE_MEMORY_STALLED)),
@@ -256,22 +263,6 @@ def parse_netdev(text: str) -> list[NetDev]:
     return out
 
 
-def parse_snmp(text: str) -> dict[str, dict[str, int]]:
-    """/proc/net/snmp: for each protocol a line of field names, then a line of values."""
-    out: dict[str, dict[str, int]] = {}
-    lines = text.splitlines()
-    for names, values in zip(lines[::2], lines[1::2]):
-        proto, _, header = names.partition(":")
-        if values.partition(":")[0] == proto:
-            out[proto] = dict(zip(header.split(), map(int, values.partition(":")[2].split())))
-    return out
-
-
-def parse_snmp6(text: str) -> dict[str, int]:
-    """/proc/net/snmp6: one `Name value` pair a line (Udp6RcvbufErrors, ...)."""
-    return {name: int(value) for name, value in (line.split()[:2] for line in text.splitlines() if line.strip())}
-
-
 def parse_file_nr(text: str) -> tuple[int, int]:
     """/proc/sys/fs/file-nr: allocated, unused (always 0 since 2.6), maximum."""
     allocated, _unused, maximum = text.split()[:3]
@@ -308,7 +299,8 @@ class HostCollector:
             ("stat", self._stat), ("loadavg", self._loadavg), ("memory", self._memory),
             ("vmstat", self._vmstat), ("pressure", self._pressure),
             ("filesystems", self._filesystems), ("disks", self._diskstats), ("network", self._network),
-            ("udp", self._udp), ("filefd", self._filefd))
+            ("snmp", self._snmp), ("softnet", self._softnet), ("conntrack", self._conntrack),
+            ("filefd", self._filefd))
 
     async def collect(self) -> list[Family]:
         return await asyncio.to_thread(self._collect)
@@ -449,14 +441,35 @@ class HostCollector:
             value = attrgetter(field)
             out.append(spec.family(((d.device,), value(d)) for d in devs))
 
-    def _udp(self, out: list[Family]) -> None:
-        udp = parse_snmp(read_text(self._path("net/snmp")))["Udp"]
-        try:
-            udp6 = parse_snmp6(read_text(self._path("net/snmp6")))
-        except OSError:
-            udp6 = {}  # a kernel without IPv6
+    def _snmp(self, out: list[Family]) -> None:
+        snmp = parse_snmp(read_text(self._path("net/snmp")), _SNMP_PROTOCOLS)
+        udp = snmp["Udp"]
+        snmp6 = self._optional(self._path("net/snmp6"))  # a kernel without IPv6 has none
+        udp6 = parse_snmp6(snmp6, _UDP6_FIELDS) if snmp6 is not None else {}
         out += [F.HOST_UDP_RCVBUF_ERRORS.one(float(udp["RcvbufErrors"] + udp6.get("Udp6RcvbufErrors", 0))),
                 F.HOST_UDP_IN_ERRORS.one(float(udp["InErrors"] + udp6.get("Udp6InErrors", 0)))]
+        # Tcp counts IPv4 and IPv6 together (there is no Tcp6 in snmp6).
+        tcp = snmp.get("Tcp", {})
+        netstat = self._optional(self._path("net/netstat"))
+        tcp_ext = parse_snmp(netstat, _NETSTAT_PROTOCOLS).get("TcpExt", {}) if netstat is not None else {}
+        for fields, key, spec in _TCP:
+            source = tcp if fields == "Tcp" else tcp_ext
+            if key in source:
+                out.append(spec.one(source[key]))
+
+    def _softnet(self, out: list[Family]) -> None:
+        text = self._optional(self._path("net/softnet_stat"))
+        if text is not None:
+            softnet = parse_softnet(text)
+            out += [F.HOST_SOFTNET_PROCESSED.one(softnet.processed), F.HOST_SOFTNET_DROPPED.one(softnet.dropped),
+                    F.HOST_SOFTNET_SQUEEZED.one(softnet.squeezed)]
+
+    def _conntrack(self, out: list[Family]) -> None:
+        # Only while the nf_conntrack module is loaded; without it there is nothing to fill.
+        count = self._optional(self._path("sys/net/netfilter/nf_conntrack_count"))
+        limit = self._optional(self._path("sys/net/netfilter/nf_conntrack_max"))
+        if count is not None and limit is not None:
+            out += [F.HOST_CONNTRACK_ENTRIES.one(int(count)), F.HOST_CONNTRACK_LIMIT.one(int(limit))]
 
     def _filefd(self, out: list[Family]) -> None:
         allocated, maximum = parse_file_nr(read_text(self._path("sys/fs/file-nr")))

@@ -176,13 +176,27 @@ def test_default_fstype_exclude(fstype: str, kept: bool) -> None:
 
 # --- a staged /proc: filters and partial failure --------------------------------------------
 
-# /proc/net/snmp as Linux 6.1 writes it (Ip and Tcp lines cut short).
+# /proc/net/snmp and netstat as Linux 6.1 writes them (Ip, IpExt and TcpExt lines cut short).
 SNMP = """Ip: Forwarding DefaultTTL
 Ip: 1 64
+Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails EstabResets CurrEstab InSegs OutSegs RetransSegs InErrs OutRsts InCsumErrors
+Tcp: 1 200 120000 -1 90151 83344 2573 2003 26 5158893 5243722 3778 4 166318 0
 Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors
 Udp: 10612087 1110 279570 10892767 279569 0 1 0 0
 UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors
 UdpLite: 0 0 0 0 0 0 0 0 0
+"""
+
+
+NETSTAT = """TcpExt: SyncookiesSent SyncookiesRecv SyncookiesFailed EmbryonicRsts ListenOverflows ListenDrops
+TcpExt: 5 0 0 1 62 63
+IpExt: InNoRoutes InTruncatedPkts
+IpExt: 0 0
+"""
+
+# Two CPUs, Linux 6.1's 13 columns (the last is the CPU's number), in hexadecimal.
+SOFTNET = """007f6c20 00000000 00000002 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000
+011a9ee0 0000000a 0000000f 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000001
 """
 
 
@@ -203,6 +217,11 @@ def staged(tmp_path: Path) -> Path:
     (proc / "diskstats").write_text(DISKSTATS)
     (proc / "net" / "dev").write_text(NETDEV)
     (proc / "net" / "snmp").write_text(SNMP)
+    (proc / "net" / "netstat").write_text(NETSTAT)
+    (proc / "net" / "softnet_stat").write_text(SOFTNET)
+    (proc / "sys" / "net" / "netfilter").mkdir(parents=True)
+    (proc / "sys" / "net" / "netfilter" / "nf_conntrack_count").write_text("1200\n")
+    (proc / "sys" / "net" / "netfilter" / "nf_conntrack_max").write_text("262144\n")
     (proc / "net" / "snmp6").write_text("Udp6InErrors                    \t3\nUdp6RcvbufErrors                \t2\n")
     (proc / "sys" / "fs" / "file-nr").write_text("520\t0\t2466193\n")
     rootfs = tmp_path / "rootfs"
@@ -319,6 +338,47 @@ def test_udp_buffer_errors_add_ipv4_and_ipv6(staged: Path) -> None:
     got = host(staged)
     assert got["host_udp_receive_buffer_errors_total"][()] == 279569 + 2
     assert got["host_udp_in_errors_total"][()] == 279570 + 3
+
+
+def test_tcp_counters(staged: Path) -> None:
+    got = host(staged)
+    assert got["host_tcp_out_segments_total"][()] == 5243722
+    assert got["host_tcp_retransmitted_segments_total"][()] == 3778
+    assert got["host_tcp_in_errors_total"][()] == 4
+    assert got["host_tcp_out_resets_total"][()] == 166318
+    assert got["host_tcp_established"][()] == 26
+    assert got["host_tcp_listen_overflows_total"][()] == 62
+    assert got["host_tcp_listen_drops_total"][()] == 63
+    assert got["host_tcp_syncookies_sent_total"][()] == 5
+
+
+def test_softnet_sums_the_cpus_hexadecimal_columns(staged: Path) -> None:
+    got = host(staged)
+    assert got["host_softnet_processed_total"][()] == 0x7F6C20 + 0x11A9EE0
+    assert got["host_softnet_dropped_total"][()] == 10
+    assert got["host_softnet_times_squeezed_total"][()] == 2 + 15
+
+
+def test_conntrack_fill(staged: Path) -> None:
+    got = host(staged)
+    assert (got["host_conntrack_entries"][()], got["host_conntrack_entries_limit"][()]) == (1200, 262144)
+
+
+def test_without_conntrack_netstat_or_softnet_only_their_series_go(staged: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """No nf_conntrack module loaded, a kernel without /proc/net/netstat: no series, no warning."""
+    netfilter = staged / "proc" / "sys" / "net" / "netfilter"
+    for name in ("nf_conntrack_count", "nf_conntrack_max"):
+        (netfilter / name).unlink()
+    netfilter.rmdir()
+    (staged / "proc" / "net" / "netstat").unlink()
+    (staged / "proc" / "net" / "softnet_stat").unlink()
+    got = host(staged)
+    assert not [name for name in got if "conntrack" in name or "softnet" in name]
+    assert "host_tcp_listen_overflows_total" not in got
+    assert got["host_tcp_retransmitted_segments_total"][()] == 3778
+    assert got["host_udp_receive_buffer_errors_total"][()] == 279569 + 2
+    assert not [r for r in caplog.records if r.levelno >= 30]
 
 
 def test_an_unreadable_section_costs_only_its_families(staged: Path, caplog: pytest.LogCaptureFixture) -> None:

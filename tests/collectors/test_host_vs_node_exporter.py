@@ -24,7 +24,8 @@ TICK = 0.011  # one clock tick of rounding (USER_HZ 100), as both divide ticks b
 @pytest.fixture(scope="module")
 def node() -> Iterator[NodeExporter]:
     with node_exporter("--collector.pressure", "--collector.vmstat", "--collector.meminfo",
-                       "--collector.cpu") as exporter:
+                       "--collector.cpu", "--collector.netstat", "--collector.softnet",
+                       "--collector.conntrack") as exporter:
         yield exporter
 
 
@@ -39,8 +40,8 @@ def bracket(node: NodeExporter, **config: Any) -> tuple[dict, Samples, dict]:
 
 
 def one(samples: Samples, name: str) -> float:
-    (value,) = samples[name].values()
-    return value
+    """A sample's value; `a+b` adds samples, and a per-CPU family (softnet) is summed as ours is."""
+    return sum(sum(samples[part].values()) for part in name.split("+"))
 
 
 def between(before: float, theirs: float, after: float, slack: float = 0.0) -> bool:
@@ -55,8 +56,21 @@ def between(before: float, theirs: float, after: float, slack: float = 0.0) -> b
     ("host_pressure_io_stalled_seconds_total", "node_pressure_io_stalled_seconds_total"),
     ("host_major_page_faults_total", "node_vmstat_pgmajfault"),
     ("host_oom_kills_total", "node_vmstat_oom_kill"),
+    ("host_tcp_out_segments_total", "node_netstat_Tcp_OutSegs"),
+    ("host_tcp_retransmitted_segments_total", "node_netstat_Tcp_RetransSegs"),
+    ("host_tcp_in_errors_total", "node_netstat_Tcp_InErrs"),
+    ("host_tcp_out_resets_total", "node_netstat_Tcp_OutRsts"),
+    ("host_tcp_listen_overflows_total", "node_netstat_TcpExt_ListenOverflows"),
+    ("host_tcp_listen_drops_total", "node_netstat_TcpExt_ListenDrops"),
+    ("host_tcp_syncookies_sent_total", "node_netstat_TcpExt_SyncookiesSent"),
+    ("host_udp_receive_buffer_errors_total", "node_netstat_Udp_RcvbufErrors+node_netstat_Udp6_RcvbufErrors"),
+    ("host_udp_in_errors_total", "node_netstat_Udp_InErrors+node_netstat_Udp6_InErrors"),
+    ("host_softnet_processed_total", "node_softnet_processed_total"),
+    ("host_softnet_dropped_total", "node_softnet_dropped_total"),
+    ("host_softnet_times_squeezed_total", "node_softnet_times_squeezed_total"),
 ])
 def test_counters_match(node: NodeExporter, ours_name: str, node_name: str) -> None:
+    """Pressure, vmstat, TCP and UDP (node_exporter's netstat) and softnet counters."""
     before, theirs, after = bracket(node)
     assert between(before[ours_name][()], one(theirs, node_name), after[ours_name][()], 1e-6), \
         (before[ours_name][()], one(theirs, node_name), after[ours_name][()])
@@ -76,6 +90,16 @@ def test_memory_detail_matches(node: NodeExporter, ours_name: str, node_name: st
     before, theirs, after = bracket(node)
     low, high = sorted((before[ours_name][()], after[ours_name][()]))
     assert low - 64 * MIB <= one(theirs, node_name) <= high + 64 * MIB
+
+
+def test_conntrack_matches(node: NodeExporter) -> None:
+    before, theirs, after = bracket(node)
+    if "node_nf_conntrack_entries" not in theirs:
+        assert "host_conntrack_entries" not in before  # no nf_conntrack module here: neither reports it
+        return
+    assert one(theirs, "node_nf_conntrack_entries_limit") == before["host_conntrack_entries_limit"][()]
+    low, high = sorted((before["host_conntrack_entries"][()], after["host_conntrack_entries"][()]))
+    assert low - 100 <= one(theirs, "node_nf_conntrack_entries") <= high + 100
 
 
 def test_per_cpu_time_matches(node: NodeExporter) -> None:
