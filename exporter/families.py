@@ -94,6 +94,8 @@ HOST_FS_ERROR = FamilySpec(
     "host_filesystem_device_error", G,
     "1 if the filesystem could not be measured (statfs failed or is still hanging from an earlier scrape).",
     _FS)
+HOST_FS_READONLY = FamilySpec(
+    "host_filesystem_readonly", G, "1 if the filesystem is mounted read-only (statvfs ST_RDONLY).", _FS)
 HOST_DISK_READ_BYTES = FamilySpec(
     "host_disk_read_bytes_total", C, "Bytes read from the block device.", _DEV, unit="bytes")
 HOST_DISK_WRITTEN_BYTES = FamilySpec(
@@ -126,6 +128,14 @@ HOST_NET_RX_DROPS = FamilySpec(
     "host_network_receive_drops_total", C, "Received packets dropped by the interface.", _DEV)
 HOST_NET_TX_DROPS = FamilySpec(
     "host_network_transmit_drops_total", C, "Outgoing packets dropped by the interface.", _DEV)
+HOST_NET_UP = FamilySpec(
+    "host_network_up", G, "1 if the interface's operational state is up (sysfs operstate; lo reports unknown: 0).",
+    _DEV)
+HOST_NET_CARRIER = FamilySpec(
+    "host_network_carrier", G, "1 if the interface has a link (sysfs carrier; absent while it is down).", _DEV)
+HOST_NET_SPEED = FamilySpec(
+    "host_network_speed_bytes", G,
+    "Link speed in bytes per second (sysfs speed; absent where the driver does not know it).", _DEV)
 HOST_UDP_RCVBUF_ERRORS = FamilySpec(
     "host_udp_receive_buffer_errors_total", C,
     "UDP datagrams the host dropped because a socket's receive buffer was full (Udp and Udp6 RcvbufErrors).")
@@ -165,6 +175,16 @@ HOST_CONNTRACK_ENTRIES = FamilySpec(
 HOST_CONNTRACK_LIMIT = FamilySpec(
     "host_conntrack_entries_limit", G,
     "Most connections the tracker holds; beyond it new connections are dropped (nf_conntrack_max).")
+HOST_TIMEX_SYNC = FamilySpec(
+    "host_timex_sync_status", G, "1 if the kernel considers the clock synchronised by NTP or PTP (adjtimex).")
+HOST_TIMEX_OFFSET = FamilySpec(
+    "host_timex_offset_seconds", G, "Offset the kernel is still slewing the clock by (adjtimex).", unit="seconds")
+HOST_TIMEX_MAXERROR = FamilySpec(
+    "host_timex_maxerror_seconds", G,
+    "Upper bound of the clock's error; grows while no time daemon updates it, 16 s when unsynchronised.",
+    unit="seconds")
+HOST_TIMEX_ESTIMATED_ERROR = FamilySpec(
+    "host_timex_estimated_error_seconds", G, "The clock's estimated error (adjtimex esterror).", unit="seconds")
 HOST_FILEFD_ALLOCATED = FamilySpec(
     "host_filefd_allocated", G, "File descriptors allocated system-wide (first field of /proc/sys/fs/file-nr).")
 HOST_FILEFD_MAXIMUM = FamilySpec(

@@ -27,6 +27,7 @@ from exporter.collectors.namefilter import compile_filter
 from exporter.collectors.netstat import parse_snmp, parse_snmp6, parse_softnet
 from exporter.collectors.pressure import RESOURCES, parse_pressure
 from exporter.collectors.statfs import StatfsPool
+from exporter.collectors.timex import read_clock
 from exporter.model import Family
 from exporter.schema import CollectorConfig, Duration, Regex, Section
 from exporter.statelog import StateLog
@@ -84,8 +85,10 @@ class Network(Section):
 
 
 class Config(CollectorConfig):
-    # Where the host's /proc and / are seen: /host/proc and /host/root in a container with bind mounts.
+    # Where the host's /proc, /sys and / are seen: /host/proc, /host/sys and /host/root in a
+    # container with bind mounts.
     proc_root: str = "/proc"
+    sys_root: str = "/sys"
     rootfs: str = "/"
     # CPU time per logical CPU as well as summed: 10 series per CPU, so off by default.
     per_cpu: bool = False
@@ -274,6 +277,14 @@ def parse_loadavg(text: str) -> tuple[float, float, float]:
     return float(one), float(five), float(fifteen)
 
 
+def _attribute(path: str) -> str | None:
+    """One sysfs attribute, stripped; None when the kernel will not give it now (a normal state)."""
+    try:
+        return read_text(path).strip()
+    except OSError:
+        return None
+
+
 # --- the collector ----------------------------------------------------------------------------
 
 
@@ -294,11 +305,13 @@ class HostCollector:
         self._mounts_log = StateLog(log, "filesystem statfs hangs, skipping it", "filesystem statfs answers again")
         self._sections_log = StateLog(log, "host section unreadable", "host section readable again")
         self._per_cpu = config.per_cpu
+        self._sys = config.sys_root.rstrip("/") or "/"
         self._absent: set[str] = set()  # optional files found missing, each logged once
         self._sections: tuple[tuple[str, Callable[[list[Family]], None]], ...] = (
             ("stat", self._stat), ("loadavg", self._loadavg), ("memory", self._memory),
             ("vmstat", self._vmstat), ("pressure", self._pressure),
             ("filesystems", self._filesystems), ("disks", self._diskstats), ("network", self._network),
+            ("links", self._links), ("clock", self._clock),
             ("snmp", self._snmp), ("softnet", self._softnet), ("conntrack", self._conntrack),
             ("filefd", self._filefd))
 
@@ -388,7 +401,7 @@ class HostCollector:
             return read_text(self._path("self/mounts"))
 
     def _filesystems(self, out: list[Family]) -> None:
-        size, free, avail, used, files, files_free, errors = [], [], [], [], [], [], []
+        size, free, avail, used, files, files_free, errors, readonly = [], [], [], [], [], [], [], []
         mounts = [m for m in parse_mounts(self._read_mounts())
                   if self._mountpoints(m.mountpoint) and self._fstypes(m.fstype)]
         results = self._statfs.stat([(m.mountpoint, self._on_rootfs(m.mountpoint)) for m in mounts],
@@ -411,9 +424,13 @@ class HostCollector:
             used.append((labels, (st.f_blocks - st.f_bfree) * st.f_frsize))
             files.append((labels, st.f_files))
             files_free.append((labels, st.f_ffree))
+            # The mount's flags and its superblock's together: a filesystem the kernel remounted
+            # read-only after an I/O error (errors=remount-ro) shows here as well.
+            readonly.append((labels, 1.0 if st.f_flag & os.ST_RDONLY else 0.0))
         out += [F.HOST_FS_SIZE.family(size), F.HOST_FS_FREE.family(free), F.HOST_FS_AVAIL.family(avail),
                 F.HOST_FS_USED.family(used), F.HOST_FS_FILES.family(files),
-                F.HOST_FS_FILES_FREE.family(files_free), F.HOST_FS_ERROR.family(errors)]
+                F.HOST_FS_FILES_FREE.family(files_free), F.HOST_FS_ERROR.family(errors),
+                F.HOST_FS_READONLY.family(readonly)]
 
     def _on_rootfs(self, mountpoint: str) -> str:
         if self._rootfs in ("", "/"):
@@ -440,6 +457,35 @@ class HostCollector:
                             (F.HOST_NET_TX_ERRORS, "tx.errors"), (F.HOST_NET_TX_DROPS, "tx.drops")):
             value = attrgetter(field)
             out.append(spec.family(((d.device,), value(d)) for d in devs))
+
+    def _links(self, out: list[Family]) -> None:
+        base = f"{self._sys}/class/net"
+        try:
+            devices = sorted(d for d in os.listdir(base) if self._netdevs(d))
+        except (FileNotFoundError, NotADirectoryError):
+            self._optional(base)  # no sysfs here: logged at debug once, like any absent file
+            return
+        up, carrier, speed = [], [], []
+        for device in devices:
+            state = _attribute(f"{base}/{device}/operstate")
+            if state is None:
+                continue  # the interface went away since the listing
+            up.append(((device,), 1.0 if state == "up" else 0.0))
+            # Both are unreadable (EINVAL) while the interface is down, and speed is -1 where the
+            # driver does not know it (virtual NICs): left out rather than reported as a number.
+            if (link := _attribute(f"{base}/{device}/carrier")) in ("0", "1"):
+                carrier.append(((device,), float(link == "1")))
+            mbits = _attribute(f"{base}/{device}/speed")
+            if mbits is not None and mbits.isdigit() and int(mbits) > 0:
+                speed.append(((device,), int(mbits) * 125_000.0))
+        out += [F.HOST_NET_UP.family(up), F.HOST_NET_CARRIER.family(carrier), F.HOST_NET_SPEED.family(speed)]
+
+    def _clock(self, out: list[Family]) -> None:
+        clock = read_clock()
+        if clock is not None:
+            out += [F.HOST_TIMEX_SYNC.one(float(clock.synchronised)), F.HOST_TIMEX_OFFSET.one(clock.offset),
+                    F.HOST_TIMEX_MAXERROR.one(clock.max_error),
+                    F.HOST_TIMEX_ESTIMATED_ERROR.one(clock.estimated_error)]
 
     def _snmp(self, out: list[Family]) -> None:
         snmp = parse_snmp(read_text(self._path("net/snmp")), _SNMP_PROTOCOLS)

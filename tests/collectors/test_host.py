@@ -3,8 +3,12 @@ real figures checked against psutil as an independent reader."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collectors import host as H
+from exporter.collectors import timex as T
 from exporter.exposition import render
 from tests.collectors.helpers import collect_once, families_once, run
 from tests.support.node_exporter import node_exporter
@@ -224,6 +229,17 @@ def staged(tmp_path: Path) -> Path:
     (proc / "sys" / "net" / "netfilter" / "nf_conntrack_max").write_text("262144\n")
     (proc / "net" / "snmp6").write_text("Udp6InErrors                    \t3\nUdp6RcvbufErrors                \t2\n")
     (proc / "sys" / "fs" / "file-nr").write_text("520\t0\t2466193\n")
+    # /sys/class/net: eth0 up at 1 Gbit/s, lo `unknown` with a carrier, ifb0 down (carrier and
+    # speed unreadable), veth12ab up with a speed the driver does not know (-1).
+    links = {"eth0": ("up", "1", "1000"), "lo": ("unknown", "1", None), "ifb0": ("down", None, None),
+             "veth12ab": ("up", "1", "-1")}
+    for device, (state, carrier, speed) in links.items():
+        d = tmp_path / "sys" / "class" / "net" / device
+        d.mkdir(parents=True)
+        (d / "operstate").write_text(state + "\n")
+        for name, value in (("carrier", carrier), ("speed", speed)):
+            if value is not None:
+                (d / name).write_text(value + "\n")
     rootfs = tmp_path / "rootfs"
     for point in ("data", "run", "mnt/my disk"):
         (rootfs / point).mkdir(parents=True)
@@ -233,7 +249,8 @@ def staged(tmp_path: Path) -> Path:
 
 
 def host(staged: Path, **config: object) -> dict:
-    cfg = H.Config.model_validate({"proc_root": str(staged / "proc"), "rootfs": str(staged / "rootfs"), **config})
+    cfg = H.Config.model_validate({"proc_root": str(staged / "proc"), "sys_root": str(staged / "sys"),
+                                   "rootfs": str(staged / "rootfs"), **config})
     return run(lambda: collect_once(H.HostCollector(cfg)))
 
 
@@ -338,6 +355,72 @@ def test_udp_buffer_errors_add_ipv4_and_ipv6(staged: Path) -> None:
     got = host(staged)
     assert got["host_udp_receive_buffer_errors_total"][()] == 279569 + 2
     assert got["host_udp_in_errors_total"][()] == 279570 + 3
+
+
+def test_link_state_carrier_and_speed(staged: Path) -> None:
+    got = host(staged)
+    assert got["host_network_up"] == {("eth0",): 1, ("lo",): 0, ("ifb0",): 0, ("veth12ab",): 1}
+    assert got["host_network_carrier"] == {("eth0",): 1, ("lo",): 1, ("veth12ab",): 1}
+    assert got["host_network_speed_bytes"] == {("eth0",): 125_000_000}
+    filtered = host(staged, network={"device_exclude": "^(lo|veth)"})
+    assert set(filtered["host_network_up"]) == {("eth0",), ("ifb0",)}
+
+
+def test_no_sysfs_means_no_link_series(staged: Path, caplog: pytest.LogCaptureFixture) -> None:
+    got = host(staged, sys_root=str(staged / "nowhere"))
+    assert "host_network_up" not in got
+    assert got["host_network_receive_bytes_total"][("eth0",)] == 62096518
+    assert not [r for r in caplog.records if r.levelno >= 30]
+
+
+def test_filesystems_readonly_flag(staged: Path) -> None:
+    got = host(staged)
+    assert got["host_filesystem_readonly"][("/dev/sdd1", "/data", "ext4")] == 0
+    assert ("/dev/sde1", "/missing", "ext4") not in got["host_filesystem_readonly"]
+
+
+READONLY_MOUNT = r"""
+import json, subprocess, sys
+from pathlib import Path
+from exporter.collectors import host as H
+from tests.collectors.helpers import collect_once, run
+work = Path(sys.argv[1])
+for name, options in (("ro", "ro,size=1m"), ("rw", "size=1m")):
+    (work / name).mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "apm-test-" + name, str(work / name)], check=True)
+(work / "proc" / "self").mkdir(parents=True)
+mounts = [line for line in Path("/proc/self/mounts").read_text().splitlines() if str(work) in line]
+(work / "proc" / "self" / "mounts").write_text("\n".join(mounts) + "\n")
+cfg = H.Config(proc_root=str(work / "proc"))
+got = run(lambda: collect_once(H.HostCollector(cfg)))["host_filesystem_readonly"]
+options = {line.split()[1]: line.split()[3].split(",") for line in mounts}
+print(json.dumps({"ours": {labels[1]: v for labels, v in got.items()},
+                  "options": {point: "ro" in opts for point, opts in options.items()}}))
+"""
+
+
+def test_a_read_only_mount_is_reported_as_its_mount_options_say(tmp_path: Path) -> None:
+    """Two real tmpfs mounts, one read-only, in a private mount namespace (root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting needs root")
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("no unshare(1)")
+    result = subprocess.run([unshare, "--mount", "--propagation", "private", sys.executable, "-c", READONLY_MOUNT,
+                             str(tmp_path)],
+                            check=False, capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert len(seen["ours"]) == 2
+    assert {point: bool(v) for point, v in seen["ours"].items()} == seen["options"]
+    assert sorted(seen["options"].values()) == [False, True]
+
+
+def test_clock_offset_units_follow_sta_nano() -> None:
+    micro = T.clock(0, 0x0001, 1500, 16_000_000, 250)
+    assert micro == T.Clock(True, 0.0015, 16.0, 0.00025)
+    nano = T.clock(T.TIME_ERROR, T.STA_NANO | 0x0040, 1500, 1000, 0)
+    assert nano == T.Clock(False, 1.5e-6, 0.001, 0.0)
 
 
 def test_tcp_counters(staged: Path) -> None:

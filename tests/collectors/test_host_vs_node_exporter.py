@@ -25,7 +25,10 @@ TICK = 0.011  # one clock tick of rounding (USER_HZ 100), as both divide ticks b
 def node() -> Iterator[NodeExporter]:
     with node_exporter("--collector.pressure", "--collector.vmstat", "--collector.meminfo",
                        "--collector.cpu", "--collector.netstat", "--collector.softnet",
-                       "--collector.conntrack") as exporter:
+                       "--collector.conntrack", "--collector.netclass", "--collector.timex",
+                       "--collector.filesystem",
+                       f"--collector.filesystem.mount-points-exclude={H.DEFAULT_MOUNTPOINT_EXCLUDE}",
+                       f"--collector.filesystem.fs-types-exclude={H.DEFAULT_FSTYPE_EXCLUDE}") as exporter:
         yield exporter
 
 
@@ -110,3 +113,34 @@ def test_per_cpu_time_matches(node: NodeExporter) -> None:
         assert between(before["host_per_cpu_seconds_total"][key], value,
                        after["host_per_cpu_seconds_total"][key], TICK), key
     assert {cpu for cpu, _ in before["host_per_cpu_seconds_total"]} == {cpu for cpu, _ in node_cpu}
+
+
+def by_device(samples: Samples, name: str) -> dict[tuple[str, ...], float]:
+    return {(dict(labels)["device"],): value for labels, value in samples.get(name, {}).items()}
+
+
+def test_link_state_matches(node: NodeExporter) -> None:
+    before, theirs, after = bracket(node)
+    assert by_device(theirs, "node_network_up") == before["host_network_up"] == after["host_network_up"]
+    assert by_device(theirs, "node_network_carrier") == before["host_network_carrier"]
+    # node_exporter reports an unknown speed (-1 Mbit/s) as -125000; we leave it out.
+    node_speed = {dev: v for dev, v in by_device(theirs, "node_network_speed_bytes").items() if v > 0}
+    assert node_speed == before.get("host_network_speed_bytes", {})
+
+
+def test_filesystem_readonly_matches(node: NodeExporter) -> None:
+    before, theirs, _ = bracket(node)
+    node_ro = {(dict(k)["device"], dict(k)["mountpoint"], dict(k)["fstype"]): v
+               for k, v in theirs["node_filesystem_readonly"].items()}
+    assert node_ro == before["host_filesystem_readonly"]
+
+
+def test_clock_matches(node: NodeExporter) -> None:
+    before, theirs, after = bracket(node)
+    assert one(theirs, "node_timex_sync_status") == before["host_timex_sync_status"][()]
+    for ours_name, node_name in (("host_timex_offset_seconds", "node_timex_offset_seconds"),
+                                 ("host_timex_maxerror_seconds", "node_timex_maxerror_seconds"),
+                                 ("host_timex_estimated_error_seconds", "node_timex_estimated_error_seconds")):
+        low, high = sorted((before[ours_name][()], after[ours_name][()]))
+        # maxerror grows by 500 ppm of elapsed time between the kernel's updates
+        assert low - 0.01 <= one(theirs, node_name) <= high + 0.01, ours_name
