@@ -599,6 +599,7 @@ def host() -> Dashboard:
     h = sel()
     g = sel('group=~"$group"')
     busy = sel('mode!="idle"')
+    not_lo = sel('device!="lo"')
     y_m, r_m = HIGH_BAD["memory"]
     y_d, r_d = HIGH_BAD["disk"]
     y_u, r_u = HIGH_BAD["utilisation"]
@@ -653,6 +654,59 @@ def host() -> Dashboard:
         ts("File descriptors", "File descriptors allocated system-wide over fs.file-max.",
            Q(f"apm_host_filefd_allocated{h} / on (job, instance) apm_host_filefd_maximum{h}", "{{instance}}"),
            unit="percentunit", thresholds=high_bad(0.7, 0.9)),
+        ts("Pressure (some)", "Share of time at least one task waited for a CPU, for memory (reclaim, swap-in) "
+           "or for I/O: pressure stall information. Unlike utilisation it says how long work was delayed. "
+           "ApmHostMemoryPressure fires above 10% for memory.",
+           Q(f"rate(apm_host_pressure_cpu_waiting_seconds_total{h}[{RI}])", "{{instance}} cpu"),
+           Q(f"rate(apm_host_pressure_memory_waiting_seconds_total{h}[{RI}])", "{{instance}} memory"),
+           Q(f"rate(apm_host_pressure_io_waiting_seconds_total{h}[{RI}])", "{{instance}} io"),
+           unit="percentunit", max=1, thresholds=high_bad(0.1, 0.25)),
+        ts("Pressure (full)", "Share of time every non-idle task was stalled at once, on memory or on I/O: "
+           "time in which the host got no work done at all.",
+           Q(f"rate(apm_host_pressure_memory_stalled_seconds_total{h}[{RI}])", "{{instance}} memory"),
+           Q(f"rate(apm_host_pressure_io_stalled_seconds_total{h}[{RI}])", "{{instance}} io"),
+           unit="percentunit", max=1, thresholds=high_bad(0.05, 0.1)),
+        ts("OOM kills and major faults", "Processes the kernel's OOM killer killed (any cgroup, per window; "
+           "ApmHostOomKills fires on one) and page faults per second that had to read from disk.",
+           Q(f"sum by (instance) (increase(apm_host_oom_kills_total{h}[{RI}]))", "{{instance}} OOM kills"),
+           Q(f"sum by (instance) (rate(apm_host_major_page_faults_total{h}[{RI}]))", "{{instance}} major faults/s")),
+        ts("Memory detail", "What stands behind available memory: page cache waiting for the disk (dirty, "
+           "writeback), kernel slab nothing frees, tmpfs and shared memory, and memory promised to processes "
+           "(committed) against the strict-overcommit limit.",
+           Q(f"sum by (instance) (apm_host_memory_dirty_bytes{h})", "{{instance}} dirty"),
+           Q(f"sum by (instance) (apm_host_memory_writeback_bytes{h})", "{{instance}} writeback"),
+           Q(f"sum by (instance) (apm_host_memory_slab_unreclaimable_bytes{h})", "{{instance}} slab unreclaimable"),
+           Q(f"sum by (instance) (apm_host_memory_shmem_bytes{h})", "{{instance}} shmem"),
+           Q(f"sum by (instance) (apm_host_memory_committed_bytes{h})", "{{instance}} committed"),
+           Q(f"sum by (instance) (apm_host_memory_commit_limit_bytes{h})", "{{instance}} commit limit"),
+           unit="bytes"),
+        ts("TCP retransmits", "Share of TCP segments sent that were retransmissions: loss or congestion on the "
+           "path. Yellow from 1%, red from 5%.",
+           Q(f"sum by (instance) (rate(apm_host_tcp_retransmitted_segments_total{h}[{RI}])) / "
+             f"(sum by (instance) (rate(apm_host_tcp_out_segments_total{h}[{RI}])) > 0)", "{{instance}}"),
+           unit="percentunit", thresholds=high_bad(0.01, 0.05)),
+        ts("TCP listen queue and receive path drops", "Connections dropped because a listener's accept queue "
+           "was full (the app accepts too slowly or its backlog is small), SYN cookies sent (SYN queue full), "
+           "and packets the kernel dropped because a CPU's receive backlog was full (softnet).",
+           Q(f"sum by (instance) (rate(apm_host_tcp_listen_drops_total{h}[{RI}]))", "{{instance}} listen drops"),
+           Q(f"sum by (instance) (rate(apm_host_tcp_syncookies_sent_total{h}[{RI}]))", "{{instance}} SYN cookies"),
+           Q(f"sum by (instance) (rate(apm_host_softnet_dropped_total{h}[{RI}]))", "{{instance}} softnet drops"),
+           unit="cps", thresholds=any_bad(0.01)),
+        ts("Connection tracking", "Entries in the netfilter connection tracking table over nf_conntrack_max: "
+           "when full, packets of new connections are dropped (ApmHostConntrackNearLimit from 90%). Empty "
+           "where the nf_conntrack module is not loaded.",
+           Q(f"apm_host_conntrack_entries{h} / on (job, instance) (apm_host_conntrack_entries_limit{h} > 0)",
+             "{{instance}}"), unit="percentunit", max=1, thresholds=high_bad(0.75, 0.9)),
+        ts("Read-only filesystems and links down", "Filesystems mounted read-only (a jump means the kernel "
+           "remounted one after an error: ApmHostFilesystemReadOnly), and "
+           "interfaces whose operational state is not up (lo, which reports unknown, left out).",
+           Q(f"sum by (instance) (apm_host_filesystem_readonly{h})", "{{instance}} read-only filesystems"),
+           Q(f"sum by (instance) (1 - apm_host_network_up{not_lo})", "{{instance}} links not up"),
+           thresholds=any_bad(1)),
+        ts("Clock", "Offset the kernel is still correcting and its bound of the clock's error (adjtimex). The "
+           "bound sits at 16 s while no time daemon disciplines the clock (ApmHostClockNotSynchronising).",
+           Q(f"apm_host_timex_offset_seconds{h}", "{{instance}} offset"),
+           Q(f"apm_host_timex_maxerror_seconds{h}", "{{instance}} max error"), unit="s", min=None),
         ts("Health score", "0-100 per instance: 100 minus penalties for CPU busy (>70% -10, >90% -25), memory "
            "used (>80% -10, >95% -25) and the fullest filesystem (>85% -10, >95% -20).",
            Q(f"instance:apm_health:score{h}", "{{instance}}"), unit="none", max=100,
