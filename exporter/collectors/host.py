@@ -17,6 +17,7 @@ import asyncio
 import errno
 import logging
 import os
+import time
 from collections.abc import Callable
 from operator import attrgetter
 from typing import NamedTuple
@@ -45,6 +46,7 @@ DEFAULT_DISK_EXCLUDE = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$"
 
 CPU_MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice")
 SECTOR_BYTES = 512  # /proc/diskstats always counts 512-byte sectors
+SPEED_TTL = 300.0  # seconds a link speed read from sysfs is reused
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 # How a kernel says it lacks a file: absent, or present but unsupported (PSI built in, booted psi=0).
@@ -306,6 +308,7 @@ class HostCollector:
         self._sections_log = StateLog(log, "host section unreadable", "host section readable again")
         self._per_cpu = config.per_cpu
         self._sys = config.sys_root.rstrip("/") or "/"
+        self._speeds: dict[str, tuple[float, float | None]] = {}  # device -> (read at, bytes/s or None)
         self._absent: set[str] = set()  # optional files found missing, each logged once
         self._sections: tuple[tuple[str, Callable[[list[Family]], None]], ...] = (
             ("stat", self._stat), ("loadavg", self._loadavg), ("memory", self._memory),
@@ -465,19 +468,33 @@ class HostCollector:
         except (FileNotFoundError, NotADirectoryError):
             self._optional(base)  # no sysfs here: logged at debug once, like any absent file
             return
+        now = time.monotonic()
         up, carrier, speed = [], [], []
         for device in devices:
             state = _attribute(f"{base}/{device}/operstate")
             if state is None:
                 continue  # the interface went away since the listing
             up.append(((device,), 1.0 if state == "up" else 0.0))
-            # Both are unreadable (EINVAL) while the interface is down, and speed is -1 where the
-            # driver does not know it (virtual NICs): left out rather than reported as a number.
-            if (link := _attribute(f"{base}/{device}/carrier")) in ("0", "1"):
+            # The kernel says `up` only with a carrier, so the carrier file is read only for the
+            # other states (lo's `unknown`, a cable pulled); it is unreadable (EINVAL) while the
+            # interface is administratively down, and then left out.
+            if state == "up":
+                carrier.append(((device,), 1.0))
+            elif (link := _attribute(f"{base}/{device}/carrier")) in ("0", "1"):
                 carrier.append(((device,), float(link == "1")))
-            mbits = _attribute(f"{base}/{device}/speed")
-            if mbits is not None and mbits.isdigit() and int(mbits) > 0:
-                speed.append(((device,), int(mbits) * 125_000.0))
+            # Speed changes only when the link renegotiates: read again after SPEED_TTL, so a
+            # host with hundreds of veth interfaces does not query every driver every scrape.
+            # -1 (the driver does not know: virtual NICs) and unreadable are left out.
+            cached = self._speeds.get(device)
+            if cached is None or now - cached[0] > SPEED_TTL:
+                mbits = _attribute(f"{base}/{device}/speed")
+                cached = (now, int(mbits) * 125_000.0 if mbits is not None and mbits.isdigit() and int(mbits) > 0
+                          else None)
+                self._speeds[device] = cached
+            if cached[1] is not None:
+                speed.append(((device,), cached[1]))
+        for gone in self._speeds.keys() - set(devices):
+            del self._speeds[gone]
         out += [F.HOST_NET_UP.family(up), F.HOST_NET_CARRIER.family(carrier), F.HOST_NET_SPEED.family(speed)]
 
     def _clock(self, out: list[Family]) -> None:

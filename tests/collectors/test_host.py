@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.collectors import host as H
 from exporter.collectors import timex as T
 from exporter.exposition import render
-from tests.collectors.helpers import collect_once, families_once, run
+from tests.collectors.helpers import collect_once, families_once, run, values
 from tests.support.node_exporter import node_exporter
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -364,6 +364,27 @@ def test_link_state_carrier_and_speed(staged: Path) -> None:
     assert got["host_network_speed_bytes"] == {("eth0",): 125_000_000}
     filtered = host(staged, network={"device_exclude": "^(lo|veth)"})
     assert set(filtered["host_network_up"]) == {("eth0",), ("ifb0",)}
+
+
+def test_link_speed_is_read_again_only_after_its_ttl(staged: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = H.Config.model_validate({"proc_root": str(staged / "proc"), "sys_root": str(staged / "sys"),
+                                   "rootfs": str(staged / "rootfs")})
+    speed = staged / "sys" / "class" / "net" / "eth0" / "speed"
+
+    async def twice() -> list[dict]:
+        collector = H.HostCollector(cfg)
+        try:
+            first = values(await collector.collect())
+            speed.write_text("10000\n")
+            second = values(await collector.collect())
+            monkeypatch.setattr(H, "SPEED_TTL", -1.0)
+            third = values(await collector.collect())
+            return [first, second, third]
+        finally:
+            await collector.close()
+
+    readings = [got["host_network_speed_bytes"][("eth0",)] for got in run(twice)]
+    assert readings == [125_000_000, 125_000_000, 1_250_000_000]
 
 
 def test_no_sysfs_means_no_link_series(staged: Path, caplog: pytest.LogCaptureFixture) -> None:
