@@ -60,6 +60,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif self.path.startswith("/elsewhere"):  # to the same server under another name
             port = self.server.server_address[1]
             self._answer(302, headers={"Location": f"http://localhost:{port}/ok"})
+        elif self.path.startswith("/to-tls/"):  # to the HTTPS site on the port in the path
+            self._answer(301, headers={"Location": f"https://127.0.0.1:{self.path.rsplit('/', 1)[1]}/ok"})
         elif self.path == "/health":
             self._answer(200, json.dumps({"status": "ok", "version": 3, "checks": [
                 {"name": "db", "healthy": True}, {"name": "cache", "healthy": False}]}).encode())
@@ -484,3 +486,14 @@ def test_config_errors_name_their_yaml_line() -> None:
     found = err.value.problems
     for line, key in ((5, "body_matches"), (6, "body_json"), (7, "ip_protocol"), (8, "max_redirects")):
         assert any(p.startswith(f"c.yaml:{line}: probes.http[0].{key}") for p in found), (key, found)
+
+
+def test_a_redirect_from_http_to_https(site: Site, tls_site: Site, certificate: tuple[Path, Path, float]) -> None:
+    cert, _, not_after = certificate
+    got = run(lambda: probe(site.url(f"/to-tls/{tls_site.port}"), ca_file=str(cert)).collect())
+    got = values(got)
+    assert got["http_probe_status_code"] == {("api",): 200}
+    assert _info(got)["final_url"] == tls_site.url("/ok")
+    assert _info(got)["tls_version"].startswith("TLSv1.")
+    assert got["http_probe_tls_cert_expiry_timestamp_seconds"] == {("api",): not_after}
+    assert got["http_probe_phase_seconds"][("api", "tls")] > 0  # the second hop's handshake
