@@ -8,9 +8,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support.binaries import require
 from tests.support.daemon import Daemon
+
+# Property tests check values, never timings: Hypothesis's default 200 ms deadline per example
+# (and its too_slow health check) failed test_native.py under load with "Test took 385.99ms,
+# which exceeds the deadline", an example that takes 0.04 ms on a quiet machine.
+settings.register_profile("apm", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("apm")
 
 # Real servers (Redis, memcached, PostgreSQL, PgBouncer) as fixtures for any test.
 pytest_plugins = ["tests.support.servers"]
