@@ -256,7 +256,11 @@ def run_sizes(args: argparse.Namespace, tmp: Path, sizes: list[int], do_ingest: 
             receiver.start()
             try:
                 if do_ingest:
-                    result = measure_ingest(receiver, size, packets, packet_file, args)
+                    try:
+                        result = measure_ingest(receiver, size, packets, packet_file, args)
+                    except RuntimeError as err:  # no lossless pass creating the series: no row, the rest still runs
+                        print(f"  => {err}\n", flush=True)
+                        continue
                     ingests.append(result)
                     print(f"  => {result.rate:,.0f} lines/s, {result.cpu_per_line * 1e9:,.0f} ns/line, "
                           f"RSS {result.rss:.0f} MiB\n", flush=True)
