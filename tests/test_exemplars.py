@@ -189,3 +189,17 @@ def test_a_family_on_the_checked_path_keeps_its_counters_exemplars() -> None:
     exemplars = {m.label[0].value: m.counter.exemplar.label[0].value for m in decoded.metric
                  if m.counter.HasField("exemplar")}
     assert exemplars == {"a": TRACE}
+
+
+def test_lines_the_default_rule_maps_keep_their_exemplars() -> None:
+    """The default rule's entries have their opcode raised (routes.py): the exemplar is kept before."""
+    ingest, store = _ingest({})
+    sink = ingest.sink("udp://test")
+    sink.handle_packet(f"signups:2|c|#trace_id:{TRACE},span_id:{SPAN}\nsignups:1|c".encode())
+    sink.handle_packet(f"render:3|ms|#trace_id:{TRACE},span_id:{SPAN}\nrender:4|ms".encode())
+    om = Renderer().render(store.collect(), Format.OPENMETRICS).decode()
+    found = {(s.name, s.labels.get("le", "")): (dict(s.exemplar.labels), s.exemplar.value)
+             for f in parse_openmetrics(om) for s in f.samples if s.exemplar}
+    ids = {"trace_id": TRACE, "span_id": SPAN}
+    assert found == {("signups_total", ""): (ids, 2.0), ("render_bucket", "0.005"): (ids, 0.003)}
+    assert ingest.stats.unmapped.value == 4

@@ -26,7 +26,8 @@ from exporter.client._sender import (
 
 
 def _add(series: Series, value: int) -> None:
-    """Record a value off the hot path (batches), with an exemplar when one is wanted."""
+    """Record a value with an exemplar when one is wanted: for pools and batches, where a call
+    more costs little beside what they time (cache hits and misses inline the same test)."""
     series.values.append(value)
     if series.wants_exemplar and value:  # a batch with no failures: no exemplar on its 0
         series.take_exemplar(value)
