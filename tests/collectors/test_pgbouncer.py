@@ -46,7 +46,11 @@ def test_five_blocked_clients_on_a_pool_of_two(pgbouncer_server: PgBouncerServer
             began = time.monotonic()
             for thread in sleepers:
                 thread.start()
-            wait_for_pool(pgbouncer_server, cl_active=2, cl_waiting=3)
+            # The pool passes through 2 active / 3 waiting while it is still logging in its
+            # servers (seen: 2/3, then 1/4 with one server in login): first both servers busy
+            # on the lock in PostgreSQL, then the pool settled; from there nothing moves.
+            pgbouncer_server.postgres.wait_for_lock_waiters(2)
+            wait_for_pool(pgbouncer_server, cl_active=2, cl_waiting=3, sv_active=2, sv_login=0)
             got = run(lambda: collect_once(collector(pgbouncer_server.dsn("pgbouncer"))))
             waited_at_most = time.monotonic() - began
     finally:

@@ -390,6 +390,19 @@ class PostgresServer(Server):
             holder.execute("SELECT pg_advisory_lock(%s)", (key,))
             yield f"SELECT pg_advisory_xact_lock_shared({key})"
 
+    def wait_for_lock_waiters(self, n: int, key: int = 4242, timeout: float = START_TIMEOUT) -> None:
+        """Return once `n` sessions wait on advisory lock `key` (lock_held's statement)."""
+        deadline = time.monotonic() + timeout
+        with self.connect() as conn:
+            while True:
+                waiting = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                       "AND objid = %s AND NOT granted", (key,)).fetchone()[0]
+                if waiting == n:
+                    return
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{waiting} sessions wait on lock {key} after {timeout:g}s, not {n}")
+                time.sleep(0.05)
+
     def _prepare(self, conn: Any) -> None:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         conn.execute(f"ALTER ROLE postgres PASSWORD '{self.password}'")
