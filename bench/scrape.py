@@ -1,11 +1,20 @@
 """Scrape cost of the daemon on the default config, side by side with node_exporter.
 
     python bench/scrape.py [--scrapes 300] [--idle-seconds 60]
+    python bench/scrape.py --ingest-during 1000000 [--seconds 20] [--rate 20000]
 
 Both exporters run at once on loopback; scrapes alternate between them so the
 machine's noise falls on both alike. Reports median and p99 latency, CPU seconds
 per scrape (from /proc/<pid>/stat), RSS and series count, and the idle CPU of each
 at a 15 s scrape interval. The anchor is Debian's prometheus-node-exporter.
+
+`--ingest-during N`: does a big scrape stop StatsD ingestion? The daemon (in this
+process, its store filled directly with N counter series, so that setting up
+takes seconds, not the minutes StatsD would take to create them) serves
+back-to-back gzip scrapes from a client process while a sender process sends
+`--rate` lines/s (30-line packets, names already routed) to its UDP listener
+with an 8 MiB buffer. Reports the share of datagrams the kernel dropped, first
+with no scrapes (the baseline) and then during the scrapes.
 """
 
 from __future__ import annotations
@@ -81,11 +90,111 @@ class Target:
         self.proc.wait(10)
 
 
+SENDER = """
+import socket, sys, time
+port, rate, seconds, names = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+packets = [("\\n".join(f"ingest.during.k{(i * 30 + j) % names}:1|c" for j in range(30))).encode()
+           for i in range(max(100, names // 30))]
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+interval, sent, start = 30 / rate, 0, time.perf_counter()
+while (now := time.perf_counter()) - start < seconds:
+    due = int((now - start) / interval)
+    while sent < due:
+        sock.sendto(packets[sent % len(packets)], ("127.0.0.1", port))
+        sent += 1
+    time.sleep(0.001)
+print(sent)
+"""
+
+SCRAPER = """
+import sys, time, urllib.request
+url, seconds = sys.argv[1], float(sys.argv[2])
+took, start = [], time.perf_counter()
+while time.perf_counter() - start < seconds:
+    t = time.perf_counter()
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept-Encoding": "gzip"}), timeout=120) as r:
+        r.read()
+    took.append(time.perf_counter() - t)
+print(len(took), sorted(took)[len(took) // 2])
+"""
+
+
+def ingest_during(series_count: int, seconds: float, rate: float, names: int) -> None:
+    """Kernel drops on the StatsD socket with and without back-to-back scrapes of a big store."""
+    import asyncio
+    import threading
+
+    sys.path.insert(0, str(ROOT))
+    from exporter import config as config_module
+    from exporter.daemon import Daemon
+    from exporter.model import FamilySpec, MetricType
+    from exporter.web import Options
+
+    udp, web = free_port(socket.SOCK_DGRAM), free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.yaml"
+        path.write_text(yaml.safe_dump({
+            "web": {"listen_address": f"127.0.0.1:{web}"},
+            "statsd": {"listeners": [f"udp://127.0.0.1:{udp}"], "read_buffer": 8 << 20,
+                       "defaults": {"max_series": 2 * series_count + 10_000,
+                                    "max_series_per_family": 2 * series_count + 10_000}},
+            "collectors": {"host": {"enabled": False}, "process": {"enabled": False},
+                           "container": {"enabled": False}}}))
+        daemon = Daemon(str(path), config_module.load(str(path)))
+        spec = FamilySpec("ingest_filler_total", MetricType.COUNTER, "Filler series.", ("key",))
+        for i in range(series_count):
+            daemon.store.counter(spec, f"k{i:07d}").value = float(i)
+        loop = asyncio.new_event_loop()
+        url = f"http://127.0.0.1:{web}/metrics"
+
+        def drops() -> int:
+            listener = daemon.statsd._listeners[0]
+            return listener.kernel_drops() or 0  # type: ignore[union-attr]
+
+        def window(with_scrapes: bool) -> tuple[int, int, str]:
+            before = drops()
+            sender = subprocess.Popen([sys.executable, "-c", SENDER, str(udp), str(rate), str(seconds), str(names)],
+                                      stdout=subprocess.PIPE, text=True)
+            scraper = (subprocess.Popen([sys.executable, "-c", SCRAPER, url, str(seconds)],
+                                        stdout=subprocess.PIPE, text=True) if with_scrapes else None)
+            sent = int(sender.communicate()[0])
+            scraped = scraper.communicate()[0].split() if scraper is not None else ["0", "0"]
+            time.sleep(1.0)  # the reader catches up with what the kernel still holds
+            return sent, drops() - before, f"{scraped[0]} scrapes, median {float(scraped[1]):.2f} s"
+
+        def measure() -> None:
+            # In a thread that only waits on the processes; the daemon's loop has the main thread.
+            try:
+                wait(f"http://127.0.0.1:{web}/-/healthy")  # not /metrics: one takes seconds at this size
+                urllib.request.urlopen(url, timeout=300).read()  # warm the renderer's caches (the first is slow)
+                print(f"# python bench/scrape.py --ingest-during {series_count} --seconds {seconds:g} "
+                      f"--rate {rate:g} --names {names}")
+                for label, with_scrapes in (("no scrapes", False), ("back-to-back scrapes", True)):
+                    sent, dropped, what = window(with_scrapes)
+                    print(f"{label:<22} {sent:>7} datagrams sent, {dropped:>6} dropped by the kernel "
+                          f"({100 * dropped / max(1, sent):.2f}%)" + (f"; {what}" if with_scrapes else ""),
+                          flush=True)
+            finally:
+                loop.call_soon_threadsafe(daemon.stop)
+
+        threading.Thread(target=measure, daemon=True).start()
+        loop.run_until_complete(daemon.run(Options()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scrapes", type=int, default=300)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--ingest-during", type=int, default=0, metavar="SERIES",
+                        help="measure StatsD loss during back-to-back scrapes of this many series instead")
+    parser.add_argument("--seconds", type=float, default=20.0, help="--ingest-during: length of each window")
+    parser.add_argument("--rate", type=float, default=20_000.0, help="--ingest-during: StatsD lines/s")
+    parser.add_argument("--names", type=int, default=500,
+                        help="--ingest-during: distinct StatsD names sent in turn (above 200k, each misses the routing cache)")
     args = parser.parse_args()
+    if args.ingest_during:
+        ingest_during(args.ingest_during, args.seconds, args.rate, args.names)
+        return
 
     node_bin = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
     if node_bin is None:
