@@ -26,7 +26,7 @@ from exporter.model import Family
 from exporter.schema import split_address
 from exporter.scrape import Job, Scraper
 from exporter.statsd import StatsD
-from exporter.status import page as status_page
+from exporter.status import assets as status_assets
 from exporter.status.service import Status, step_from_env
 from exporter.store import Limits, Store
 from exporter.web import Options, Server
@@ -201,7 +201,7 @@ class Daemon:
             loop.add_signal_handler(sig, self.stop)
         web_options.routes = {**self.status.routes(web_options.telemetry_path, web_options.routes),
                               **web_options.routes}
-        web_options.web_config.headers.setdefault("Content-Security-Policy", status_page.CSP)
+        web_options.web_config.headers.setdefault("Content-Security-Policy", status_assets.CSP)
         self.server = Server(self, web_options)
         host, port = split_address(self.config.web.listen_address)
         sampler = asyncio.create_task(self.status.run(self.families))

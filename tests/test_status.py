@@ -12,7 +12,7 @@ import pytest
 
 from exporter import families as F
 from exporter.model import Family, HistogramValue, Sample
-from exporter.status import page
+from exporter.status import assets, page
 from exporter.status.health import Objectives, health
 from exporter.status.history import History
 from exporter.status.model import Model, Sampler
@@ -143,9 +143,9 @@ def test_the_page_shows_the_figures_and_its_script_and_style_match_the_policy() 
     assert f'<td class="p99">{ms(expected_quantile(0.99, [0.02] * 99 + [0.4]))}</td>' in row.group(1)
     assert '<td class="down">DOWN</td>' in html and "refused &lt;by&gt; peer" in html
     assert '<a href="/metrics">Metrics</a>' in html
-    for tag, text in (("script", page.SCRIPT), ("style", page.STYLE)):
+    for tag, text in (("script", assets.SCRIPT), ("style", assets.STYLE)):
         digest = base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
-        assert f"<{tag}>{text}</{tag}>" in html and f"'sha256-{digest}'" in page.CSP
+        assert f"<{tag}>{text}</{tag}>" in html and f"'sha256-{digest}'" in assets.CSP
     assert "http://" not in html and "https://" not in html  # nothing loaded from anywhere
     json.dumps(status, allow_nan=False)  # the API's body: strict JSON
 

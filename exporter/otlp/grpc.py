@@ -29,7 +29,7 @@ def credentials(web: WebConfig) -> Any | None:
 
     grpcio takes PEM bytes, read here from the same files (or inline PEM) the HTTP side
     loads; its TLS versions and ciphers are BoringSSL's defaults (TLS 1.2 and later)."""
-    tls = web.spec.tls_server_config
+    tls = web.spec.tls_server_config if web.spec is not None else None
     if web.ssl_context is None or tls is None:
         return None
     base = web.path.parent if web.path is not None else Path(".")

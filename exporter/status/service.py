@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from exporter.model import Family
-from exporter.status import page
 from exporter.status.history import History
 from exporter.status.model import Model, Sampler
 
@@ -116,6 +115,9 @@ class Status:
         """The page as of the last sample (rendered once per sample, whoever asks how often)."""
         with self._lock:
             if self._html is None or self._html[0] != self._samples:
+                # The renderer loads when the page is first asked for (idle RSS).
+                from exporter.status import page
+
                 self._html = (self._samples, page.render(self.snapshot(page.MAX_ROWS), self.links, live=True))
             return self._html[1]
 

@@ -28,16 +28,26 @@ import os
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from exporter.webconfig.errors import WebConfigError
 
-from exporter import yamlsource
-from exporter.webconfig.auth import Authenticator
-from exporter.webconfig.file import WebConfigError, WebConfigFile, http2_problem, reads_text
-from exporter.webconfig.ratelimit import RateLimiter
-from exporter.webconfig.tls import load_chain, server_context
+if TYPE_CHECKING:
+    from exporter.webconfig.auth import Authenticator
+    from exporter.webconfig.file import WebConfigFile
+    from exporter.webconfig.ratelimit import RateLimiter
 
 __all__ = ["Authenticator", "WebConfig", "WebConfigError", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    # The parts load with the first file that needs them: a daemon without --web.config.file
+    # never imports the schema, bcrypt auth or the TLS code (idle RSS).
+    if name == "Authenticator":
+        from exporter.webconfig.auth import Authenticator
+
+        return Authenticator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 UNKNOWN_KEY = "unknown key (not part of the exporter-toolkit web config format)"
 
@@ -52,7 +62,7 @@ class WebConfig:
     auth_excluded_paths: frozenset[str] = frozenset()
     rate_limiter: RateLimiter | None = None  # rate_limit: checked before everything else, auth included
     path: Path | None = None
-    spec: WebConfigFile = field(default_factory=WebConfigFile)
+    spec: WebConfigFile | None = None  # None: no file, every default
 
     async def allows(self, path: str, authorization: str | None) -> bool:
         """True when `path` needs no auth (no users, or listed in auth_excluded_paths: exact
@@ -67,9 +77,11 @@ class WebConfig:
         Connections opened after the call use the new pair. Raises WebConfigError, with the
         old pair still in use, when the new files do not load or do not match.
         """
-        tls = self.spec.tls_server_config
+        tls = self.spec.tls_server_config if self.spec is not None else None
         if self.ssl_context is None or tls is None or self.path is None:
             return
+        from exporter.webconfig.tls import load_chain
+
         # A failed load can leave a context half-updated (new certificate, old key): try the
         # pair on a scratch context first, so a bad rotation keeps serving the old pair.
         load_chain(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), tls, self.path.parent)
@@ -94,6 +106,14 @@ def load(path: str | os.PathLike[str] | None) -> WebConfig:
 
 def parse(text: str, file: Path) -> WebConfig:
     """Validate `text` (the content of `file`, whose directory anchors relative paths)."""
+    from pydantic import ValidationError
+
+    from exporter import yamlsource
+    from exporter.webconfig.auth import Authenticator
+    from exporter.webconfig.file import WebConfigFile, http2_problem, reads_text
+    from exporter.webconfig.ratelimit import RateLimiter
+    from exporter.webconfig.tls import server_context
+
     try:
         doc = yamlsource.read(text, str(file))
     except yamlsource.YAMLSyntaxError as err:

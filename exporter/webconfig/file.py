@@ -67,10 +67,6 @@ ClientAuthType = Literal[
 TLSVersionName = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
 
 
-class WebConfigError(ValueError):
-    """The web config file cannot be used; the message lists every problem found."""
-
-
 class TLSServerConfig(Section):
     cert_file: str | None = None
     key_file: str | None = None

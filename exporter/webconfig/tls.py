@@ -17,9 +17,9 @@ from exporter.webconfig.file import (
     CURVES,
     TLS_VERSIONS,
     TLSServerConfig,
-    WebConfigError,
     version_order,
 )
+from exporter.webconfig.errors import WebConfigError
 
 
 def server_context(tls: TLSServerConfig, file: Path) -> ssl.SSLContext:
