@@ -256,6 +256,32 @@ class NativeHistogram:
             del self.exemplars[next(iter(self.exemplars))]
 
     # --- what the store and the workers call ---------------------------------------------
+    def shipped_exemplars(self) -> tuple[tuple[Exemplar | None, ...], dict[int, Exemplar]] | None:
+        """What a worker ships of its exemplars (classic buckets', native buckets'), None without any."""
+        if self.exemplars is None:
+            return None
+        return tuple(self.classic_exemplars or ()), dict(self.exemplars)
+
+    def merge_exemplars(self, exemplars: tuple[tuple[Exemplar | None, ...], dict[int, Exemplar]]) -> None:
+        """Take another copy's latest exemplars. Native bucket keys are those of the worker's
+        schema; a schema that differs here only places the exemplar in a neighbouring bucket."""
+        if not (isinstance(exemplars, tuple) and len(exemplars) == 2 and isinstance(exemplars[1], dict)):
+            return  # a classic histogram's exemplars (a reload made the family native)
+        classic, native = exemplars
+        if self.classic is not None and len(classic) == len(self.classic):
+            if self.classic_exemplars is None:
+                self.classic_exemplars = [None] * len(self.classic)
+            for i, exemplar in enumerate(classic):
+                if exemplar is not None:
+                    self.classic_exemplars[i] = exemplar
+        if self.exemplars is None:
+            self.exemplars = {}
+        for key, exemplar in native.items():
+            self.exemplars.pop(key, None)
+            self.exemplars[key] = exemplar
+        while len(self.exemplars) > MAX_EXEMPLARS:
+            del self.exemplars[next(iter(self.exemplars))]
+
     def buckets(self) -> NativeBuckets:
         return NativeBuckets(self.schema, self.zero_threshold, self.zero_count,
                              tuple(sorted(self.positive.items())), tuple(sorted(self.negative.items())))

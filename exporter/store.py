@@ -158,6 +158,20 @@ class Histogram:
             return None
         return [a - b for a, b in zip(self.buckets, old[0])], self.sum - old[1]
 
+    def shipped_exemplars(self) -> tuple[Exemplar | None, ...] | None:
+        """What a worker ships of its exemplars (the latest per bucket), None without any."""
+        return tuple(self.exemplars) if self.exemplars is not None else None
+
+    def merge_exemplars(self, exemplars: tuple[Exemplar | None, ...]) -> None:
+        """Take another copy's latest exemplars; one with other buckets is skipped."""
+        if len(exemplars) != len(self.buckets) or not all(e is None or isinstance(e, Exemplar) for e in exemplars):
+            return  # a native histogram's (a reload made the family classic), or other buckets
+        if self.exemplars is None:
+            self.exemplars = [None] * len(self.buckets)
+        for i, exemplar in enumerate(exemplars):
+            if exemplar is not None:
+                self.exemplars[i] = exemplar
+
     def merge(self, change: tuple[list[int], float]) -> None:
         """Add another copy's increases; one with other buckets (a reload changed them, or made
         the family native) is skipped."""
@@ -443,3 +457,9 @@ class Store:
         """Every series with its family's spec and TTL (for shipping a worker's changes)."""
         with self._lock:
             return [(f.spec, f.ttl, labels, s) for f in self._families.values() for labels, s in f.series.items()]
+
+    def counter_exemplars(self) -> list[tuple[FamilySpec, tuple[str, ...], Exemplar]]:
+        """Every counter's latest exemplar with its family and labels (for a worker to ship)."""
+        with self._lock:
+            return [(f.spec, labels, e) for f in self._families.values() if f.exemplars
+                    for labels, s in f.series.items() if (e := f.exemplars.get(s)) is not None]  # type: ignore[arg-type]

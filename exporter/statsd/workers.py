@@ -20,16 +20,17 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from exporter.model import FamilySpec
+from exporter.model import Exemplar, FamilySpec
 from exporter.statsd.config import StatsdConfig
 from exporter.statsd.ingest import Ingest
 from exporter.statsd.kernel import resolve
 from exporter.statsd.listener import DatagramListener, parse_listen
 from exporter.statsd.mapper import Mapper
 from exporter.statsd.stats import PER_PROCESS, StatsdStats
-from exporter.store import Gauge, Limits, Refusal, Store
+from exporter.store import Counter, Gauge, Limits, Refusal, Store
 
 if TYPE_CHECKING:  # imported where used: multiprocessing costs ~0.5 MiB of idle RSS otherwise
     from multiprocessing.connection import Connection
@@ -41,12 +42,33 @@ FLUSH_INTERVAL = 1.0
 Change = tuple[FamilySpec, float, tuple[str, ...], Any]
 
 
+# (family, TTL, labels, what the series' shipped_exemplars() gave, or a counter's Exemplar)
+ExemplarChange = tuple[FamilySpec, float, tuple[str, ...], Any]
+
+
 class _Tracker:
     """Turns a store's cumulative values into changes since the last call (`Series.since`)."""
 
     def __init__(self, skip: frozenset[str] = frozenset()) -> None:
         self._skip = skip
         self._shipped: dict[tuple[str, tuple[str, ...]], tuple[object, Any]] = {}
+        self._exemplars: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+    def exemplars(self, store: Store) -> list[ExemplarChange]:
+        """The latest exemplars that changed since the last call: histograms' per bucket,
+        counters' per series (only the latest counts, so each is shipped whole)."""
+        ttls = {}
+        seen: dict[tuple[str, tuple[str, ...]], Any] = {}
+        for spec, ttl, labels, s in store.walk():
+            ttls[spec.name] = ttl
+            get = getattr(s, "shipped_exemplars", None)
+            if get is not None and (now := get()) is not None:
+                seen[(spec.name, labels)] = (spec, now)
+        for spec, labels, exemplar in store.counter_exemplars():
+            seen[(spec.name, labels)] = (spec, exemplar)
+        shipped, self._exemplars = self._exemplars, {key: now for key, (_, now) in seen.items()}
+        return [(spec, ttls.get(key[0], 0.0), key[1], now) for key, (spec, now) in seen.items()
+                if shipped.get(key) != now]
 
     def changes(self, store: Store) -> list[Change]:
         out: list[Change] = []
@@ -72,7 +94,8 @@ class Merger:
         # (worker, store id, name, labels) -> (series it went into, the worker's gauge value)
         self._gauges: dict[tuple[int, int, str, tuple[str, ...]], tuple[object, float]] = {}
 
-    def merge(self, worker: int, data: list[Change], stats: list[Change]) -> None:
+    def merge(self, worker: int, data: list[Change], stats: list[Change],
+              exemplars: Sequence[ExemplarChange] = ()) -> None:
         ingest = self._ingest
         with ingest.lock:
             now = ingest.store.clock()
@@ -91,6 +114,12 @@ class Merger:
                         change -= prev[1] if prev is not None and prev[0] is s else 0.0
                     s.merge(change)
                     s.seen = now
+            for spec, ttl, labels, exemplar in exemplars:  # after the counts, whose series they join
+                s = ingest.store.series(spec, labels, ttl)
+                if isinstance(s, Counter) and isinstance(exemplar, Exemplar):
+                    ingest.store.exemplar(spec, s, exemplar)
+                elif (merge := getattr(s, "merge_exemplars", None)) is not None:
+                    merge(exemplar)
             ingest.counted()
 
 
@@ -121,8 +150,8 @@ def _worker(index: int, config: StatsdConfig, label: str, address: str, conn: Co
                 stop = message[0] == "stop"
             ingest.expire()
             with ingest.lock:
-                changes = data.changes(store), own.changes(stats.store)
-            if changes[0] or changes[1]:
+                changes = data.changes(store), own.changes(stats.store), data.exemplars(store)
+            if changes[0] or changes[1] or changes[2]:
                 conn.send(("changes", *changes))
             if stop:
                 conn.send(("stopped", None))
@@ -207,7 +236,7 @@ class WorkerListener:
                 return
             if message[0] == "changes":
                 try:
-                    self._merger.merge(index, message[1], message[2])
+                    self._merger.merge(index, message[1], message[2], message[3])
                 except Exception:
                     log.exception("statsd: merging worker %d's changes failed", index)
             elif message[0] == "stopped":

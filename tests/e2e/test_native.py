@@ -176,6 +176,41 @@ def test_udp_workers_merge_native_buckets_into_what_one_process_would_hold(
     assert h.zero_count == whole.zero_count == 0
 
 
+def test_udp_workers_ship_the_exemplars_of_the_lines_they_read(daemon_factory: Callable[..., Daemon]) -> None:
+    rules = {"udp_workers": 2, "mappings": [
+        {"match": "pay.latency", "name": "pay_latency_seconds", "histogram_options": {"buckets": [0.01, 0.1, 1, 10]}},
+        {"match": "pay.native", "name": "pay_native_seconds", "histogram_options": {"histogram_type": "native"}},
+        {"match": "pay.orders", "name": "pay_orders_total"}]}
+    d, port = _statsd_daemon(daemon_factory, rules)
+    # One trace per classic bucket, per native bucket and per counter series, each line from its own
+    # socket (the kernel spreads sources over both workers): whichever worker read it, it must show.
+    classic = {f"{i:032x}": ms for i, ms in enumerate((5, 50, 500, 5000, 50000), start=1)}
+    native = {f"{i:032x}": ms for i, ms in enumerate((2, 40, 900), start=100)}
+    counters = {f"{i:032x}": f"shop{i}" for i in range(200, 206)}
+    lines = [f"pay.latency:{ms}|ms|#trace_id:{t}" for t, ms in classic.items()]
+    lines += [f"pay.native:{ms}|ms|#trace_id:{t}" for t, ms in native.items()]
+    lines += [f"pay.orders:1|c|#shop:{shop},trace_id:{t}" for t, shop in counters.items()]
+    for line in lines:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(line.encode(), ("127.0.0.1", port))
+    _wait_lines(d, len(lines))
+
+    def shown() -> tuple[set[str], set[str]]:
+        _, _, body = d.get("/metrics", {"Accept": Format.OPENMETRICS.value})
+        text = body.decode()
+        om = {t for t in (*classic, *counters) if f'trace_id="{t}"' in text}
+        _, _, body = d.get("/metrics", {"Accept": PROMETHEUS_NATIVE})
+        family = [f for f in decode(body) if f.name == "pay_native_seconds"]
+        pb = {e.label[0].value for f in family for m in f.metric for e in m.histogram.exemplars}
+        return om, pb
+
+    want = (set(classic) | set(counters), set(native))
+    deadline = time.monotonic() + 30
+    while (got := shown()) != want:  # the workers ship on a timer
+        assert time.monotonic() < deadline, (got, want)
+        time.sleep(0.2)
+
+
 def _query_exemplars(prom: Prometheus, query: str, done: Callable[[dict[str, tuple[str, float]]], bool],
                      timeout: float = 30.0) -> dict[str, tuple[str, float]]:
     """Trace id -> (span id, value) of the exemplars Prometheus holds for `query`, once `done`
