@@ -42,6 +42,7 @@ FLUSH_INTERVAL = 1.0
 Change = tuple[FamilySpec, float, tuple[str, ...], Any]
 
 
+Walked = tuple[FamilySpec, float, tuple[str, ...], Any]  # one row of Store.walk()
 # (family, TTL, labels, what the series' shipped_exemplars() gave, or a counter's Exemplar)
 ExemplarChange = tuple[FamilySpec, float, tuple[str, ...], Any]
 
@@ -54,12 +55,13 @@ class _Tracker:
         self._shipped: dict[tuple[str, tuple[str, ...]], tuple[object, Any]] = {}
         self._exemplars: dict[tuple[str, tuple[str, ...]], Any] = {}
 
-    def exemplars(self, store: Store) -> list[ExemplarChange]:
+    def exemplars(self, store: Store, walked: list[Walked]) -> list[ExemplarChange]:
         """The latest exemplars that changed since the last call: histograms' per bucket,
-        counters' per series (only the latest counts, so each is shipped whole)."""
+        counters' per series (only the latest counts, so each is shipped whole). `walked` is
+        the store's walk() that changes() read, so a flush walks the store once."""
         ttls = {}
         seen: dict[tuple[str, tuple[str, ...]], Any] = {}
-        for spec, ttl, labels, s in store.walk():
+        for spec, ttl, labels, s in walked:
             ttls[spec.name] = ttl
             get = getattr(s, "shipped_exemplars", None)
             if get is not None and (now := get()) is not None:
@@ -70,10 +72,10 @@ class _Tracker:
         return [(spec, ttls.get(key[0], 0.0), key[1], now) for key, (spec, now) in seen.items()
                 if shipped.get(key) != now]
 
-    def changes(self, store: Store) -> list[Change]:
+    def changes(self, walked: list[Walked]) -> list[Change]:
         out: list[Change] = []
         shipped = self._shipped
-        for spec, ttl, labels, s in store.walk():
+        for spec, ttl, labels, s in walked:
             if spec.name in self._skip:
                 continue
             key = (spec.name, labels)
@@ -150,7 +152,8 @@ def _worker(index: int, config: StatsdConfig, label: str, address: str, conn: Co
                 stop = message[0] == "stop"
             ingest.expire()
             with ingest.lock:
-                changes = data.changes(store), own.changes(stats.store), data.exemplars(store)
+                walked = store.walk()
+                changes = data.changes(walked), own.changes(stats.store.walk()), data.exemplars(store, walked)
             if changes[0] or changes[1] or changes[2]:
                 conn.send(("changes", *changes))
             if stop:
