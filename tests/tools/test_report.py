@@ -366,6 +366,11 @@ def test_html_of_a_live_daemon_is_its_status_page(daemon_factory: Callable[..., 
     port = free_port(socket.SOCK_DGRAM)
     d = daemon_factory({"statsd": {"listeners": [f"udp://127.0.0.1:{port}"]}},
                        env={"APM_STATUS_STEP_SECONDS": "1"})  # 60 samples: a 60 s window, slack on a loaded box
+    # Observations from before the first samples are the baseline, rightly not counted: send once the window is open.
+    deadline = time.monotonic() + 30
+    while json.loads(d.get("/api/v1/status")[2])["window_seconds"] is None:
+        assert time.monotonic() < deadline, "the daemon never took two status samples"
+        time.sleep(0.1)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto("\n".join(["apm.operation:40|ms|#operation:checkout,outcome:ok"] * 20).encode(), ("127.0.0.1", port))
     deadline = time.monotonic() + 30
