@@ -24,7 +24,7 @@ from exporter.collectors.self_metrics import SelfMetricsCollector
 from exporter.config import Config, ConfigError
 from exporter.model import Family
 from exporter.schema import split_address
-from exporter.scrape import Job, Scraper
+from exporter.scrape import Job, Scraper, ScraperClosed
 from exporter.statsd import StatsD
 from exporter.status import assets as status_assets
 from exporter.status.service import Status, step_from_env
@@ -113,7 +113,10 @@ class Daemon:
 
     async def families(self) -> list[Family]:
         """What /metrics renders; the status page samples it without counting a scrape."""
-        out = await self.scraper.collect()
+        try:
+            out = await self.scraper.collect()
+        except ScraperClosed:  # a reload swapped the collectors mid-scrape: the new ones answer
+            out = await self.scraper.collect()
         # Off the loop when big: 100,000 pushed histograms take a few hundred ms to copy out (under
         # the store's own lock), time in which TCP StatsD and /-/healthy would otherwise wait. A
         # small store is copied in microseconds, less than the hand-off to a thread costs.

@@ -148,9 +148,18 @@ class Job:
             log.debug("probe reset failed", extra={"collector": self.label, "err": describe_error(err)})
 
 
+class ScraperClosed(Exception):
+    """A collector's run was cancelled because a reload closed its scraper mid-scrape.
+
+    The scrape is then redone by whoever holds the new scraper (Daemon.families), so a
+    reload never turns an in-flight scrape into a failed one.
+    """
+
+
 class Scraper:
     def __init__(self, jobs: Iterable[Job] = ()) -> None:
         self.jobs: list[Job] = list(jobs)
+        self.closed = False
         self._states = StateLog(log, "collector failed", "collector recovered")
 
     async def collect(self) -> list[Family]:
@@ -179,6 +188,11 @@ class Scraper:
             self._report(job, False, f"timed out after {job.timeout:g}s")
             return job.kept()
         job._task = None
+        if task.cancelled():
+            if self.closed:
+                raise ScraperClosed(job.label)
+            self._report(job, False, "cancelled")
+            return job.kept()
         error = task.exception()
         if error is not None:
             self._report(job, False, f"{type(error).__name__}: {error}")
@@ -196,6 +210,7 @@ class Scraper:
 
     async def close(self) -> None:
         """Close every collector; a collector run still pending is cancelled first."""
+        self.closed = True
         for job in self.jobs:
             if job._task is not None:
                 job._task.cancel()

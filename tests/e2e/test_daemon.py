@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import gzip
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -98,6 +100,29 @@ def test_reload_good_and_bad_files(daemon_factory: Factory) -> None:
         time.sleep(0.05)
     assert d.value("apm_exporter_config_last_reload_successful") == 1.0
     assert "apm_host_cpu_seconds_total" in d.scrape_text()
+
+
+def test_a_reload_during_a_scrape_gives_that_scrape_the_new_collectors(daemon_factory: Factory) -> None:
+    """A probe target that accepts and never answers holds a scrape open; a reload that drops it
+    must not fail that scrape (the old scraper's runs are cancelled as it closes)."""
+    hung = socket.create_server(("127.0.0.1", 0))
+    port = hung.getsockname()[1]
+    hung_config = {**HOST, "probes": {"redis": [{"name": "hung", "url": f"redis://127.0.0.1:{port}/0",
+                                                   "timeout": "60s"}]}}
+    d = daemon_factory(hung_config)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        hung.settimeout(30)
+        scrape = pool.submit(d.get, "/metrics")
+        conn, _ = hung.accept()  # the probe is in flight, and the scrape waits on it
+        d.write_config(HOST)
+        assert d.reload()[0] == 200
+        status, _, body = scrape.result(timeout=30)
+    conn.close()
+    hung.close()
+    assert status == 200, body
+    text = body.decode()
+    assert "apm_host_cpu_seconds_total" in text
+    assert 'target="hung"' not in text
 
 
 def test_sigterm_and_sigint_stop_cleanly(daemon_factory: Factory) -> None:
