@@ -1,10 +1,11 @@
-"""PgBouncer: SHOW POOLS, SHOW DATABASES and SHOW STATS into the pool families.
+"""PgBouncer: SHOW POOLS, DATABASES, STATS, LISTS, MEM, CONFIG, CLIENTS and SERVERS, pipelined.
 
 One pool per PgBouncer database, labelled `<target>/<database>`: PgBouncer keeps
 a pool per (database, user) pair, but SHOW STATS and the configured limits are
 per database, and per database is what a dashboard compares. The admin console
-(`pgbouncer` database) speaks only the simple query protocol, hence the
-ClientCursor session (see pgsession.PgSession).
+(`pgbouncer` database) speaks only the simple query protocol; the probe sends
+all eight SHOWs in one write and reads their answers in order over one kept
+connection (pgwire.Connection: one round trip a scrape, and no psycopg).
 
 What goes where:
 - pool_connections{state}: server connections; active (linked to a client),
@@ -26,16 +27,27 @@ connections per backend address and state.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from exporter import families
-from exporter.collectors.pgsession import SessionProbe
+from exporter.collectors import BaseProbe
+from exporter.collectors.pgwire import Connection, Endpoint, Row, parse_dsn
 from exporter.model import Family
+from exporter.redact import dsn_secrets
 from exporter.schema import Target
 
 _ADMIN_DB = "pgbouncer"
+# In the order they are sent and answered; collect() unpacks them by this order.
+_SHOWS = ("SHOW POOLS", "SHOW DATABASES", "SHOW STATS", "SHOW LISTS", "SHOW MEM", "SHOW CONFIG",
+          "SHOW CLIENTS", "SHOW SERVERS")
+
+_POOL_COLUMNS = ("database", "sv_active", "sv_idle", "sv_used", "sv_login", "sv_tested", "cl_active", "cl_waiting",
+                 "maxwait", "maxwait_us")
+_DATABASE_COLUMNS = ("name", "pool_size", "max_connections")
+_STATS_COLUMNS = ("database", "total_wait_time", "total_query_count", "total_query_time")
 
 
 class Config(Target):
@@ -43,32 +55,54 @@ class Config(Target):
 
     dsn: str = Field(default="postgresql://pgbouncer@127.0.0.1:6432/pgbouncer", min_length=1)
 
+    @field_validator("dsn")
+    @classmethod
+    def _readable(cls, dsn: str) -> str:
+        parse_dsn(dsn)  # a ValueError names what the probe cannot read, at load rather than at every scrape
+        return dsn
 
-class PgBouncerCollector(SessionProbe):
+
+class PgBouncerCollector(BaseProbe):
     kind = "pgbouncer"
 
     def __init__(self, config: Config) -> None:
-        super().__init__(config.dsn, config.timeout, simple=True)
         self.config = config
+        self.endpoint: Endpoint = parse_dsn(config.dsn)
+        self.secrets = dsn_secrets(config.dsn)
+        self._conn: Connection | None = None
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.config.dsn}"
+
+    def address(self) -> tuple[str, int] | None:
+        return self.endpoint.tcp()
 
     async def collect(self) -> list[Family]:
-        pools = await self.session.query("SHOW POOLS")
-        databases = await self.session.query("SHOW DATABASES")
-        stats = await self.session.query("SHOW STATS")
-        out = _families(self.config.name, pools, databases, stats)
-        query = self.session.query
-        out += pooler_families(self.config.name, await query("SHOW LISTS"), await query("SHOW MEM"),
-                               await query("SHOW CONFIG"), await query("SHOW CLIENTS"), await query("SHOW SERVERS"))
-        return out
+        if self._conn is None:
+            self._conn = await Connection.open(self.endpoint)
+        pools, databases, stats, lists, mem, config, clients, servers = await self._conn.pipeline(_SHOWS)
+        max_client_conn = config.find("max_client_conn")
+        # Only the columns read below are decoded: SHOW CLIENTS has a row per client, thousands on a busy pooler.
+        return (_families(self.config.name, pools.rows(_POOL_COLUMNS), databases.rows(_DATABASE_COLUMNS),
+                          stats.rows(_STATS_COLUMNS))
+                + pooler_families(self.config.name, lists.rows(), mem.rows(("name", "memtotal")),
+                                  [max_client_conn] if max_client_conn else [],
+                                  clients.rows(("database", "application_name")),
+                                  servers.rows(("database", "addr", "port", "state"))))
+
+    async def reset(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
 
 
-def _num(row: dict[str, Any], key: str) -> float:
+def _num(row: Mapping[str, Any], key: str) -> float:
     value = row.get(key)
     return float(value) if value is not None else 0.0
 
 
-def _families(target: str, pools: list[dict[str, Any]], databases: list[dict[str, Any]],
-              stats: list[dict[str, Any]]) -> list[Family]:
+def _families(target: str, pools: list[Row], databases: list[Row],
+              stats: list[Row]) -> list[Family]:
     names = [str(db["name"]) for db in databases if db.get("name") != _ADMIN_DB]
     names += [str(p["database"]) for p in pools if p.get("database") != _ADMIN_DB and p["database"] not in names]
     servers: dict[str, dict[str, float]] = {n: defaultdict(float) for n in names}
@@ -125,9 +159,9 @@ def _families(target: str, pools: list[dict[str, Any]], databases: list[dict[str
     ]
 
 
-def pooler_families(target: str, lists: list[dict[str, Any]], mem: list[dict[str, Any]],
-                    config: list[dict[str, Any]], clients: list[dict[str, Any]],
-                    servers: list[dict[str, Any]]) -> list[Family]:
+def pooler_families(target: str, lists: list[Row], mem: list[Row],
+                    config: list[Row], clients: list[Row],
+                    servers: list[Row]) -> list[Family]:
     """SHOW LISTS, MEM, CONFIG, CLIENTS and SERVERS: the pooler itself, not one of its pools."""
     items = {str(row["list"]): _num(row, "items") for row in lists}
     settings = {str(row["key"]): row.get("value") for row in config}

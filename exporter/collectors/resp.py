@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from exporter.collectors import ProbeError
+from exporter.collectors.streams import open_stream
 
 # Bounds on what a reply may claim, so a peer that is not Redis cannot make us allocate without end.
 _MAX_BULK = 64 * 1024 * 1024
@@ -95,24 +96,13 @@ class Connection:
         A failed connect (refused, unreachable, TLS rejected) is a ConnectionError
         naming the address, as redis-py's was, so errors read the same for every cause.
         """
-        where = endpoint.path or f"{endpoint.host}:{endpoint.port}"
-        try:
-            if endpoint.path:
-                reader, writer = await asyncio.open_unix_connection(endpoint.path, limit=_MAX_LINE)
-            else:
-                context = None
-                if endpoint.tls:
-                    context = ssl.create_default_context(cafile=endpoint.ca_file)
-                    if not endpoint.verify:
-                        context.check_hostname = False
-                        context.verify_mode = ssl.CERT_NONE
-                reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port, ssl=context,
-                                                               limit=_MAX_LINE)
-        except TimeoutError:
-            raise
-        except OSError as err:
-            raise ConnectionError(f"cannot connect to {where}: {err}") from None
-        conn = cls(reader, writer)
+        context = None
+        if endpoint.tls and not endpoint.path:
+            context = ssl.create_default_context(cafile=endpoint.ca_file)
+            if not endpoint.verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+        conn = cls(*await open_stream(endpoint.path, endpoint.host, endpoint.port, context, limit=_MAX_LINE))
         try:
             setup: list[list[Arg]] = []
             if endpoint.password:
