@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import calendar
 import ipaddress
 import json
 import re
@@ -31,7 +32,6 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Literal
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
@@ -497,7 +497,12 @@ def cert_not_after(der: bytes) -> float:
             text = f"{1900 + year if year >= 50 else 2000 + year}{text[2:]}"
         elif tag != 0x18:                              # GeneralizedTime YYYYMMDDHHMMSSZ
             raise ValueError(f"unexpected tag {tag:#x} for notAfter")
-        when = datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=timezone.utc)
+        if len(text) != 15 or text[-1] != "Z" or not text[:-1].isdigit():
+            raise ValueError(f"{text!r} is not YYYYMMDDHHMMSSZ")
+        # calendar.timegm, not strptime: on every HTTPS read, strptime was a tenth of the probe's CPU.
+        fields = (int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]), int(text[10:12]), int(text[12:14]))
+        if not (1 <= fields[1] <= 12 and 1 <= fields[2] <= 31 and fields[3] < 24 and fields[4] < 60 and fields[5] < 61):
+            raise ValueError(f"{text!r} is not a time")
     except (IndexError, ValueError, UnicodeDecodeError) as err:
         raise ProbeError(f"cannot read the certificate's expiry: {err}") from None
-    return when.timestamp()
+    return float(calendar.timegm((*fields, 0, 0, 0)))
