@@ -687,7 +687,10 @@ def host() -> Dashboard:
            unit="percentunit", thresholds=high_bad(0.01, 0.05)),
         ts("TCP listen queue and receive path drops", "Connections dropped because a listener's accept queue "
            "was full (the app accepts too slowly or its backlog is small), SYN cookies sent (SYN queue full), "
-           "and packets the kernel dropped because a CPU's receive backlog was full (softnet).",
+           "and packets the kernel dropped because a CPU's receive backlog was full (softnet). Accept-queue "
+           "overflows that last 10 minutes fire ApmHostTcpListenOverflows.",
+           Q(f"sum by (instance) (rate(apm_host_tcp_listen_overflows_total{h}[{RI}]))",
+             "{{instance}} accept queue full"),
            Q(f"sum by (instance) (rate(apm_host_tcp_listen_drops_total{h}[{RI}]))", "{{instance}} listen drops"),
            Q(f"sum by (instance) (rate(apm_host_tcp_syncookies_sent_total{h}[{RI}]))", "{{instance}} SYN cookies"),
            Q(f"sum by (instance) (rate(apm_host_softnet_dropped_total{h}[{RI}]))", "{{instance}} softnet drops"),
