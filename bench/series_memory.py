@@ -71,7 +71,7 @@ clock = Clock()
 store = Store(Limits(max_series=n + 10, max_series_per_family=n + 10), clock=clock)
 config = StatsdConfig.model_validate({{"defaults": {{"ttl": "60s", "max_series": n + 10,
                                                    "max_series_per_family": n + 10}}}})
-ingest = Ingest(Mapper.from_config(config), store, StatsdStats(Store()), max_cache_entries=200_000)
+ingest = Ingest(Mapper.from_config(config), store, StatsdStats(Store()))  # the cache sized as the daemon sizes it
 sink = ingest.sink("udp://bench")
 line = {{"counter": b"bench.series:1|c|#id:%d,shard:%d", "gauge": b"bench.series:%d|g|#id:%d,shard:%d",
         "histogram": b"bench.series:42|ms|#id:%d,shard:%d"}}[kind]

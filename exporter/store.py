@@ -296,12 +296,13 @@ class Limits(NamedTuple):
 
 
 class _Family:
-    __slots__ = ("exemplars", "series", "spec", "ttl")
+    __slots__ = ("exemplars", "peak", "series", "spec", "ttl")
 
     def __init__(self, spec: FamilySpec, ttl: float) -> None:
         self.spec = spec
         self.series: dict[tuple[str, ...], Series] = {}
         self.ttl = ttl
+        self.peak = 0  # the most series an expiry pass found since `series` was last rebuilt
         # A counter family's latest exemplar per counter, once a line brought one: kept here,
         # not in a slot of every Counter, so counters without exemplars cost nothing more.
         self.exemplars: dict[Counter, Exemplar] | None = None
@@ -418,20 +419,32 @@ class Store:
                 family.exemplars = {}
             family.exemplars[counter] = exemplar
 
-    def expire(self, now: float | None = None) -> int:
-        """Drop series not updated within their family's TTL; returns how many went."""
+    def expire(self, now: float | None = None, gone: list[Series] | None = None) -> int:
+        """Drop series not updated within their family's TTL; returns how many went (and appends
+        them to `gone`, for a cache that holds series to forget just those)."""
         now = self.clock() if now is None else now
         expired = 0
         with self._lock:
             for family in self._families.values():
                 if family.ttl <= 0:
                     continue
-                stale = [k for k, s in family.series.items() if now - s.seen > family.ttl]
+                series = family.series
+                stale = [k for k, s in series.items() if now - s.seen > family.ttl]
+                if not stale:
+                    continue
                 exemplars = family.exemplars
+                family.peak = max(family.peak, len(series))
                 for key in stale:
-                    gone = family.series.pop(key)
+                    went = series.pop(key)
                     if exemplars:
-                        exemplars.pop(gone, None)  # type: ignore[arg-type]
+                        exemplars.pop(went, None)  # type: ignore[arg-type]
+                    if gone is not None:
+                        gone.append(went)
+                if len(series) * 2 < family.peak:
+                    # A dict keeps the table of its largest size after deletions (1M keys: 40 MiB):
+                    # a copy has the size its keys need, so memory goes back once series expire.
+                    family.series = dict(series)
+                    family.peak = len(series)
                 expired += len(stale)
             self._count -= expired
         return expired

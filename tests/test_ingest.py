@@ -230,7 +230,56 @@ def test_bounded_cache_still_exact() -> None:
         h.send(*[f"many.c{i}:1|c" for i in range(20)])
     v = h.values()
     assert all(v[(f"many_c{i}_total", ())] == 3 for i in range(20))
-    assert len(h.ingest.routes.cache) <= 4
+    routes = h.ingest.routes
+    assert len(routes.cache) <= 4 and len(routes.old) <= 4
+    assert h.stat("exporter_statsd_mapping_cache_entries") == len(routes.cache) + len(routes.old)
+
+
+def _cached(h: Harness, name: bytes, rest: bytes) -> object:
+    routes = h.ingest.routes
+    return routes.cache.get((name, rest)) or routes.old.get((name, rest))
+
+
+def test_a_hot_key_outlives_a_full_cache() -> None:
+    """Issue 19: a full cache was cleared whole, so every hot key was parsed and mapped again;
+    now a full generation becomes the old one and a hot key is promoted from it, the same entry."""
+    h = Harness(max_cache_entries=4)
+    h.send("hot.key:1|c")
+    entry = _cached(h, b"hot.key", b"c")
+    for i in range(40):  # ten times the cache's size in new keys, the hot key between them
+        h.send(f"cold.c{i}:1|c", "hot.key:1|c")
+    assert _cached(h, b"hot.key", b"c") is entry
+    assert h.values()[("hot_key_total", ())] == 41
+    assert all(h.values()[(f"cold_c{i}_total", ())] == 1 for i in range(40))
+
+
+def test_a_hot_key_outlives_the_expiry_of_churning_series() -> None:
+    """Issue 19: any expired series cleared the whole cache, so with a session id family churning
+    through TTL every hot key missed once a second; now only the routes of the series that went go."""
+    h = Harness()
+    h.send("short.hot:1|c", "short.session:1|c|#id:1", "short.users:a|s", "long.lived:1|c")
+    hot, long_lived = _cached(h, b"short.hot", b"c"), _cached(h, b"long.lived", b"c")
+    h.clock.now += 11
+    h.send("short.hot:1|c")
+    assert h.ingest.expire() == 2  # the session and the set went, the hot key stayed
+    assert _cached(h, b"short.hot", b"c") is hot and _cached(h, b"long.lived", b"c") is long_lived
+    assert _cached(h, b"short.session", b"c|#id:1") is None and _cached(h, b"short.users", b"s") is None
+    # The expired series start again (a set's entry holds its gauge elsewhere than a counter's).
+    h.send("short.session:5|c|#id:1", "short.users:b|s", "short.hot:1|c")
+    v = h.values()
+    assert v[("short_session_total", ("1",))] == 5 and v[("short_hot_total", ())] == 3
+    assert v[("short_users", ())] == 1
+
+
+def test_a_refused_key_is_retried_once_series_expired() -> None:
+    """A key refused at the series limit is cached as refused; the room an expiry leaves must let it in."""
+    h = Harness(limits=Limits(max_series=1, max_series_per_family=1))
+    h.send("short.a:1|c", "short.b:1|c")
+    assert ("short_b_total", ()) not in h.values()
+    h.clock.now += 11
+    assert h.ingest.expire() == 1
+    h.send("short.b:1|c")
+    assert h.values()[("short_b_total", ())] == 1
 
 
 def test_the_routing_cache_has_room_for_every_series_the_store_may_hold() -> None:

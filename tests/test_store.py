@@ -4,6 +4,7 @@ typed getters, and the snapshot/since/merge a worker process ships its series by
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 
@@ -81,6 +82,25 @@ def test_ttl_only_for_families_that_have_one() -> None:
     assert [f.spec.name for f in store.collect()] == ["lat"]
     fresh = store.series(C, ("x",), ttl=10)
     assert isinstance(fresh, Counter) and fresh is not short and fresh.value == 0
+
+
+def test_expiry_gives_back_the_table_of_a_family_that_shrank() -> None:
+    """A dict keeps the table of its largest size after deletions (1M series: 40 MiB that stayed
+    after they all expired); the family's is rebuilt once most of its series went."""
+    clock = Clock()
+    store = Store(Limits(max_series=20_000, max_series_per_family=20_000), clock=clock)
+    for i in range(10_000):
+        store.series(C, (str(i),), ttl=10.0)
+    full = sys.getsizeof(store._families["hits_total"].series)
+    clock.now = 5.0
+    kept = store.series(C, ("0",), ttl=10.0)
+    assert isinstance(kept, Counter)
+    kept.seen = clock.now
+    clock.now = 12.0
+    gone: list[object] = []
+    assert store.expire(gone=gone) == 9_999 and len(gone) == 9_999 and kept not in gone
+    assert sys.getsizeof(store._families["hits_total"].series) < full / 100
+    assert store.series(C, ("0",), ttl=10.0) is kept
 
 
 def test_histogram_le_is_inclusive_and_cumulative() -> None:
