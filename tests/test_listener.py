@@ -216,3 +216,27 @@ async def test_reload_that_cannot_bind_keeps_the_old_listeners(tmp_path: Path) -
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.sendto(b"k:1|c", ("127.0.0.1", udp))
         await until(lambda: value(store, "k_total") == 1)  # the old rules still apply
+
+
+def _net_admin() -> bool:
+    """CAP_NET_ADMIN (bit 12 of the effective set): what SO_RCVBUFFORCE needs."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> 12 & 1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/sys/net/core/rmem_max").exists() or not _net_admin(),
+                    reason="needs Linux and CAP_NET_ADMIN to pass net.core.rmem_max")
+@aio
+async def test_read_buffer_above_rmem_max_is_granted_with_net_admin() -> None:
+    # The soak asked for 8 MiB where rmem_max was 4 MiB and got 4: the force option was never used.
+    asked = 2 * int(Path("/proc/sys/net/core/rmem_max").read_text())
+    statsd = StatsD(StatsdConfig(listeners=["udp://127.0.0.1:0"], read_buffer=asked), Store(), Store())
+    await statsd.start()
+    try:
+        sock = statsd._listeners[0]._sock  # type: ignore[union-attr]
+        assert sock is not None
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * asked  # Linux reports double
+    finally:
+        await statsd.stop()

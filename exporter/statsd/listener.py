@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import stat
+import sys
 import threading
 from typing import NamedTuple, Protocol
 from urllib.parse import urlsplit
@@ -52,16 +53,21 @@ def _bind_error(address: str, err: OSError) -> OSError:
     return OSError(err.errno, f"statsd: cannot listen on {address}: {err.strerror or err}")
 
 
+# Python's socket module does not name SO_RCVBUFFORCE (3.11, 3.12), so the lookup alone found
+# nothing and the kernel capped every buffer at net.core.rmem_max, even with CAP_NET_ADMIN: the
+# soak's 8 MiB buffer was 4 MiB. 33 is the Linux number (asm-generic/socket.h), on Linux only.
+SO_RCVBUFFORCE: int | None = getattr(socket, "SO_RCVBUFFORCE", 33 if sys.platform == "linux" else None)
+
+
 def _set_read_buffer(sock: socket.socket, size: int | None, address: str) -> None:
     if not size:
         return
     # SO_RCVBUFFORCE passes net.core.rmem_max when we may (CAP_NET_ADMIN); else the kernel caps.
-    force = getattr(socket, "SO_RCVBUFFORCE", None)
     try:
-        if force is None:
+        if SO_RCVBUFFORCE is None:
             raise PermissionError
-        sock.setsockopt(socket.SOL_SOCKET, force, size)
-    except (PermissionError, OSError):
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except OSError:  # EPERM without CAP_NET_ADMIN
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
     got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux reports double
     if got < size:
