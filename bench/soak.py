@@ -88,6 +88,21 @@ def query(prom: int, expr: str, at: float) -> list[dict[str, object]]:
         return json.load(r)["data"]["result"]  # type: ignore[no-any-return]
 
 
+# Per window: the p50, p99 and max of Prometheus's own scrape_duration_seconds, and the scrapes
+# that failed (up 0: a timeout, as the scrape timeout is the 1 s interval).
+WINDOW_EXPRS = (
+    'quantile_over_time(0.5, scrape_duration_seconds{{job="apm"}}[{w}])',
+    'quantile_over_time(0.99, scrape_duration_seconds{{job="apm"}}[{w}])',
+    'max_over_time(scrape_duration_seconds{{job="apm"}}[{w}])',
+    'count_over_time(up{{job="apm"}}[{w}]) - sum_over_time(up{{job="apm"}}[{w}])',
+)
+
+
+def scalar(prom: int, expr: str, at: float) -> float:
+    found = query(prom, expr, at)
+    return float(found[0]["value"][1]) if found else float("nan")  # type: ignore[index]
+
+
 def slope_per_10min(points: list[tuple[float, float]]) -> float:
     if len(points) < 2:
         return 0.0
@@ -109,7 +124,7 @@ def main() -> None:
     ours = shutil.which("apm-exporter")
     ours_cmd = [ours] if ours else [sys.executable, "-m", "exporter"]
     port, web, prom = free_port(), free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)
-    samples: list[tuple[float, float, float, float]] = []  # (t, rss MiB, lines sent, lost so far)
+    samples: list[tuple[float, float, int]] = []  # (t, rss MiB, kernel drops so far)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "config.yaml").write_text(CONFIG.format(port=port))
@@ -142,8 +157,7 @@ def main() -> None:
                                           stdout=subprocess.PIPE, text=True)
                 while sender.poll() is None:
                     time.sleep(10 if sender.poll() is None else 0)
-                    lost = max(0.0, sent_lines - counted(web))
-                    samples.append((time.monotonic() - t0, rss_mib(daemon.pid), sent_lines, lost))
+                    samples.append((time.monotonic() - t0, rss_mib(daemon.pid), kernel_udp(port)[1] - drops0))
                 out, _ = sender.communicate()
                 sent_lines += json.loads(out)["lines"]
             time.sleep(3)  # let the last datagrams be read and counted
@@ -151,27 +165,35 @@ def main() -> None:
             _, drops = kernel_udp(port)
             ended = time.time()
             windows = []
-            window = 300.0
+            window = min(300.0, 60.0 * max(1.0, args.minutes // 5))  # 5 windows in a short run
             at = started + window
             while at <= ended + 1:
-                p99 = query(prom, 'quantile_over_time(0.99, scrape_duration_seconds{job="apm"}[5m])', at)
-                windows.append((at - started, float(p99[0]["value"][1]) if p99 else float("nan")))  # type: ignore[index]
+                windows.append((at - started, *(scalar(prom, expr.format(w=f"{window:.0f}s"), at) for expr in WINDOW_EXPRS)))
                 at += window
+            whole = f"{ended - started:.0f}s"
+            overall = [scalar(prom, expr.format(w=whole), ended) for expr in WINDOW_EXPRS]
         finally:
             daemon.terminate()
             server.terminate()
             daemon.wait(30)
             server.wait(30)
-    warm = [(t, rss) for t, rss, _, _ in samples if t >= args.warmup_minutes * 60]
+    warm = [(t, rss) for t, rss, _ in samples if t >= args.warmup_minutes * 60]
     print(f"# python bench/soak.py --minutes {args.minutes:g} --rate {args.rate:g}")
     print(f"lines sent {sent_lines:,.0f}, counted by the daemon {total_counted:,.0f}, "
           f"loss {1 - total_counted / max(1.0, sent_lines):.5%}, kernel drops {drops - drops0:,} datagrams")
     print(f"RSS after warm-up: first {warm[0][1] if warm else float('nan'):.1f} MiB, last "
           f"{warm[-1][1] if warm else float('nan'):.1f} MiB, slope {slope_per_10min(warm):+.2f} MiB per 10 min")
-    print(f"{'minute':>6} {'RSS MiB':>8} {'scrape p99 ms (5m window)':>26}")
-    for end, p99 in windows:
-        rss = [r for t, r, _, _ in samples if end - 300 <= t <= end]
-        print(f"{end / 60:>6.0f} {max(rss) if rss else float('nan'):>8.1f} {1000 * p99:>26.1f}")
+    print(f"scrape duration over the run: p50 {1000 * overall[0]:.0f} ms, p99 {1000 * overall[1]:.0f} ms, "
+          f"max {1000 * overall[2]:.0f} ms; failed scrapes {overall[3]:.0f}")
+    print(f"{'minute':>6} {'RSS MiB':>8} {'lost %':>7} {'scrape p50 ms':>13} {'p99 ms':>7} {'max ms':>7} {'failed':>6}")
+    for end, p50, p99, top, failed in windows:
+        inside = [(t, r, d) for t, r, d in samples if end - window <= t <= end]
+        rss = max((r for _, r, _ in inside), default=float("nan"))
+        # Loss within the window: the kernel's drops (all of the loss, so far) against the rate.
+        lost = ((inside[-1][2] - inside[0][2]) * LINES_PER_PACKET / (args.rate * (inside[-1][0] - inside[0][0]))
+                if len(inside) > 1 else float("nan"))
+        print(f"{end / 60:>6.1f} {rss:>8.1f} {100 * lost:>7.2f} {1000 * p50:>13.0f} {1000 * p99:>7.0f} "
+              f"{1000 * top:>7.0f} {failed:>6.0f}")
 
 
 if __name__ == "__main__":
