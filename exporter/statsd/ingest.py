@@ -161,17 +161,17 @@ class Ingest:
                             x = NOT_PLAIN
                     if op == count_op:
                         if x >= 0.0:  # neither negative nor NaN, which apply() counts
-                            s = entry[2]
-                            s.value += x * entry[3]
+                            s = entry[1]
+                            s.value += x * entry[2]
                             s.seen = now
                             continue
                     elif x is not NOT_PLAIN:
-                        s = entry[2]
+                        s = entry[1]
                         sign = value[0]
                         if sign == 43 or sign == 45:  # a gauge's "+n" or "-n" changes it
-                            s.value += x * entry[3]
+                            s.value += x * entry[2]
                         else:
-                            s.value = x * entry[3]
+                            s.value = x * entry[2]
                         s.seen = now
                         continue
             else:  # OBSERVE or NATIVE
@@ -181,17 +181,17 @@ class Ingest:
                 except ValueError:  # several values (DogStatsD) or a bad one: apply(), below
                     v = NOT_PLAIN
                 if not v - v:  # neither NaN nor infinity (v - v is NaN), which apply() counts
-                    s = entry[2]
-                    v *= entry[3]
-                    weight = entry[6]
+                    s = entry[1]
+                    v *= entry[2]
+                    weight = entry[5]
                     s.sum += v * weight
                     s.seen = now
                     if op == observe_op:
-                        entry[4][bisect(entry[5], v)] += weight
+                        entry[3][bisect(entry[4], v)] += weight
                         continue
                     if s.zero_threshold < v < inf:  # a native histogram's common case, inlined
-                        if entry[4] is not None:  # both: the classic buckets too
-                            entry[4][bisect(entry[5], v)] += weight
+                        if entry[3] is not None:  # both: the classic buckets too
+                            entry[3][bisect(entry[4], v)] += weight
                         frac, exp = frexp(v)
                         key = (bisect(s.fractions, frac) + exp * s.width + s.base) >> s.shift
                         buckets = s.positive
@@ -206,7 +206,7 @@ class Ingest:
             # Sets, summaries, drops, refusals, and the values the loop does not take go to
             # apply(), which counts the default rule's lines it takes itself.
             if op != other_op:
-                unmapped -= entry[1]
+                unmapped -= entry[0] > other_op  # raised: the default rule's line, which apply() counts
             nslow += 1
             got += apply(line, entry, value, now)
         return len(lines) - nslow + got, unmapped
