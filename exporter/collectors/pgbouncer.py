@@ -4,7 +4,7 @@ One pool per PgBouncer database, labelled `<target>/<database>`: PgBouncer keeps
 a pool per (database, user) pair, but SHOW STATS and the configured limits are
 per database, and per database is what a dashboard compares. The admin console
 (`pgbouncer` database) speaks only the simple query protocol; the probe sends
-all eight SHOWs in one write and reads their answers in order over one kept
+every SHOW in one write and reads their answers in order over one kept
 connection (pgwire.Connection: one round trip a scrape, and no psycopg).
 
 What goes where:
@@ -26,6 +26,8 @@ connections per backend address and state.
 
 from __future__ import annotations
 
+import math
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -40,9 +42,10 @@ from exporter.redact import dsn_secrets
 from exporter.schema import Target
 
 _ADMIN_DB = "pgbouncer"
-# In the order they are sent and answered; collect() unpacks them by this order.
-_SHOWS = ("SHOW POOLS", "SHOW DATABASES", "SHOW STATS", "SHOW LISTS", "SHOW MEM", "SHOW CONFIG",
-          "SHOW CLIENTS", "SHOW SERVERS")
+_SHOWS = ("SHOW POOLS", "SHOW DATABASES", "SHOW STATS", "SHOW LISTS", "SHOW MEM", "SHOW CLIENTS", "SHOW SERVERS")
+# SHOW CONFIG is two thirds of the answer's bytes (80-odd settings) for the one setting read, which
+# changes only at a RELOAD or a SET: read on each new connection, then at most this often.
+CONFIG_EVERY = 60.0
 
 _POOL_COLUMNS = ("database", "sv_active", "sv_idle", "sv_used", "sv_login", "sv_tested", "cl_active", "cl_waiting",
                  "maxwait", "maxwait_us")
@@ -70,6 +73,8 @@ class PgBouncerCollector(BaseProbe):
         self.endpoint: Endpoint = parse_dsn(config.dsn)
         self.secrets = dsn_secrets(config.dsn)
         self._conn: Connection | None = None
+        self._max_client_conn: list[Row] = []  # SHOW CONFIG's max_client_conn row, as last read
+        self._config_at = -math.inf
 
     def describe(self) -> str:
         return f"{self.kind} {self.config.dsn}"
@@ -80,15 +85,20 @@ class PgBouncerCollector(BaseProbe):
     async def collect(self) -> list[Family]:
         if self._conn is None:
             self._conn = await Connection.open(self.endpoint)
-        pools, databases, stats, lists, mem, config, clients, servers = await self._conn.pipeline(_SHOWS)
-        max_client_conn = config.find("max_client_conn")
+            self._config_at = -math.inf
+        now = time.monotonic()
+        shows = _SHOWS + ("SHOW CONFIG",) if now - self._config_at >= CONFIG_EVERY else _SHOWS
+        # Each answer by the statement it answers (pgwire ties them by order; the names make a mix-up here loud).
+        got = {result.statement: result for result in await self._conn.pipeline(shows)}
+        if "SHOW CONFIG" in got:
+            row = got["SHOW CONFIG"].find("max_client_conn")
+            self._max_client_conn, self._config_at = ([row] if row else []), now
         # Only the columns read below are decoded: SHOW CLIENTS has a row per client, thousands on a busy pooler.
-        return (_families(self.config.name, pools.rows(_POOL_COLUMNS), databases.rows(_DATABASE_COLUMNS),
-                          stats.rows(_STATS_COLUMNS))
-                + pooler_families(self.config.name, lists.rows(), mem.rows(("name", "memtotal")),
-                                  [max_client_conn] if max_client_conn else [],
-                                  clients.rows(("database", "application_name")),
-                                  servers.rows(("database", "addr", "port", "state"))))
+        return (_families(self.config.name, got["SHOW POOLS"].rows(_POOL_COLUMNS),
+                          got["SHOW DATABASES"].rows(_DATABASE_COLUMNS), got["SHOW STATS"].rows(_STATS_COLUMNS))
+                + pooler_families(self.config.name, got["SHOW LISTS"].rows(), got["SHOW MEM"].rows(("name", "memtotal")),
+                                  self._max_client_conn, got["SHOW CLIENTS"].rows(("database", "application_name")),
+                                  got["SHOW SERVERS"].rows(("database", "addr", "port", "state"))))
 
     async def reset(self) -> None:
         conn, self._conn = self._conn, None

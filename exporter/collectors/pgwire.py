@@ -257,6 +257,7 @@ class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
+        self._descriptions: dict[bytes, list[str]] = {}  # RowDescription body → column names
 
     @classmethod
     async def open(cls, end: Endpoint) -> Connection:
@@ -357,8 +358,14 @@ class Connection:
             kind = buffer[pos]
             if kind == 68:  # D: DataRow
                 result.raw.append(buffer[pos + 5:end])
-            elif kind == 84:  # T: RowDescription
-                result.names = _columns(buffer[pos + 5:end])
+            elif kind == 84:  # T: RowDescription, the same bytes scrape after scrape
+                raw = buffer[pos + 5:end]
+                names = self._descriptions.get(raw)
+                if names is None:
+                    if len(self._descriptions) >= 64:
+                        self._descriptions.clear()
+                    names = self._descriptions[raw] = _columns(raw)
+                result.names = names
             elif kind == 69:  # E: ErrorResponse
                 failed = failed or f"{result.statement}: {_error_text(buffer[pos + 5:end])}"
             elif kind == 90:  # Z: ReadyForQuery, the end of one statement's answer

@@ -10,7 +10,7 @@ import pytest
 
 from exporter.collectors import ProbeError
 from exporter.collectors.pgbouncer import Config, PgBouncerCollector
-from tests.collectors.helpers import collect_once, framed, run
+from tests.collectors.helpers import collect_once, framed, run, values
 from tests.support.servers import BlackHole, PgBouncerServer
 
 
@@ -128,3 +128,31 @@ def test_the_pooler_itself_clients_against_max_client_conn_lists_and_memory(
     backend = f"127.0.0.1:{pgbouncer_server.postgres.port}"
     assert sum(n for (_, db, addr, _), n in got["pgbouncer_server_connections"].items()
                if db == "app" and addr == backend) == len([r for r in servers if r["database"] == "app"]) == 2
+
+
+def test_max_client_conn_is_reread_after_config_every(pgbouncer_server: PgBouncerServer,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """SHOW CONFIG is read on a new connection, then at most every CONFIG_EVERY: a SET shows after it."""
+    from exporter.collectors import pgbouncer
+
+    async def main() -> list[float]:
+        probe = collector(pgbouncer_server.dsn("pgbouncer"))
+        seen = []
+        try:
+            for step in ("first", "set", "due"):
+                if step == "set":
+                    with pgbouncer_server.connect("pgbouncer") as admin:
+                        admin.execute("SET max_client_conn = 150")
+                if step == "due":
+                    monkeypatch.setattr(pgbouncer, "CONFIG_EVERY", 0.0)
+                got = values(await probe.collect())
+                seen.append(got["pgbouncer_max_client_connections"][("bouncer",)])
+        finally:
+            await probe.close()
+        return seen
+
+    try:
+        assert run(main) == [200, 200, 150]
+    finally:
+        with pgbouncer_server.connect("pgbouncer") as admin:
+            admin.execute("SET max_client_conn = 200")
