@@ -209,6 +209,14 @@ class Exporter:
     rss: float = 0.0
     failed: str = ""
     path: str = "/metrics"
+    rounds: list[tuple[float, float]] = field(default_factory=list)  # (median s, CPU s/scrape) per round
+
+    def median(self) -> float:
+        """The median of the rounds' medians."""
+        return statistics.median(m for m, _ in self.rounds)
+
+    def cpu(self) -> float:
+        return statistics.median(c for _, c in self.rounds)
 
     @property
     def url(self) -> str:
@@ -239,17 +247,18 @@ class Exporter:
         return sum(1 for line in self.body.splitlines() if line and not line.startswith(b"#"))
 
 
-def ours(name: str, probe: dict[str, Any], tmp: Path, row: str = "") -> Exporter:
-    """Our daemon with one target of probe kind `name`; `row` names its config file (default: the kind)."""
+def ours(name: str, probe: dict[str, Any] | None, tmp: Path, row: str = "") -> Exporter:
+    """Our daemon with one target of probe kind `name` (none with probe=None: the daemon's fixed cost);
+    `row` names its config file (default: the kind)."""
     port = free_port()
     config = {"statsd": {"listeners": []},
               "collectors": {"host": {"enabled": False}, "process": {"enabled": False},
                              "container": {"enabled": False}},
-              "probes": {name: [probe]}}
+              "probes": {name: [probe]} if probe else {}}
     path = tmp / f"{row or name}.yaml"
     path.write_text(yaml.safe_dump(config))
     binary = shutil.which("apm-exporter") or str(Path(sys.executable).parent / "apm-exporter")
-    return Exporter(f"apm-exporter ({name})", [binary, "--config.file", str(path),
+    return Exporter(f"apm-exporter ({name if probe else 'no probe'})", [binary, "--config.file", str(path),
                                                "--web.listen-address", f"127.0.0.1:{port}"], port)
 
 
@@ -260,8 +269,9 @@ def peer(binary: str) -> str:
     return path
 
 
-def run_pair(pair: tuple[Exporter, Exporter], scrapes: int) -> tuple[Exporter, ...]:
-    """Both side by side; a peer that cannot start is reported and the other runs alone."""
+def run_pair(pair: tuple[Exporter, ...], scrapes: int) -> tuple[Exporter, ...]:
+    """All side by side (ours, the peer, our daemon with no probe); one that cannot start is
+    reported and the others run without it."""
     running: list[Exporter] = []
     for e in pair:
         try:
@@ -276,13 +286,16 @@ def run_pair(pair: tuple[Exporter, Exporter], scrapes: int) -> tuple[Exporter, .
             for _ in range(5):
                 scrape(e.url)
         before = {e.name: cpu_seconds(e.proc.pid) for e in pair if e.proc}
+        this_round: dict[str, list[float]] = {e.name: [] for e in pair}
         for _ in range(scrapes):
             for e in pair:
                 took, e.body = scrape(e.url)
                 e.latencies.append(took)
+                this_round[e.name].append(took)
         for e in pair:
             assert e.proc is not None
             e.cpu_per_scrape = (cpu_seconds(e.proc.pid) - before[e.name]) / scrapes
+            e.rounds.append((statistics.median(this_round[e.name]), e.cpu_per_scrape))
             e.rss = rss_mib(e.proc.pid)
     finally:
         for e in pair:
@@ -298,6 +311,8 @@ def p99(values: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scrapes", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=1, help="run every row this many times (each exporter "
+                        "restarted); the tables give the median of the rounds' medians and CPU, and of their ratios")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--only", default="", help="comma-separated rows to measure (e.g. http,https); "
                         "the others are left out of the tables (and --write-docs refuses)")
@@ -309,6 +324,7 @@ def main() -> None:
     servers: list[Any] = [redis, postgres]
     sites: list[subprocess.Popen[bytes]] = []
     pairs: dict[str, tuple[Exporter, Exporter]] = {}
+    baselines: dict[str, Exporter] = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         try:
@@ -364,8 +380,13 @@ def main() -> None:
                              path=f"/probe?module=http_2xx&target={url}"))
             if only:
                 pairs = {kind: pair for kind, pair in pairs.items() if kind in only}
-            for pair in pairs.values():
-                run_pair(pair, args.scrapes)
+            for kind in pairs:
+                # Our daemon with no probe in the same alternation: what a scrape of ours costs before
+                # any probe runs (HTTP serving, the self and StatsD families, rendering them).
+                baselines[kind] = ours(kind, None, tmp, f"{kind}-none")
+            for _ in range(args.rounds):
+                for kind, pair in pairs.items():
+                    run_pair((*pair, baselines[kind]), args.scrapes)
             holder.close()
         finally:
             for site in sites:
@@ -375,22 +396,24 @@ def main() -> None:
                 server.stop()
                 shutil.rmtree(server.workdir, ignore_errors=True)
 
-    lines = [f"Measured with `python bench/probes.py --scrapes {args.scrapes}` (both exporters of a row "
-             "against the same server, scrapes alternating):", "",
+    command = f"python bench/probes.py --scrapes {args.scrapes}" + (f" --rounds {args.rounds}" if args.rounds > 1 else "")
+    lines = [f"Measured with `{command}` (the exporters of a row against the same server, scrapes alternating"
+             + (f"; medians of {args.rounds} rounds" if args.rounds > 1 else "") + "; `no probe` is our daemon "
+             "with no probe configured, in the same alternation: the cost of a scrape of ours before any probe):", "",
              "| probe | exporter | series | median ms | p99 ms | CPU ms/scrape | RSS MiB | ours / peer (median, CPU) |",
              "|---|---|---|---|---|---|---|---|"]
     for kind, pair in pairs.items():
-        for e in pair:
-            if e.failed:
+        for e in (*pair, baselines[kind]):
+            if e.failed or not e.rounds:
                 lines.append(f"| {kind} | {e.name} | did not start: `{e.failed[:100]}` | | | | | |")
                 continue
             ratio = ""
-            if e is pair[0] and len(pair) == 2 and pair[1].cpu_per_scrape:
-                them = pair[1]
-                ratio = (f"{statistics.median(e.latencies) / statistics.median(them.latencies):.2f}x, "
-                         f"{e.cpu_per_scrape / them.cpu_per_scrape:.2f}x")
-            lines.append(f"| {kind} | {e.name} | {e.series()} | {1000 * statistics.median(e.latencies):.2f} | "
-                         f"{1000 * p99(e.latencies):.2f} | {1000 * e.cpu_per_scrape:.2f} | {e.rss:.1f} | {ratio} |")
+            them = pair[1]
+            if e is pair[0] and len(them.rounds) == len(e.rounds) and them.cpu():
+                ratio = (f"{statistics.median(a[0] / b[0] for a, b in zip(e.rounds, them.rounds)):.2f}x, "
+                         f"{statistics.median(a[1] / b[1] for a, b in zip(e.rounds, them.rounds)):.2f}x")
+            lines.append(f"| {kind} | {e.name} | {e.series()} | {1000 * e.median():.2f} | "
+                         f"{1000 * p99(e.latencies):.2f} | {1000 * e.cpu():.2f} | {e.rss:.1f} | {ratio} |")
     lines += ["", "Coverage: each signal of the peer's default output an SRE alerts on, and our name for it "
               "(both checked present in this run's scrapes):", "",
               "| probe | peer family | ours | signal |", "|---|---|---|---|"]
