@@ -9,6 +9,7 @@ survive reloads.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -156,6 +157,8 @@ class Daemon:
                 return self._reload_failed([f"otlp: {err}"])
             old, self.scraper = self.scraper, Scraper(jobs)
             await old.close()
+            del old
+            freeze_startup_heap()  # the old collectors, frozen at start, can be collected now
             if config.web != self.config.web or config.namespace != self.config.namespace:
                 log.warning("web and namespace settings change only on restart")
             self.config = config
@@ -214,6 +217,7 @@ class Daemon:
             self._web_options = web_options
             await self._apply_otlp(self.config.otlp)
             self.ready = True
+            freeze_startup_heap()
             _release_startup_memory()
             log.info("listening", extra={"address": self.config.web.listen_address,
                                          "path": web_options.telemetry_path})
@@ -229,6 +233,21 @@ class Daemon:
             await self.scraper.close()
             if self.web_config is not None:
                 self.web_config.close()
+
+
+def freeze_startup_heap() -> None:
+    """Leave what start-up (or a reload) built out of every later full garbage collection.
+
+    A full collection walks every tracked object while holding the GIL, and the modules,
+    schema and config the daemon loaded are most of them: 55,000 objects, a 22 ms pass on a
+    quiet core and up to 73 ms under load, during which the StatsD reader thread cannot
+    run and the socket buffer fills (the soak's drops, issue 15). Frozen, a full pass walks
+    the ~15,000 objects made since (1.4 ms). Unfrozen and collected first, so that what a
+    reload left behind (the old collectors) is freed rather than kept forever.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _release_startup_memory() -> None:
