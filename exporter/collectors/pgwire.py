@@ -168,11 +168,19 @@ def parse_dsn(dsn: str) -> Endpoint:
     sslmode = pairs.get("sslmode", "prefer")
     if sslmode not in _SSLMODES:
         raise ValueError(f"sslmode {sslmode!r} is not one of {', '.join(_SSLMODES)}")
-    user = pairs.get("user") or getpass.getuser()
+    user = pairs.get("user") or _os_user()
     fields = {k: v for k, v in pairs.items() if k in Endpoint.__dataclass_fields__ and k != "port" and v}
     fields.update(user=user, sslmode=sslmode)
     fields.setdefault("dbname", user)
     return Endpoint(port=int(pairs.get("port") or 5432), **fields)
+
+
+def _os_user() -> str:
+    """libpq's default user, the OS user's name; a uid without a passwd entry (some containers) has none."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        raise ValueError("the DSN names no user, and this process's user has no name to default to") from None
 
 
 def _passfile_password(end: Endpoint) -> str:

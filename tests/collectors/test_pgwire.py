@@ -148,3 +148,15 @@ def test_a_dsn_key_the_probe_cannot_honour_is_refused_when_the_config_is_read() 
         Config.model_validate({"name": "b", "dsn": "host=127.0.0.1 port=6432 target_session_attrs=any"})
     endpoint = parse_dsn("host=/run/pgbouncer port=6432 user=stats password='a b\\'c' dbname=pgbouncer")
     assert (endpoint.socket, endpoint.password, endpoint.tcp()) == ("/run/pgbouncer/.s.PGSQL.6432", "a b'c", None)
+
+
+def test_the_password_file_and_the_environment_fill_what_the_dsn_leaves_out(
+        auth_bouncer: AuthBouncer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"# comment\n127.0.0.1:{auth_bouncer.port}:pgbouncer:md5:{PASSWORD.replace(':', chr(92) + ':')}\n")
+    monkeypatch.setenv("PGPASSFILE", str(passfile))
+    monkeypatch.setenv("PGUSER", "md5")
+    monkeypatch.setenv("PGSSLMODE", "disable")
+    dsn = f"host=127.0.0.1 port={auth_bouncer.port} dbname=pgbouncer"
+    got = run(lambda: collect_once(PgBouncerCollector(Config.model_validate({"name": "b", "dsn": dsn}))))
+    assert got["pgbouncer_list_items"][("b", "used_clients")] >= 1
