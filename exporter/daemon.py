@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 # got one datagram per interval: 200 a second, less than a busy listener receives (issue 19).
 SWITCH_INTERVAL = 0.0005
 INLINE_COLLECT_SERIES = 1_000  # pushed series copied out on the loop (a few ms at most, histograms)
+# How often the heap's free pages are handed back to the OS (_release_free_heap): the soak's RSS
+# grew by freed heap that glibc kept, not by live objects (issue 15).
+TRIM_INTERVAL = 60.0
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,12 @@ class Daemon:
     def stop(self) -> None:
         self._stop.set()
 
+    async def _trim_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TRIM_INTERVAL)
+            # In a thread: malloc_trim walks every arena (a few ms), and ctypes lets go of the GIL.
+            await asyncio.to_thread(_release_free_heap)
+
     async def run(self, web_options: Options) -> None:
         sys.setswitchinterval(SWITCH_INTERVAL)
         loop = asyncio.get_running_loop()
@@ -211,6 +220,7 @@ class Daemon:
         self.server = Server(self, web_options)
         host, port = split_address(self.config.web.listen_address)
         sampler = asyncio.create_task(self.status.run(self.families))
+        trimmer: asyncio.Task[None] | None = None
         try:
             await self.statsd.start()
             await self.server.start(host, port)
@@ -218,7 +228,8 @@ class Daemon:
             await self._apply_otlp(self.config.otlp)
             self.ready = True
             freeze_startup_heap()
-            _release_startup_memory()
+            _release_free_heap()
+            trimmer = asyncio.create_task(self._trim_loop(), name="heap trim")
             log.info("listening", extra={"address": self.config.web.listen_address,
                                          "path": web_options.telemetry_path})
             await self._stop.wait()
@@ -226,6 +237,8 @@ class Daemon:
             self.ready = False
             log.info("stopping")
             sampler.cancel()
+            if trimmer is not None:
+                trimmer.cancel()
             await self.server.stop()
             if self.otlp is not None:
                 await self.otlp.stop()
@@ -250,11 +263,16 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def _release_startup_memory() -> None:
-    """Hand back to the OS the heap that config parsing and schema building freed.
+def _release_free_heap() -> None:
+    """Hand back to the OS the free pages of every malloc arena.
 
-    glibc keeps freed memory in the heap; trimming once after start-up lowers the
-    idle RSS by about 1 MiB (docs in BENCHMARKS.md). Harmless where it is unavailable.
+    glibc keeps freed memory in its heaps. Once after start-up this lowers the idle RSS
+    by about 1 MiB (what config parsing and schema building freed; BENCHMARKS.md). Then
+    every TRIM_INTERVAL: under the soak's load (1 s scrapes of ~2,000 histograms, renders
+    on one thread and collects on the default executor's, each thread with its own arena),
+    the daemon's traced Python memory stayed flat (30.6 -> 30.4 MiB from minute 2 to 6,
+    tracemalloc) while glibc's free-but-kept heap grew (6.3 -> 8.2 MiB) and a trim gave
+    back 3.2-4.2 MiB of RSS. Harmless where it is unavailable.
     """
     try:
         import ctypes
