@@ -23,6 +23,7 @@ from exporter import families
 from exporter.collectors import REGISTRY
 from exporter.collectors.self_metrics import SelfMetricsCollector
 from exporter.config import Config, ConfigError
+from exporter.heap import release_free_heap
 from exporter.model import Family
 from exporter.schema import split_address
 from exporter.scrape import Job, Scraper, ScraperClosed
@@ -44,8 +45,9 @@ log = logging.getLogger(__name__)
 # got one datagram per interval: 200 a second, less than a busy listener receives (issue 19).
 SWITCH_INTERVAL = 0.0005
 INLINE_COLLECT_SERIES = 1_000  # pushed series copied out on the loop (a few ms at most, histograms)
-# How often the heap's free pages are handed back to the OS (_release_free_heap): the soak's RSS
-# grew by freed heap that glibc kept, not by live objects (issue 15).
+# How often the heap's free pages are handed back to the OS (release_free_heap): under the soak's
+# load the traced Python memory stayed flat (30.6 -> 30.4 MiB, minutes 2 to 6) while glibc's
+# free-but-kept heap grew 6.3 -> 8.2 MiB, and a trim gave back 3.2-4.2 MiB of RSS (issue 15).
 TRIM_INTERVAL = 60.0
 
 
@@ -206,7 +208,7 @@ class Daemon:
         while True:
             await asyncio.sleep(TRIM_INTERVAL)
             # In a thread: malloc_trim walks every arena (a few ms), and ctypes lets go of the GIL.
-            await asyncio.to_thread(_release_free_heap)
+            await asyncio.to_thread(release_free_heap)
 
     async def run(self, web_options: Options) -> None:
         sys.setswitchinterval(SWITCH_INTERVAL)
@@ -228,7 +230,7 @@ class Daemon:
             await self._apply_otlp(self.config.otlp)
             self.ready = True
             freeze_startup_heap()
-            _release_free_heap()
+            release_free_heap()
             trimmer = asyncio.create_task(self._trim_loop(), name="heap trim")
             log.info("listening", extra={"address": self.config.web.listen_address,
                                          "path": web_options.telemetry_path})
@@ -261,22 +263,3 @@ def freeze_startup_heap() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
-
-
-def _release_free_heap() -> None:
-    """Hand back to the OS the free pages of every malloc arena.
-
-    glibc keeps freed memory in its heaps. Once after start-up this lowers the idle RSS
-    by about 1 MiB (what config parsing and schema building freed; BENCHMARKS.md). Then
-    every TRIM_INTERVAL: under the soak's load (1 s scrapes of ~2,000 histograms, renders
-    on one thread and collects on the default executor's, each thread with its own arena),
-    the daemon's traced Python memory stayed flat (30.6 -> 30.4 MiB from minute 2 to 6,
-    tracemalloc) while glibc's free-but-kept heap grew (6.3 -> 8.2 MiB) and a trim gave
-    back 3.2-4.2 MiB of RSS. Harmless where it is unavailable.
-    """
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass

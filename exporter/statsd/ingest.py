@@ -18,7 +18,6 @@ takes a lock per packet, so the store sees a single writer.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import logging
 import threading
@@ -26,6 +25,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from math import frexp, inf
 
+from exporter.heap import release_free_heap
 from exporter.statsd.mapper import Mapper
 from exporter.statsd.routes import (
     COUNT,
@@ -46,14 +46,6 @@ NOT_PLAIN = float("nan")
 # An expiry pass that removed this many series hands the freed heap back to the OS (glibc keeps
 # it otherwise: bench/series_memory.py, 3-4 MiB more left after 100k-1M series expired).
 TRIM_AFTER = 10_000
-
-
-def _trim() -> None:
-    """malloc_trim(0), as the daemon does after start-up; nothing where there is no glibc."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 class Ingest:
@@ -106,7 +98,7 @@ class Ingest:
             self.stats.cache_entries.value = len(routes.cache) + len(routes.old)
         del gone  # the last references to the expired series: freed before the trim
         if expired >= TRIM_AFTER:
-            _trim()  # outside the lock: it walks the heap
+            release_free_heap()  # outside the lock: it walks the heap
         return expired
 
     def counted(self) -> None:
