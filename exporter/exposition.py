@@ -13,8 +13,11 @@ Speed matters here (a scrape of 100,000 series must stay well under a second
 on one core), so each family takes a fast path built from C-level primitives
 (`map`, `zip`, `str.join`, one `str.format` per histogram) over values that are
 plain finite numbers; anything else (NaN, ±Inf, bools, duplicates, malformed
-samples) takes a slow path that checks every sample. Both produce the same
-bytes, and the tests compare them.
+samples) takes a slow path that checks every sample. A family of one source
+with a few series (most of a small scrape: the daemon's own families) takes one
+Python loop instead, whose setup is cheaper than the passes' and which hands
+anything but plain finite numbers to them. All produce the same bytes, and the
+tests compare them.
 
 A `Renderer` holds what renders share: the formatted label text of each
 series, memoised between renders (keyed by family name and label values, and
@@ -31,6 +34,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
+from functools import lru_cache
 from itertools import chain, compress, pairwise, repeat, starmap
 from operator import add, is_
 from typing import Any, NamedTuple
@@ -42,6 +46,7 @@ from exporter.model import (
     Family,
     FamilySpec,
     MetricType,
+    Sample,
 )
 
 log = logging.getLogger(__name__)
@@ -203,6 +208,7 @@ class _Shape(NamedTuple):
     with_sum: bool  # histogram: OpenMetrics forbids _sum when a bucket bound is negative
 
 
+@lru_cache(maxsize=10_000)  # asked once per family block per render; the names are few and repeat
 def _reserved(name: str, kind: MetricType) -> frozenset[str]:
     """Every family and sample name a block may use in either format, to find clashes."""
     if kind is MetricType.COUNTER:
@@ -296,6 +302,9 @@ _WARNED_MAX = 1000
 # Series handled per C-level pass (map, join, dict): each pass then holds the GIL for a
 # millisecond or so, so a render on a worker thread leaves the event loop its turns.
 _CHUNK = 4096
+# A scalar family of one source with up to this many series takes one Python loop over its
+# samples instead of the C-level passes, whose setup costs more than such a family's lines.
+_SMALL = 32
 _PART_CHARS = 1 << 20  # the output is encoded in parts of about this size
 
 # Rendered label text per series, for the families of the latest render only:
@@ -503,6 +512,15 @@ class Renderer:
     def _render_group(self, name: str, families: list[Family], fmt: Format, touched: set[_MemoKey],
                       out: list[str]) -> None:
         """One family block, header and samples; nothing at all when none of its samples can be rendered."""
+        if len(families) == 1 and len(families[0].samples) <= _SMALL:
+            # Most families of a small scrape: one source, a few series; no lists of shapes for them.
+            shape = self._shape(families[0].spec, name, fmt)
+            if not shape.problem and shape.kind == _SCALAR:
+                mark = len(out)
+                out.append(shape.header)
+                if self._scalar_small(name, families[0].spec.labels, families[0].samples, shape, touched, out):
+                    return
+                del out[mark:]
         shapes: list[_Shape] = []
         kept: list[Family] = []
         for family in families:
@@ -560,6 +578,42 @@ class Renderer:
             end = start + _CHUNK
             part = map(repr, values[start:end]) if numbers is None else numbers[start:end]
             out.append("".join(map(add, texts[start:end], part)))
+        return True
+
+    def _scalar_small(self, name: str, names: tuple[str, ...], samples: Sequence[Sample], shape: _Shape,
+                      touched: set[_MemoKey], out: list[str]) -> bool:
+        """A small family's lines, or False for the C-level path to decide (anything but plain
+        finite numbers under unique, valid label tuples): the same bytes as that path writes."""
+        key = (name, names, _SCALAR)
+        memo = self._memo.get(key) or {}
+        fresh: dict[Any, str] = {}
+        lines: list[str] = []
+        nonneg, info = shape.nonneg, shape.type_name == "info"
+        pairs: Iterable[tuple[Any, Any]] = (
+            zip(samples.labels, samples.values) if type(samples) is Columns else samples)
+        try:
+            for labels, value in pairs:
+                kind = type(value)
+                if kind is float:
+                    if value - value != 0:  # NaN or an infinity
+                        return False
+                elif kind is not int or not -_MAX_FLOAT <= value <= _MAX_FLOAT:
+                    return False
+                if (nonneg and value < 0) or (info and value != 1) or labels in fresh:
+                    return False
+                text = memo.get(labels)
+                if text is None:
+                    made = _texts_for(shape.scalar_template, len(names), (labels,))
+                    if made is None:
+                        return False
+                    text = made[0]
+                fresh[labels] = text
+                lines.append(text + repr(value))
+        except (TypeError, ValueError):  # not (labels, value) pairs, or unhashable labels
+            return False
+        self._memo[key] = fresh
+        touched.add(key)
+        out.append("".join(lines))
         return True
 
     def _histogram_fast(self, name: str, names: tuple[str, ...], families: Sequence[Family],

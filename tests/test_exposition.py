@@ -140,6 +140,7 @@ def _reference_om(fams: list[Family]) -> str:
 
 
 def _slow_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Renderer, "_scalar_small", lambda *a: False)
     monkeypatch.setattr(Renderer, "_scalar_fast", lambda *a: False)
     monkeypatch.setattr(Renderer, "_histogram_fast", lambda *a: False)
 
@@ -448,6 +449,32 @@ def test_any_label_values_and_numbers_round_trip(monkeypatch: pytest.MonkeyPatch
     with monkeypatch.context() as m:
         _slow_only(m)
         assert render(fams) == text
+
+
+# What the small-family loop must treat as the C-level passes do: ints as ints, -0.0, ints past
+# float range, bools, NaN and infinities, negative counters, info values other than 1.
+edge_values = st.one_of(numbers, st.sampled_from([-0.0, 0, 1, True, 2**1024, -(2**1030), math.inf, math.nan]))
+BUILD = FamilySpec("build_info", MetricType.INFO, "Build.", ("version",))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from([families.QUEUE_DEPTH, families.CACHE_EVICTIONS, BUILD]),
+                          st.lists(st.tuples(st.sampled_from(["a", "b", 'q"\\', ""]), edge_values), max_size=6)),
+                max_size=5), st.sampled_from([Format.TEXT, Format.OPENMETRICS]), st.booleans())
+def test_the_small_family_loop_writes_what_the_column_passes_write(
+        monkeypatch: pytest.MonkeyPatch, parts: list[tuple[FamilySpec, list[tuple[str, Any]]]], fmt: Format,
+        columns: bool) -> None:
+    fams = []
+    for spec, rows in parts:
+        labels = [(label,) + ("x",) * (len(spec.labels) - 1) for label, _ in rows]
+        values = [v for _, v in rows]
+        fams.append(Family(spec, Columns(labels, values) if columns else [Sample(*p) for p in zip(labels, values)]))
+    renderer = Renderer()
+    small = renderer.render(fams, fmt)
+    assert renderer.render(fams, fmt) == small  # with the memo warm
+    with monkeypatch.context() as m:
+        m.setattr(Renderer, "_scalar_small", lambda *a: False)
+        assert Renderer().render(fams, fmt) == small
 
 
 @settings(max_examples=100, deadline=None)
