@@ -1,85 +1,102 @@
-"""One psycopg connection to PostgreSQL or PgBouncer, kept across scrapes.
+"""One pgwire connection to PostgreSQL, kept across scrapes, for the postgres and sql probes.
 
-Shared by the postgres, pgbouncer and sql probes: they differ in what they ask,
-not in how they connect.
+They differ in what they ask, not in how they connect. Statements go as simple
+queries (pgwire.py): each runs in its own implicit transaction, so a probe never
+holds a transaction (or its snapshot) open between scrapes, which is what
+psycopg's autocommit gave before.
 """
 
 from __future__ import annotations
 
-import math
+import asyncio
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from exporter.collectors import BaseProbe
+from exporter.collectors.pgwire import Connection, Endpoint, PgError, parse_dsn
 from exporter.redact import dsn_secrets
 
+Records = list[dict[str, Any]]
 
-def tcp_address(dsn: str) -> tuple[str, int] | None:
-    """The first host and port of a libpq DSN or URL; None for a socket directory or no host."""
-    from psycopg.conninfo import conninfo_to_dict
+# The text formats pgtypes.py reads; UTF-8 whatever the database's encoding (the server converts).
+_SETTINGS = {"DateStyle": "ISO", "client_encoding": "UTF8"}
+# How long a cancelled statement may take to end before the connection is given up.
+_CANCEL_GRACE = 2.0
+_VERSION = re.compile(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?")  # "15.4 (Debian 15.4-1)", "16beta1", "9.6.24"
 
-    try:
-        params = conninfo_to_dict(dsn)
-    except Exception:  # a DSN the driver will refuse anyway: no check
-        return None
-    host = str(params.get("hostaddr") or params.get("host") or "").split(",")[0]
-    if not host or host.startswith("/") or host.startswith("@"):
-        return None
-    port = str(params.get("port") or "5432").split(",")[0]
-    return (host, int(port)) if port.isdigit() else None
+
+class StatementTimeout(Exception):
+    """A statement ran past its timeout; the server was asked to cancel it."""
 
 
 class PgSession:
-    """One psycopg AsyncConnection kept across collects; `drop()` after any failure.
+    """One pgwire Connection kept across collects; `drop()` after any failure."""
 
-    `simple=True` forces the simple query protocol (psycopg's ClientCursor), which
-    the PgBouncer admin console requires; autocommit keeps BEGIN/COMMIT out of it
-    and means a probe never holds a transaction (or its snapshot) open between scrapes.
-    """
-
-    def __init__(self, dsn: str, timeout: float, simple: bool = False) -> None:
+    def __init__(self, dsn: str, timeout: float) -> None:
         self.dsn = dsn
         self.timeout = timeout
-        self.simple = simple
         self.secrets = dsn_secrets(dsn)
-        self._conn: Any = None
+        self.endpoint: Endpoint = parse_dsn(dsn)
+        self._conn: Connection | None = None
 
     @property
     def alive(self) -> bool:
-        """Whether the kept connection is still usable (psycopg marks it broken on a lost server)."""
-        conn = self._conn
-        return conn is not None and not conn.closed and not conn.broken
+        """Whether the kept connection is still usable (not lost, not left mid-answer)."""
+        return self._conn is not None and self._conn.alive
 
-    async def connection(self) -> Any:
-        if self._conn is not None and not self._conn.closed:
-            return self._conn
-        import psycopg
-        from psycopg.rows import dict_row
+    @property
+    def server_version(self) -> int:
+        """server_version_num's value from the connection's ParameterStatus (0 before a connection)."""
+        match = _VERSION.match(self._conn.parameters.get("server_version", "") if self._conn else "")
+        if match is None:
+            return 0
+        major, minor, patch = (int(part or 0) for part in match.groups())
+        # 15.4 is 150004; before 10 the second number was part of the major version: 9.6.24 is 90624.
+        return major * 10000 + minor if major >= 10 else major * 10000 + minor * 100 + patch
 
-        kwargs: dict[str, Any] = {
-            "autocommit": True,
-            # libpq wants whole seconds, at least 2 (it treats 1 as 2).
-            "connect_timeout": max(2, math.ceil(self.timeout)),
-            "row_factory": dict_row,
-            "application_name": "apm-exporter",
-        }
-        if self.simple:
-            kwargs["cursor_factory"] = psycopg.AsyncClientCursor
-            kwargs["prepare_threshold"] = None
-        self._conn = await psycopg.AsyncConnection.connect(self.dsn, **kwargs)
+    async def connection(self) -> Connection:
+        if self._conn is None or not self._conn.alive:
+            await self.drop()
+            self._conn = await Connection.open(self.endpoint, {**_SETTINGS, "application_name": "apm-exporter"}
+                                               if not self.endpoint.application_name else _SETTINGS)
         return self._conn
 
-    async def query(self, sql: str, params: tuple[Any, ...] | None = None) -> list[dict[str, Any]]:
+    async def query(self, sql: str) -> Records:
+        return (await self.pipeline([sql]))[0]
+
+    async def pipeline(self, sqls: Sequence[str]) -> list[Records]:
+        """Every statement in one round trip; PgError (the connection still usable) if one of them failed."""
         conn = await self.connection()
-        cursor = await conn.execute(sql, params)
-        return list(await cursor.fetchall()) if cursor.description else []
+        return [result.records() for result in await conn.pipeline(sqls)]
+
+    async def bounded(self, sql: str, timeout: float) -> Records:
+        """One statement cancelled on the server when it runs past `timeout` (StatementTimeout), so the
+        connection stays usable; given up (dropped) if the cancelled statement does not end soon after."""
+        conn = await self.connection()
+        task = asyncio.ensure_future(conn.pipeline([sql]))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if done:
+                return task.result()[0].records()
+            try:
+                await asyncio.wait_for(conn.cancel(), _CANCEL_GRACE)
+                await asyncio.wait_for(task, _CANCEL_GRACE)
+            except PgError:
+                pass  # 57014: canceling statement due to user request, the answer we asked for
+            except (TimeoutError, OSError):
+                await self.drop()  # the cancel did not get through, or the statement did not end: give up
+            raise StatementTimeout(f"timed out after {timeout:g}s")
+        finally:
+            if not task.done():
+                task.cancel()  # the collect itself was cancelled: the connection is out of step now
+            elif not task.cancelled():
+                task.exception()  # retrieved: the caller has seen or replaced it
 
     async def drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
-                await conn.close()
-            except Exception:  # a broken connection may fail to close; it is gone either way
-                pass
+            await conn.close()
 
 
 class SessionProbe(BaseProbe):
@@ -87,15 +104,15 @@ class SessionProbe(BaseProbe):
 
     kind = "postgresql"
 
-    def __init__(self, dsn: str, timeout: float, simple: bool = False) -> None:
-        self.session = PgSession(dsn, timeout, simple)
+    def __init__(self, dsn: str, timeout: float) -> None:
+        self.session = PgSession(dsn, timeout)
         self.secrets = self.session.secrets
 
     def describe(self) -> str:
         return f"{self.kind} {self.session.dsn}"
 
     def address(self) -> tuple[str, int] | None:
-        return tcp_address(self.session.dsn)
+        return self.session.endpoint.tcp()
 
     async def reset(self) -> None:
         await self.session.drop()

@@ -1,4 +1,4 @@
-"""PostgreSQL's wire protocol (v3, simple queries only) on asyncio streams, for PgBouncer's admin console.
+"""PostgreSQL's wire protocol (v3, simple queries only) on asyncio streams, for every PostgreSQL-protocol probe.
 
 Why not psycopg: the admin console speaks only the simple query protocol, and
 libpq sends a simple query only once the previous one has been answered, so the
@@ -19,15 +19,25 @@ PGSSLMODE environment defaults and the password file (PGPASSFILE or
 ~/.pgpass); authentication trust, cleartext password, md5 and SCRAM-SHA-256.
 Anything else in a DSN is refused when the configuration is read, not ignored.
 
+The PostgreSQL and SQL probes moved here from psycopg too (its import and
+psycopg-binary's bundled libraries were 7.2 MiB of a 40 MiB budget): their
+queries take no parameters, so simple queries carry them, and `Result.records()`
+decodes the text values into the Python types psycopg gives for the same columns
+(pgtypes.py).
+
 The connection has no timeouts of its own: the probe's job bounds every collect
-and resets (closes) the connection after any failure, so a half-read answer is
-never read on from.
+and resets (closes) the connection after any failure. A pipeline cut short (a
+cancelled read, a lost server) leaves the connection out of step, and `alive`
+says so: a half-read answer is never read on from. `cancel()` asks the server to
+stop the running statement (a CancelRequest on a second socket), after which the
+answer ends with an error and the connection is in step again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import getpass
 import hashlib
 import hmac
@@ -39,9 +49,11 @@ import struct
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from exporter.collectors import ProbeError
+from exporter.collectors.pgtypes import decoder
 from exporter.collectors.streams import open_stream
 
 Row = dict[str, str | None]
@@ -58,6 +70,7 @@ class Result:
     def __init__(self, statement: str) -> None:
         self.statement = statement
         self.names: list[str] = []
+        self.types: list[int] = []  # the columns' type OIDs
         self.raw: list[bytes] = []
 
     def rows(self, columns: Collection[str] = ()) -> list[Row]:
@@ -67,6 +80,12 @@ class Result:
         wanted = [i for i, name in enumerate(self.names) if name in columns]
         names = [self.names[i] for i in wanted]
         return [dict(zip(names, _values(body, wanted))) for body in self.raw]
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every row with its values decoded by column type (int, float, Decimal, bool, datetime, …; NULL is None)."""
+        decoders = [decoder(oid) for oid in self.types]
+        return [{name: None if value is None else decode(value)
+                 for name, decode, value in zip(self.names, decoders, _values(body))} for body in self.raw]
 
     def find(self, first: str) -> Row | None:
         """The first row whose first column is `first` (SHOW CONFIG's key), decoding only that row."""
@@ -78,6 +97,7 @@ class Result:
 
 _PROTOCOL = 196608  # 3.0
 _SSL_REQUEST = 80877103
+_CANCEL_REQUEST = 80877102
 _MAX_MESSAGE = 64 * 1024 * 1024  # a peer that is not PostgreSQL cannot make us allocate without end
 _CHUNK = 256 * 1024
 _SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -90,7 +110,11 @@ _KV = re.compile(r"\s*(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)")
 
 
 class PgError(ProbeError):
-    """The server answered with an ErrorResponse (its severity and message)."""
+    """The server answered with an ErrorResponse (its severity and message); `sqlstate` is its code."""
+
+    def __init__(self, message: str, sqlstate: str = "") -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
 
 
 @dataclass(frozen=True)
@@ -159,7 +183,7 @@ def parse_dsn(dsn: str) -> Endpoint:
     pairs = _url_pairs(dsn) if re.match(r"postgres(ql)?://", dsn) else _kv_pairs(dsn)
     unknown = sorted(set(pairs) - _KEYS)
     if unknown:
-        raise ValueError(f"DSN keys the PgBouncer probe does not support: {', '.join(unknown)}")
+        raise ValueError(f"DSN keys the probe does not support: {', '.join(unknown)}")
     for key, var in _ENV.items():
         if key not in pairs and os.environ.get(var):
             pairs[key] = os.environ[var]
@@ -209,8 +233,12 @@ def query_message(sql: str) -> bytes:
     return _message(b"Q", sql.encode() + b"\0")
 
 
+def _error_fields(body: bytes) -> dict[bytes, str]:
+    return {f[:1]: f[1:].decode("utf-8", "replace") for f in body.split(b"\0") if f}
+
+
 def _error_text(body: bytes) -> str:
-    fields = {f[:1]: f[1:].decode("utf-8", "replace") for f in body.split(b"\0") if f}
+    fields = _error_fields(body)
     return f"{fields.get(b'S', 'ERROR')}: {fields.get(b'M', '')}"
 
 
@@ -262,22 +290,46 @@ def _tls_context(end: Endpoint) -> ssl.SSLContext:
 class Connection:
     """One session on a PostgreSQL-protocol server; `pipeline` sends many simple queries at once."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, end: Endpoint) -> None:
         self._reader = reader
         self._writer = writer
-        self._descriptions: dict[bytes, list[str]] = {}  # RowDescription body → column names
+        self._end = end
+        # RowDescription body → column names and type OIDs
+        self._descriptions: dict[bytes, tuple[list[str], list[int]]] = {}
+        self._key = b""  # BackendKeyData: what a CancelRequest names this session by
+        self._in_step = True  # False while a pipeline's answers are being read, and for good if that stops
+        self.parameters: dict[str, str] = {}  # ParameterStatus: server_version, TimeZone, …
 
     @classmethod
-    async def open(cls, end: Endpoint) -> Connection:
-        conn = cls(*await open_stream(end.socket, end.hostaddr or end.host, end.port))
+    async def open(cls, end: Endpoint, settings: dict[str, str] | None = None) -> Connection:
+        """Connect and authenticate; `settings` go into the startup packet (DateStyle, client_encoding, …)."""
+        conn = cls(*await open_stream(end.socket, end.hostaddr or end.host, end.port), end)
         try:
             if not end.socket and end.sslmode != "disable":
                 await conn._start_tls(end)
-            await conn._startup(end)
+            await conn._startup(end, settings or {})
         except BaseException:
             await conn.close()
             raise
         return conn
+
+    @property
+    def alive(self) -> bool:
+        """Open, and not left in the middle of an answer (a cancelled read, a lost server)."""
+        return self._in_step and not self._writer.is_closing()
+
+    async def cancel(self) -> None:
+        """Ask the server to stop this session's running statement (best effort, as libpq's PQcancel)."""
+        end = self._end
+        reader, writer = await open_stream(end.socket, end.hostaddr or end.host, end.port)
+        try:
+            writer.write(struct.pack("!II", 16, _CANCEL_REQUEST) + self._key)
+            await writer.drain()
+            await reader.read(1)  # the server closes the socket once it has read the request
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
     async def _start_tls(self, end: Endpoint) -> None:
         self._writer.write(struct.pack("!II", 8, _SSL_REQUEST))
@@ -289,8 +341,8 @@ class Connection:
         elif end.sslmode in ("require", "verify-ca", "verify-full"):
             raise ProbeError(f"sslmode={end.sslmode}: the server does not offer TLS")
 
-    async def _startup(self, end: Endpoint) -> None:
-        params = {"user": end.user, "database": end.dbname, "application_name": end.application_name}
+    async def _startup(self, end: Endpoint, settings: dict[str, str]) -> None:
+        params = {"user": end.user, "database": end.dbname, "application_name": end.application_name, **settings}
         body = struct.pack("!I", _PROTOCOL) + b"".join(
             k.encode() + b"\0" + v.encode() + b"\0" for k, v in params.items() if v) + b"\0"
         self._writer.write(struct.pack("!I", len(body) + 4) + body)
@@ -301,6 +353,11 @@ class Connection:
                 raise PgError(_error_text(data))
             if kind == b"Z":
                 return
+            if kind == b"K":
+                self._key = data[:8]
+            elif kind == b"S":
+                name, value, _ = data.split(b"\0", 2)
+                self.parameters[name.decode()] = value.decode("utf-8", "replace")
             if kind != b"R":
                 continue  # ParameterStatus, BackendKeyData, notices
             code = struct.unpack_from("!I", data)[0]
@@ -342,14 +399,18 @@ class Connection:
         An answer belongs to a statement by position: each query's answer ends with
         ReadyForQuery, so the n-th one closes the n-th statement's rows. An error
         answer raises PgError naming its statement, after every answer has been read
-        (the connection stays in step).
+        (the connection stays in step). Each statement runs in its own implicit
+        transaction: one that fails does not abort the others.
         """
+        if not self._in_step:
+            raise ConnectionError("the connection is out of step (a pipeline was cut short)")
+        self._in_step = False
         self._writer.write(b"".join(query_message(s) for s in statements))
         await self._writer.drain()
         # The answers are read in chunks and cut into messages here, not one read per message:
         # eight SHOWs answer with a hundred-odd messages, and each await costs more than its parse.
         results: list[Result] = []
-        failed = ""
+        failed, sqlstate = "", ""
         result = Result(statements[0]) if statements else None
         buffer, pos = b"", 0
         while result is not None:
@@ -359,8 +420,8 @@ class Connection:
                 if left >= 5 and end - pos > _MAX_MESSAGE:
                     raise ProbeError(f"a message of {end - pos} bytes is beyond what the probe reads")
                 chunk = await self._reader.read(_CHUNK)
-                if not chunk:
-                    raise ConnectionError("the server closed the connection")
+                if not chunk:  # after a FATAL error (a shutdown, a terminated backend), that error says why
+                    raise PgError(failed, sqlstate) if failed else ConnectionError("the server closed the connection")
                 buffer, pos = buffer[pos:] + chunk, 0
                 continue
             kind = buffer[pos]
@@ -368,20 +429,23 @@ class Connection:
                 result.raw.append(buffer[pos + 5:end])
             elif kind == 84:  # T: RowDescription, the same bytes scrape after scrape
                 raw = buffer[pos + 5:end]
-                names = self._descriptions.get(raw)
-                if names is None:
+                description = self._descriptions.get(raw)
+                if description is None:
                     if len(self._descriptions) >= 64:
                         self._descriptions.clear()
-                    names = self._descriptions[raw] = _columns(raw)
-                result.names = names
-            elif kind == 69:  # E: ErrorResponse
-                failed = failed or f"{result.statement}: {_error_text(buffer[pos + 5:end])}"
+                    description = self._descriptions[raw] = _columns(raw)
+                result.names, result.types = description
+            elif kind == 69 and not failed:  # E: ErrorResponse
+                fields = _error_fields(buffer[pos + 5:end])
+                failed = f"{_brief(result.statement)}: {fields.get(b'S', 'ERROR')}: {fields.get(b'M', '')}"
+                sqlstate = fields.get(b"C", "")
             elif kind == 90:  # Z: ReadyForQuery, the end of one statement's answer
                 results.append(result)
                 result = Result(statements[len(results)]) if len(results) < len(statements) else None
             pos = end
+        self._in_step = True
         if failed:
-            raise PgError(failed)
+            raise PgError(failed, sqlstate)
         return results
 
     async def close(self) -> None:
@@ -394,14 +458,21 @@ class Connection:
             pass
 
 
-def _columns(data: bytes) -> list[str]:
+def _brief(statement: str) -> str:
+    """A statement as an error names it: one line, at most 60 characters."""
+    flat = " ".join(statement.split())
+    return flat if len(flat) <= 60 else flat[:59] + "…"
+
+
+def _columns(data: bytes) -> tuple[list[str], list[int]]:
     count = struct.unpack_from("!H", data)[0]
-    names, pos = [], 2
+    names, types, pos = [], [], 2
     for _ in range(count):
         end = data.index(b"\0", pos)
         names.append(data[pos:end].decode())
+        types.append(struct.unpack_from("!I", data, end + 7)[0])  # after the table oid and column number
         pos = end + 1 + 18  # table oid, column, type oid, size, modifier, format
-    return names
+    return names, types
 
 
 def _values(data: bytes, wanted: Sequence[int] | None = None) -> list[str | None]:

@@ -34,10 +34,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from exporter import families
 from exporter.collectors.pgsession import SessionProbe
+from exporter.collectors.pgwire import parse_dsn
 from exporter.model import Family, Sample
 from exporter.redact import MASK, redact
 from exporter.schema import Target
@@ -76,7 +77,7 @@ LIMIT {limit}
 _TEXTS = """
 SELECT dbid, queryid::text AS queryid, min(query) AS query
 FROM pg_stat_statements(true)
-WHERE queryid = ANY(%s::bigint[])
+WHERE queryid = ANY('{{{ids}}}'::bigint[])
 GROUP BY dbid, queryid
 """
 
@@ -158,6 +159,13 @@ class Config(Target):
     """A PostgreSQL server; `statements` is how many top statements to export (0: none)."""
 
     dsn: str = Field(default="postgresql://postgres@127.0.0.1:5432/postgres", min_length=1)
+
+    @field_validator("dsn")
+    @classmethod
+    def _readable(cls, dsn: str) -> str:
+        parse_dsn(dsn)  # a ValueError names what the probe cannot read, at load rather than at every scrape
+        return dsn
+
     statements: int = Field(default=10, ge=0, le=1000)
     # The biggest N tables (total size) of the DSN's database, with vacuum and analyze history.
     tables: int = Field(default=10, ge=0, le=1000)
@@ -175,11 +183,16 @@ class PostgresCollector(SessionProbe):
         self._texts: dict[tuple[Any, str], str] = {}
 
     async def collect(self) -> list[Family]:
+        """One round trip for the settings, the sessions and the server depth; pg_stat_statements
+        (whose presence the settings tell) a second one, and a third when new statements need texts."""
         target = self.config.name
-        settings = (await self.session.query(_SETTINGS))[0]
+        await self.session.connection()  # its ParameterStatus names the server's version
+        depth = self._depth_queries(self.session.server_version) if self.config.server else []
+        settings_rows, state_rows, *answers = await self.session.pipeline([_SETTINGS, _STATES, *depth])
+        settings = settings_rows[0]
         states = {"active": 0.0, "idle": 0.0}
-        for row in await self.session.query(_STATES):
-            state = _SPACES.sub("_", str(row["state"]).replace("(", "").replace(")", "").strip())
+        for row in state_rows:
+            state = _state(row["state"])
             states[state] = states.get(state, 0.0) + float(row["n"])
         out = [
             families.POOL_CONNECTIONS.family(((target, state), n) for state, n in states.items()),
@@ -190,15 +203,19 @@ class PostgresCollector(SessionProbe):
             total = "total_exec_time" if settings["version"] >= 130000 else "total_time"
             out += _statement_families(target, await self._top_statements(total))
         if self.config.server:
-            out = merged(out + await self._server_depth(target, settings))
+            out = merged(out + self._server_depth(target, settings, answers))
         return out
 
-    async def _server_depth(self, target: str, settings: dict[str, Any]) -> list[Family]:
-        checkpoints = _CHECKPOINTS_17 if settings["version"] >= 170000 else _CHECKPOINTS_16
+    def _depth_queries(self, version: int) -> list[str]:
+        checkpoints = _CHECKPOINTS_17 if version >= 170000 else _CHECKPOINTS_16
         sqls = [_DATABASES, _DATABASE_STATES, _TRANSACTIONS, _LOCKS, _STANDBY, _REPLICAS, checkpoints]
         if self.config.tables:
             sqls.append(_TABLES.format(limit=int(self.config.tables)))
-        dbs, db_states, transactions, locks, standby, replicas, checkpoint, *tables = await self._pipelined(sqls)
+        return sqls
+
+    def _server_depth(self, target: str, settings: dict[str, Any], answers: list[list[dict[str, Any]]]) \
+            -> list[Family]:
+        dbs, db_states, transactions, locks, standby, replicas, checkpoint, *tables = answers
         out = database_families(target, dbs, db_states, float(settings["max_connections"]))
         out += activity_families(target, transactions[0], locks)
         if standby[0]["recovery"]:
@@ -216,18 +233,12 @@ class PostgresCollector(SessionProbe):
         keys = [(row["dbid"], row["queryid"]) for row in rows]
         missing = sorted({queryid for dbid, queryid in keys if (dbid, queryid) not in self._texts})
         if missing:
-            for row in await self.session.query(_TEXTS, (missing,)):
+            # queryid::text of a bigint: int() keeps anything else out of the statement.
+            ids = ",".join(str(int(queryid)) for queryid in missing)
+            for row in await self.session.query(_TEXTS.format(ids=ids)):
                 self._texts[(row["dbid"], row["queryid"])] = str(row["query"] or "")
         self._texts = {key: self._texts[key] for key in keys if key in self._texts}
         return [{**row, "query": self._texts.get((row["dbid"], row["queryid"]), "")} for row in rows]
-
-    async def _pipelined(self, sqls: list[str]) -> list[list[dict[str, Any]]]:
-        """Every query in one round trip (libpq pipeline mode): the depth is a handful of small reads,
-        and one after another they made the probe 3x slower than postgres_exporter (bench/probes.py)."""
-        conn = await self.session.connection()
-        async with conn.pipeline():
-            cursors = [await conn.execute(sql) for sql in sqls]
-        return [list(await cursor.fetchall()) for cursor in cursors]
 
 
 def query_label(text: str) -> str:

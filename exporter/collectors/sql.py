@@ -16,7 +16,11 @@ fails the collect (up 0, backoff).
 SQLite databases are opened read-only; queries run in a worker thread with a
 progress handler that aborts them at their deadline, and a cancelled collect
 interrupts its query, so no thread outlives its timeout. PostgreSQL runs on one
-autocommit connection; psycopg cancels a timed-out query on the server.
+kept connection of our own wire-protocol client (pgwire.py, no psycopg), each
+query as a simple query in its own implicit transaction, its values decoded into
+the types psycopg would give (pgtypes.py); a query past its timeout is cancelled
+on the server and the connection stays. Queries take no parameters (the
+configuration has no place for them), so the simple query protocol carries them.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ if TYPE_CHECKING:  # imported where used: the daemon loads it only when a SQLite
 
 from exporter import families
 from exporter.collectors import BaseProbe, ProbeError
-from exporter.collectors.pgsession import PgSession, tcp_address
+from exporter.collectors.pgsession import PgSession, StatementTimeout
+from exporter.collectors.pgwire import PgError, parse_dsn
 from exporter.cumulative import Counters, Operations
 from exporter.model import Family, FamilySpec, MetricType
 from exporter.schema import (
@@ -99,9 +104,12 @@ class Config(Target):
         return queries
 
     @model_validator(mode="after")
-    def _sqlite_path(self) -> Config:
-        if self.dsn.startswith("sqlite://") and not _sqlite_path(self.dsn):
-            raise ValueError("sqlite DSN needs a path: sqlite:///path/to/file.db")
+    def _readable(self) -> Config:
+        if self.dsn.startswith("sqlite://"):
+            if not _sqlite_path(self.dsn):
+                raise ValueError("sqlite DSN needs a path: sqlite:///path/to/file.db")
+        else:
+            parse_dsn(self.dsn)  # what the PostgreSQL client cannot read is refused at load
         return self
 
 
@@ -203,14 +211,13 @@ class _Postgres:
         return self.session.alive
 
     async def run(self, sql: str, timeout: float) -> Rows:
-        import psycopg
-
         try:
-            async with asyncio.timeout(timeout):
-                return await self.session.query(sql)
-        except TimeoutError:
-            raise QueryError(f"timed out after {timeout:g}s") from None
-        except psycopg.Error as err:
+            return await self.session.bounded(sql, timeout)
+        except StatementTimeout as err:
+            raise QueryError(str(err)) from None
+        except (PgError, ConnectionError, OSError) as err:
+            # A lost server fails the query too (as it did with psycopg); the collect then sees
+            # the connection is not alive and fails as a whole.
             raise QueryError.of(err) from None
 
     async def full_scans(self, sql: str, timeout: float) -> dict[str, bool]:
@@ -298,7 +305,7 @@ class SQLCollector(BaseProbe):
         return f"sql {self.config.dsn}"
 
     def address(self) -> tuple[str, int] | None:
-        return tcp_address(self.config.dsn) if isinstance(self._driver, _Postgres) else None
+        return self._driver.session.endpoint.tcp() if isinstance(self._driver, _Postgres) else None
 
     async def collect(self) -> list[Family]:
         await self._driver.connect()

@@ -76,7 +76,7 @@ OUTAGES = {
             {"name": "main-db", "dsn": s.dsn(), "statements": 0})),
         lambda s: None,
         lambda got: got["pool_max_connections"].get(("main-db",)) == 50,
-        "AdminShutdown",  # the server ends the open connection on its way down
+        "terminating connection due to administrator command",  # the server ends the open connection going down
         lambda s: None,
         lambda got: got["pool_max_connections"].get(("main-db",)) == 50,
     ),
