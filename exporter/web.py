@@ -11,12 +11,19 @@ loop: `/-/healthy`, other scrapes and TCP StatsD keep being served meanwhile
 (bench/stall.py measures how long they wait). A small scrape (the default
 config's ~140 series) renders and compresses on the loop instead: a hand-off to
 the thread and back costs more CPU than such a render (bench/scrape.py).
+
+h11 reads and frames every request and answer, except the plainest: a GET or HEAD that
+arrives whole in one read, with no body, valid as h11 reads it (`_simple_request`), is
+answered directly, as h11 would write the answer, in one write with its body when that is
+small. That is what a Prometheus scrape is, and h11's per-header checks and state machine
+cost as much as rendering the daemon's own families (bench/scrape_floor.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
@@ -44,6 +51,7 @@ GZIP_MIN_BYTES = 1024  # smaller bodies are sent as they are
 # a few milliseconds at most, less than /-/healthy waits for a turn of the GIL during a big render.
 INLINE_RENDER_LINES = 2000
 INLINE_GZIP_BYTES = 128 * 1024  # about a millisecond of zlib level 1
+SIMPLE_JOIN_BYTES = 64 * 1024  # a body up to this size goes out in one write with its head
 
 
 class App(Protocol):
@@ -142,16 +150,25 @@ class Server:
                     status = err.error_status_hint if err.error_status_hint >= 400 else 400
                     if self.options.on_refused is not None:
                         self.options.on_refused("too_large" if status == 413 else "bad_request")
-                    await self._send(conn, writer, Response(status, b"bad request\n"), head=False,
-                                     gzip_ok=False, close=True)
+                    framed = await self._framed(Response(status, b"bad request\n"), gzip_ok=False)
+                    await self._send(conn, writer, status, framed, head=False, close=True)
                 return
             if request is None:
                 return
-            method, target, headers, body = request
+            method, target, headers, body, simple = request
             response = await self._dispatch(method, target, headers, body)
             accept_encoding = headers.get(b"accept-encoding", b"").decode("latin-1")
-            await self._send(conn, writer, response, head=method == "HEAD",
-                             gzip_ok="gzip" in accept_encoding, close=False)
+            head = method == "HEAD"
+            framed = await self._framed(response, "gzip" in accept_encoding)
+            if simple is not None:
+                if await self._send_simple(writer, response.status, framed, head, simple.close):
+                    if simple.close:
+                        return
+                    continue  # h11 saw none of it and is still waiting for a request
+                # An answer the direct writer leaves to h11: h11 is given the request first.
+                conn.receive_data(simple.raw)
+                conn.next_event(), conn.next_event()
+            await self._send(conn, writer, response.status, framed, head=head, close=False)
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             try:
@@ -160,7 +177,9 @@ class Server:
                 return
 
     async def _read_request(self, conn: h11.Connection, reader: asyncio.StreamReader
-                            ) -> tuple[str, str, dict[bytes, bytes], bytes] | None:
+                            ) -> tuple[str, str, dict[bytes, bytes], bytes, _Simple | None] | None:
+        """The next request: method, target, headers (names lowercased), body, and, for a request
+        read whole in one piece and plain enough (see `_simple_request`), what its direct answer needs."""
         request: h11.Request | None = None
         body = bytearray()
         started = False
@@ -169,11 +188,15 @@ class Server:
                 event = conn.next_event()
                 if event is h11.NEED_DATA:
                     data = await reader.read(65536)
-                    conn.receive_data(data)
                     if data and not started:
+                        if conn.their_state is h11.IDLE and not conn.trailing_data[0]:
+                            simple = _simple_request(data)
+                            if simple is not None:
+                                return simple.method, simple.target, simple.headers, b"", simple
                         # Once a request has begun, all of it must arrive promptly (slowloris).
                         started = True
                         deadline.reschedule(asyncio.get_running_loop().time() + HEADER_TIMEOUT)
+                    conn.receive_data(data)
                     continue
                 if isinstance(event, h11.ConnectionClosed):
                     return None
@@ -190,7 +213,8 @@ class Server:
                 elif isinstance(event, h11.EndOfMessage):
                     assert request is not None
                     headers = {k.lower(): v for k, v in request.headers}
-                    return request.method.decode("ascii", "replace"), request.target.decode("latin-1"), headers, bytes(body)
+                    return (request.method.decode("ascii", "replace"), request.target.decode("latin-1"), headers,
+                            bytes(body), None)
 
     async def _dispatch(self, method: str, target: str, headers: dict[bytes, bytes], body: bytes) -> Response:
         path, _, query = target.partition("?")
@@ -234,11 +258,14 @@ class Server:
     async def _metrics(self, accept: str | None, deadline: float | None = None) -> Response:
         """`deadline`: when the client gives up (loop time), after which nothing more is done for it."""
         fmt = negotiate(accept)
-        try:
-            async with asyncio.timeout(SCRAPE_QUEUE_TIMEOUT):
-                await self._scrapes.acquire()
-        except TimeoutError:
-            return Response(503, b"Too many concurrent scrapes.\n")
+        if self._scrapes.locked():
+            try:
+                async with asyncio.timeout(SCRAPE_QUEUE_TIMEOUT):
+                    await self._scrapes.acquire()
+            except TimeoutError:
+                return Response(503, b"Too many concurrent scrapes.\n")
+        else:
+            await self._scrapes.acquire()  # a turn is free: taken at once, no timer needed
         loop = asyncio.get_running_loop()
         try:
             families = list(await self.app.collect())
@@ -274,8 +301,8 @@ class Server:
             "</body></html>\n"
         ).encode()
 
-    async def _send(self, conn: h11.Connection, writer: asyncio.StreamWriter, response: Response,
-                    head: bool, gzip_ok: bool, close: bool) -> None:
+    async def _framed(self, response: Response, gzip_ok: bool) -> tuple[list[tuple[str, str]], list[bytes]]:
+        """The headers and body parts to send: gzipped if the client takes it and it is worth it."""
         parts = response.body if isinstance(response.body, list) else [response.body]
         headers = [("Content-Type", response.content_type), *response.headers,
                    *self.options.web_config.headers.items()]
@@ -288,9 +315,14 @@ class Server:
                 parts = await asyncio.get_running_loop().run_in_executor(self._worker, _gzip, parts)
             headers.append(("Content-Encoding", "gzip"))
         headers.append(("Content-Length", str(sum(map(len, parts)))))
+        return headers, parts
+
+    async def _send(self, conn: h11.Connection, writer: asyncio.StreamWriter, status: int,
+                    framed: tuple[list[tuple[str, str]], list[bytes]], head: bool, close: bool) -> None:
+        headers, parts = framed
         if close:
             headers.append(("Connection", "close"))
-        chunks = [conn.send(h11.Response(status_code=response.status, headers=headers))]
+        chunks = [conn.send(h11.Response(status_code=status, headers=headers))]
         if not head:
             for part in parts:
                 if part:
@@ -302,6 +334,32 @@ class Server:
                 writer.write(chunk)
         await writer.drain()
 
+    async def _send_simple(self, writer: asyncio.StreamWriter, status: int,
+                           framed: tuple[list[tuple[str, str]], list[bytes]], head: bool, close: bool) -> bool:
+        """The answer to a simple request, written as h11 writes it (tests compare the bytes) but
+        without its per-header checks and state machine; False, with nothing written, for an
+        answer only h11 should frame (a status without a body, a header that is not plain ASCII)."""
+        headers, parts = framed
+        if status < 200 or status in (204, 304):
+            return False
+        lines = "".join([f"{name}: {value}\r\n" for name, value in headers])
+        if lines.count("\n") != len(headers) or lines.count("\r") != len(headers) or not lines.isascii():
+            return False
+        if close:
+            lines += "Connection: close\r\n"
+        head_bytes = f"HTTP/1.1 {status} \r\n{lines}\r\n".encode("ascii")
+        if head:
+            writer.write(head_bytes)
+        elif len(parts) == 1 and len(parts[0]) <= SIMPLE_JOIN_BYTES:
+            writer.write(head_bytes + parts[0])  # one send for a small answer, not two
+        else:
+            writer.write(head_bytes)
+            for part in parts:
+                if part:
+                    writer.write(part)
+        await writer.drain()
+        return True
+
 
 def _gzip(parts: list[bytes]) -> list[bytes]:
     """The parts as one gzip stream, in parts (zlib works without holding the GIL)."""
@@ -309,6 +367,52 @@ def _gzip(parts: list[bytes]) -> list[bytes]:
     out = [compressor.compress(part) for part in parts]
     out.append(compressor.flush())
     return [chunk for chunk in out if chunk]
+
+
+@dataclass
+class _Simple:
+    """A request read whole in one piece that the server answers without h11 (see `_simple_request`)."""
+
+    method: str
+    target: str
+    headers: dict[bytes, bytes]
+    close: bool  # the client asked for the connection to close (or speaks HTTP/1.0, as h11 treats it)
+    raw: bytes  # the request as read: for h11, should the answer need it after all
+
+
+# A GET or HEAD whose head is exactly what h11 accepts (method, target and header names, values
+# made of visible characters and inner blanks), and nothing after it: no body, no second request.
+_SIMPLE_HEAD = re.compile(
+    rb"(GET|HEAD) ([\x21-\x7e]+) HTTP/1\.([01])\r\n"
+    rb"((?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[ \t]*(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?[ \t]*\r\n)*)"
+    rb"\r\n\Z")
+_SIMPLE_HEADER = re.compile(rb"([^:]+):[ \t]*(.*?)[ \t]*\r\n")
+
+
+def _simple_request(data: bytes) -> _Simple | None:
+    """`data` as a request the server may answer without h11: a whole GET or HEAD head, valid
+    as h11 reads it, that frames no body and is the only request in `data`; None for anything
+    else (h11 then reads it, and answers what is malformed as it always has)."""
+    if len(data) > MAX_HEADER_BYTES:
+        return None
+    match = _SIMPLE_HEAD.match(data)
+    if match is None:
+        return None
+    close = match[3] == b"0"  # h11 keeps no HTTP/1.0 connection alive
+    headers: dict[bytes, bytes] = {}
+    hosts = 0
+    for name, value in _SIMPLE_HEADER.findall(match[4]):
+        name = name.lower()
+        if name == b"host":
+            hosts += 1
+        elif name == b"connection":
+            close = close or b"close" in [token.strip().lower() for token in value.split(b",")]
+        elif name in (b"content-length", b"transfer-encoding"):
+            return None  # h11 frames (or refuses) a body
+        headers[name] = value
+    if hosts > 1 or (hosts == 0 and match[3] == b"1"):
+        return None  # h11 refuses these with 400
+    return _Simple(match[1].decode("ascii"), match[2].decode("latin-1"), headers, close, data)
 
 
 def _client_deadline(headers: dict[bytes, bytes]) -> float | None:
