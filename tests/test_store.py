@@ -9,7 +9,16 @@ import sys
 import pytest
 
 from exporter.model import FamilySpec, HistogramValue, MetricType
-from exporter.store import Counter, Gauge, Histogram, Limits, Refusal, Store, Summary
+from exporter.store import (
+    MAX_SHARED_VALUES,
+    Counter,
+    Gauge,
+    Histogram,
+    Limits,
+    Refusal,
+    Store,
+    Summary,
+)
 
 C = FamilySpec("hits_total", MetricType.COUNTER, "h", ("a",), namespaced=False)
 G = FamilySpec("hits_total", MetricType.GAUGE, "h", ("a",), namespaced=False)
@@ -101,6 +110,23 @@ def test_expiry_gives_back_the_table_of_a_family_that_shrank() -> None:
     assert store.expire(gone=gone) == 9_999 and len(gone) == 9_999 and kept not in gone
     assert sys.getsizeof(store._families["hits_total"].series) < full / 100
     assert store.series(C, ("0",), ttl=10.0) is kept
+
+
+def test_new_series_share_a_repeated_label_value_and_nothing_unique_piles_up() -> None:
+    """Issue 15: each series held its own copy of a value that thousands repeat (bytes a series);
+    the table that shares them must stay bounded under unique values and let go on expiry."""
+    clock = Clock()
+    store = Store(Limits(max_series=20_000, max_series_per_family=20_000), clock=clock)
+    two = FamilySpec("two_total", MetricType.COUNTER, "h", ("id", "shard"), namespaced=False)
+    for i in range(MAX_SHARED_VALUES * 2):
+        store.series(two, (str(i), "".join(["1", str(i % 2 + 4)])), ttl=10.0)  # a fresh "14" or "15" each
+    keys = list(store._families["two_total"].series)
+    assert len({id(shard) for _, shard in keys}) <= 2 * 3  # one copy of each per table generation
+    assert [k for k in keys if k[0] == "7"] == [("7", "15")]
+    assert len(store._values) <= MAX_SHARED_VALUES
+    clock.now = 20.0
+    assert store.expire() == MAX_SHARED_VALUES * 2
+    assert not store._values
 
 
 def test_histogram_le_is_inclusive_and_cumulative() -> None:
