@@ -174,6 +174,7 @@ class Receiver:
 
 class Exporter(Receiver):
     own_count = True
+    template = MAPPING  # the config, formatted with port and workers (bench/soak.py brings its own)
 
     def __init__(self, port: int, tmp: Path, workers: int = 1, cpus: str = "0") -> None:
         super().__init__(port, tmp)
@@ -184,7 +185,7 @@ class Exporter(Receiver):
 
     def start(self) -> None:
         config = self.tmp / f"exporter-{self.port}.yaml"
-        config.write_text(MAPPING.format(port=self.port, workers=self.workers))
+        config.write_text(self.template.format(port=self.port, workers=self.workers))
         with open(self.tmp / f"exporter-{self.port}.log", "wb") as log:
             self.proc = subprocess.Popen(
                 ["taskset", "-c", self.cpus, sys.executable, "-m", "exporter", "--config.file", str(config),

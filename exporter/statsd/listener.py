@@ -1,9 +1,9 @@
 """Sockets -> packets -> `sink.handle_packet(data)`: UDP, TCP and unix datagram listeners.
 
-Datagram sockets (udp, unixgram) are read by a blocking `recv` in a thread of
-their own: measured on the ingest benchmark, that costs a few microseconds less
-per packet than asyncio's datagram protocol, and the event loop stays free for
-scrapes. TCP uses asyncio streams (many idle connections are cheap there).
+Datagram sockets (udp, unixgram) are read in a thread of their own, a batch of
+queued datagrams per system call on Linux (statsd/recvmmsg.py), else by a blocking
+`recv`: measured on the ingest benchmark, a thread costs a few microseconds less per
+packet than asyncio's datagram protocol, and the event loop stays free for scrapes. TCP uses asyncio streams (many idle connections are cheap there).
 Only how bytes are read differs; every listener hands whole lines to its sink.
 """
 
@@ -21,6 +21,7 @@ from typing import NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from exporter.statsd.kernel import socket_drops
+from exporter.statsd.recvmmsg import batch_receiver
 from exporter.statsd.stats import ListenerCounters
 from exporter.store import Counter
 
@@ -147,6 +148,35 @@ class DatagramListener:
         self._thread.start()
 
     def _run(self) -> None:
+        assert self._sock is not None
+        batches = batch_receiver(self._sock, MAX_DATAGRAM)
+        if batches is None:
+            self._run_single()
+            return
+        handle = self._sink.handle_packet
+        packets, nbytes = self._counters.packets, self._counters.bytes
+        try:
+            while True:
+                try:
+                    batch = batches.receive()
+                except OSError as err:
+                    if self._stopping:
+                        return
+                    log.warning("statsd: %s: receive failed: %s", self.address, err)
+                    continue
+                for data in batch:
+                    if not data:
+                        if self._stopping:
+                            return
+                        continue  # an empty datagram
+                    packets.value += 1
+                    nbytes.value += len(data)
+                    handle(data)
+        finally:
+            batches.close()
+
+    def _run_single(self) -> None:
+        """One `recv` a datagram, where recvmmsg is not available."""
         assert self._sock is not None
         recv = self._sock.recv
         handle = self._sink.handle_packet
