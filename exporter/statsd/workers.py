@@ -23,6 +23,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from exporter.heap import freeze_startup_heap
 from exporter.model import Exemplar, FamilySpec
 from exporter.statsd.config import StatsdConfig
 from exporter.statsd.ingest import Ingest
@@ -139,6 +140,7 @@ def _worker(index: int, config: StatsdConfig, label: str, address: str, conn: Co
         conn.send(("error", str(err)))
         return
     conn.send(("ready", listener.port))
+    freeze_startup_heap()  # as the daemon does: a full collection would stall this reader too
     data, own = _Tracker(), _Tracker(PER_PROCESS)
     try:
         while True:
@@ -149,6 +151,7 @@ def _worker(index: int, config: StatsdConfig, label: str, address: str, conn: Co
                     new: StatsdConfig = message[1]
                     store.limits = Limits(new.defaults.max_series, new.defaults.max_series_per_family)
                     ingest.set_mapper(Mapper.from_config(new))
+                    freeze_startup_heap()
                 stop = message[0] == "stop"
             ingest.expire()
             with ingest.lock:
