@@ -1,9 +1,9 @@
 """One pgwire connection to PostgreSQL, kept across scrapes, for the postgres and sql probes.
 
-They differ in what they ask, not in how they connect. Statements go as simple
-queries (pgwire.py): each runs in its own implicit transaction, so a probe never
-holds a transaction (or its snapshot) open between scrapes, which is what
-psycopg's autocommit gave before.
+They differ in what they ask, not in how they connect. Statements go as prepared
+statements of the session (pgwire.py), each with a Sync of its own, so each runs
+in its own implicit transaction: a probe never holds a transaction (or its
+snapshot) open between scrapes, which is what psycopg's autocommit gave before.
 """
 
 from __future__ import annotations
@@ -68,13 +68,13 @@ class PgSession:
     async def pipeline(self, sqls: Sequence[str]) -> list[Records]:
         """Every statement in one round trip; PgError (the connection still usable) if one of them failed."""
         conn = await self.connection()
-        return [result.records() for result in await conn.pipeline(sqls)]
+        return [result.records() for result in await conn.pipeline(sqls, prepared=True)]
 
     async def bounded(self, sql: str, timeout: float) -> Records:
         """One statement cancelled on the server when it runs past `timeout` (StatementTimeout), so the
         connection stays usable; given up (dropped) if the cancelled statement does not end soon after."""
         conn = await self.connection()
-        task = asyncio.ensure_future(conn.pipeline([sql]))
+        task = asyncio.ensure_future(conn.pipeline([sql], prepared=True))
         try:
             done, _ = await asyncio.wait({task}, timeout=timeout)
             if done:

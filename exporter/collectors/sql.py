@@ -17,10 +17,10 @@ SQLite databases are opened read-only; queries run in a worker thread with a
 progress handler that aborts them at their deadline, and a cancelled collect
 interrupts its query, so no thread outlives its timeout. PostgreSQL runs on one
 kept connection of our own wire-protocol client (pgwire.py, no psycopg), each
-query as a simple query in its own implicit transaction, its values decoded into
-the types psycopg would give (pgtypes.py); a query past its timeout is cancelled
-on the server and the connection stays. Queries take no parameters (the
-configuration has no place for them), so the simple query protocol carries them.
+query a prepared statement of the session in its own implicit transaction, its
+values decoded into the types psycopg would give (pgtypes.py); a query past its
+timeout is cancelled on the server and the connection stays. Queries take no
+parameters (the configuration has no place for them): nothing is bound.
 """
 
 from __future__ import annotations

@@ -154,3 +154,41 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("psycopg", "psycopg_b
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_statements_are_prepared_once_and_parsed_again_when_they_must_be(postgres_server: PostgresServer) -> None:
+    """A statement is planned once per session; one whose table changed under it, or that does not
+    parse, is parsed again at its next run rather than failing for good (or with a stale name)."""
+    with postgres_server.connect() as conn:
+        conn.execute("DROP TABLE IF EXISTS prepared_shape")
+        conn.execute("CREATE TABLE prepared_shape (a int)")
+        conn.execute("INSERT INTO prepared_shape VALUES (1)")
+    select, typo = "SELECT * FROM prepared_shape", "SELEC 1"
+
+    async def main() -> tuple[list[Any], list[str], list[Any], list[str]]:
+        session = PgSession(postgres_server.dsn(), 5.0)
+        try:
+            first = await session.query(select)
+            again = await session.query(select)
+            names = [r["statement"] for r in await session.query(
+                "SELECT statement FROM pg_prepared_statements ORDER BY statement")]
+            with postgres_server.connect() as conn:
+                conn.execute("ALTER TABLE prepared_shape ADD COLUMN b int DEFAULT 2")
+            with pytest.raises(PgError) as stale:
+                await session.query(select)
+            after = await session.query(select)
+            typos = []
+            for _ in range(2):
+                with pytest.raises(PgError) as err:
+                    await session.query(typo)
+                typos.append(str(err.value))
+            return [first, again, after], names, [stale.value.sqlstate], typos
+        finally:
+            await session.drop()
+
+    (first, again, after), names, stale, typos = run(main)
+    assert first == again == [{"a": 1}]
+    assert select in names
+    assert stale == ["0A000"]  # cached plan must not change result type
+    assert after == [{"a": 1, "b": 2}]
+    assert typos == ['SELEC 1: ERROR: syntax error at or near "SELEC"'] * 2
