@@ -11,7 +11,9 @@ commits can be compared in one run. The daemons run at once and scrapes alternat
 between them (urllib, a new connection each, as bench/probes.py scrapes), so the
 machine's noise falls on all alike. Reports, per tree, the median of the rounds'
 median latencies and of their CPU seconds per scrape (/proc/<pid>/stat), and the
-ratio of each to the first tree.
+ratio of each to the first tree. The last row is the floor under any asyncio server in this
+interpreter: a bare asyncio.Protocol that answers every connection with a fixed body of the
+same size, parsing nothing and collecting nothing (what no change to the daemon can go below).
 """
 
 from __future__ import annotations
@@ -30,12 +32,32 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from scrape import cpu_seconds, free_port  # noqa: E402  (the sibling benchmark's helpers)
+from scrape import cpu_seconds, free_port  # the sibling benchmark's helpers
 
 CONFIG = {"statsd": {"listeners": []},
           "collectors": {"host": {"enabled": False}, "process": {"enabled": False},
                          "container": {"enabled": False}},
           "probes": {}}
+
+
+# The floor row: accept, read until the end of the head, one write of a fixed answer, close.
+FLOOR = """
+import asyncio, sys
+BODY = b"x" * int(sys.argv[2])
+ANSWER = b"HTTP/1.1 200 \\r\\nContent-Type: text/plain\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(BODY) + BODY
+class Answer(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.head = transport, b""
+    def data_received(self, data):
+        self.head += data
+        if b"\\r\\n\\r\\n" in self.head:
+            self.transport.write(ANSWER)
+            self.transport.close()
+async def main():
+    await asyncio.get_running_loop().create_server(Answer, "127.0.0.1", int(sys.argv[1]))
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
 
 
 def scrape(url: str) -> float:
@@ -45,11 +67,12 @@ def scrape(url: str) -> float:
     return time.perf_counter() - start
 
 
-def start(tree: Path, config: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start(tree: Path | None, config: Path, size: int) -> tuple[subprocess.Popen[bytes], str]:
+    """The daemon from `tree`, or (None) the floor server answering `size` bytes."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", "--config.file", str(config),
-                             "--web.listen-address", f"127.0.0.1:{port}"],
-                            env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree,
+    cmd = ([sys.executable, "-m", "exporter", "--config.file", str(config), "--web.listen-address",
+            f"127.0.0.1:{port}"] if tree is not None else [sys.executable, "-c", FLOOR, str(port), str(size)])
+    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(tree or ROOT)}, cwd=tree or ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/metrics"
     deadline = time.monotonic() + 60
@@ -69,18 +92,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="each daemon restarted per round")
     parser.add_argument("--tree", action="append", type=Path, help="a source checkout (repeat to compare)")
     args = parser.parse_args()
-    trees = [t.resolve() for t in args.tree or [ROOT]]
-    rounds: dict[Path, list[tuple[float, float]]] = {t: [] for t in trees}
+    trees: list[Path | None] = [t.resolve() for t in args.tree or [ROOT]]
+    trees.append(None)  # the floor
+    rounds: dict[Path | None, list[tuple[float, float]]] = {t: [] for t in trees}
+    size = 4300  # about what the no-probe daemon answers
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "none.yaml"
         config.write_text(yaml.safe_dump(CONFIG))
         for _ in range(args.rounds):
-            running = [(t, *start(t, config)) for t in trees]
+            running = [(t, *start(t, config, size)) for t in trees]
             try:
                 for _, _, url in running:
                     for _ in range(50):  # warm-up: the renderer's caches, the first imports
                         scrape(url)
-                took: dict[Path, list[float]] = {t: [] for t in trees}
+                took: dict[Path | None, list[float]] = {t: [] for t in trees}
                 before = {t: cpu_seconds(p.pid) for t, p, _ in running}
                 for _ in range(args.scrapes):
                     for t, _, url in running:
@@ -102,7 +127,7 @@ def main() -> None:
         cpu = statistics.median(c for _, c in mine)
         ratio = statistics.median(a[0] / b[0] for a, b in zip(mine, first))
         cpu_ratio = statistics.median(a[1] / b[1] for a, b in zip(mine, first)) if all(b[1] for b in first) else 0
-        print(f"| {t} | {1000 * median:.3f} | {1000 * cpu:.3f} | {ratio:.2f}x | {cpu_ratio:.2f}x |")
+        print(f"| {t or 'asyncio floor'} | {1000 * median:.3f} | {1000 * cpu:.3f} | {ratio:.2f}x | {cpu_ratio:.2f}x |")
 
 
 if __name__ == "__main__":
