@@ -271,6 +271,22 @@ def test_a_hot_key_outlives_the_expiry_of_churning_series() -> None:
     assert v[("short_users", ())] == 1
 
 
+def test_an_expired_set_or_instance_gauge_leaves_nothing_held_for_it() -> None:
+    """Issue 15: a set's members and a gauge's per-instance shares are kept beside the gauges
+    (routes.py, 16 bytes a gauge less); they must go when their series expire, or neither the
+    memory nor those gauges are ever freed, and a series created again must start from zero."""
+    h = Harness()
+    h.send("short.users:a|s", "short.users:b|s", "short.pool:3|g|#apm_instance:1.a", "short.pool:4|g|#apm_instance:2.b")
+    assert h.values()[("short_users", ())] == 2 and h.values()[("short_pool", ())] == 7
+    routes = h.ingest.routes
+    assert len(routes.members) == 1 and len(routes.shares) == 1
+    h.clock.now += 11
+    assert h.ingest.expire() == 2
+    assert not routes.members and not routes.shares
+    h.send("short.users:c|s", "short.pool:5|g|#apm_instance:1.a")
+    assert h.values()[("short_users", ())] == 1 and h.values()[("short_pool", ())] == 5
+
+
 def test_a_refused_key_is_retried_once_series_expired() -> None:
     """A key refused at the series limit is cached as refused; the room an expiry leaves must let it in."""
     h = Harness(limits=Limits(max_series=1, max_series_per_family=1))

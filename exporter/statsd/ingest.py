@@ -92,7 +92,6 @@ class Ingest:
             expired = self.store.expire(gone=gone)
             if expired:
                 routes.forget(set(gone))
-                routes.instanced.difference_update(gone)
                 self.stats.expired.value += expired
             self.stats.series.value = len(self.store)
             self.stats.cache_entries.value = len(routes.cache) + len(routes.old)

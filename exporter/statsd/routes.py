@@ -89,8 +89,11 @@ class Routes:
         self.parts: dict[bytes, bytes] = {}
         self.values: dict[bytes, float] = {}
         self.blank = 0  # blank lines seen since the loop last took them (they are not lines)
-        # Gauges with per-instance shares, whose silent instances expire_instances() forgets.
-        self.instanced: set[Gauge] = set()
+        # Kept here, not in a slot of every Gauge: a set's members, and the shares (value and
+        # time heard) of the instances that report a gauge, whose silent ones expire_instances()
+        # forgets.
+        self.members: dict[Gauge, set[str]] = {}
+        self.shares: dict[Gauge, dict[str, tuple[float, float]]] = {}
         # The loop, for lines this splits into several (set by Ingest): (samples, unmapped lines).
         self.feed: Callable[[list[bytes], float], tuple[int, int]] = lambda lines, now: (0, 0)
         # Called whenever `cache` is another dict, for the loop that holds it (set by Ingest).
@@ -191,9 +194,10 @@ class Routes:
         self.renewed()
 
     def forget(self, gone: set[Any]) -> None:
-        """Forget the routes to these (expired) series, and every refusal, which the room they
-        left may now turn into a series; the other keys stay cached (a session id family that
-        churns through TTL does not cost every hot key a miss)."""
+        """Forget the routes to these (expired) series and what is kept here for them (members,
+        shares), and every refusal, which the room they left may now turn into a series; the
+        other keys stay cached (a session id family that churns through TTL does not cost
+        every hot key a miss)."""
         cache, old = self.cache, self.old
         dead = set()
         for key in list(self.others):  # the few entries whose series is not at entry[1]
@@ -207,7 +211,11 @@ class Routes:
         self.renewed()
         if len(self.parts) > len(self.cache) + len(self.old):
             self.parts = {}
-        self.values.clear()  # recent values, among them those of the series that went
+        self.values.clear()
+        if self.members:  # the members and shares of the sets and gauges that went
+            self.members = {g: m for g, m in self.members.items() if g not in gone}
+        if self.shares:
+            self.shares = {g: p for g, p in self.shares.items() if g not in gone}  # recent values, among them those of the series that went
 
     def _exemplar(self, entry: Entry, route: Route, labels: Tags, value: float) -> None:
         """Keep the exemplar on its bucket (histograms) or its counter, with the value it added."""
@@ -315,24 +323,36 @@ class Routes:
             v = events[0].value
         self.stats.unmapped.value += entry[1]
         gauge: Gauge = entry[3]
-        gauge.set_part(entry[5], v * entry[4], now)
+        shares = self.shares.get(gauge)
+        if shares is None:
+            shares = self.shares[gauge] = {}
+        share = v * entry[4]
+        old = shares.get(entry[5])
+        shares[entry[5]] = (share, now)
+        # Adding the difference keeps the update O(1); expire_instances re-sums, so float error
+        # cannot accumulate past one expiry pass.
+        gauge.value += share - (old[0] if old is not None else 0.0)
         gauge.seen = now
-        self.instanced.add(gauge)
         return 1
 
     def expire_instances(self, now: float) -> None:
-        """Forget the shares of instances not heard from within the mapper's instance_expiry."""
+        """Forget the shares of instances not heard from within the mapper's instance_expiry
+        (a SIGKILLed process); each gauge is their sum again."""
         heard_since = now - self.mapper.instance_expiry
-        for gauge in list(self.instanced):
-            if not gauge.expire_parts(heard_since):
-                self.instanced.discard(gauge)
+        for gauge, shares in list(self.shares.items()):
+            for instance in [k for k, (_, seen) in shares.items() if seen < heard_since]:
+                del shares[instance]
+            gauge.value = float(sum(v for v, _ in shares.values()))
+            if not shares:
+                del self.shares[gauge]
 
     def _add_member(self, s: Gauge, member: str, now: float) -> int:
-        if s.members is None:
-            s.members = set()
-        if len(s.members) < MAX_SET_MEMBERS:
-            s.members.add(member)
-        s.value = float(len(s.members))
+        members = self.members.get(s)
+        if members is None:
+            members = self.members[s] = set()
+        if len(members) < MAX_SET_MEMBERS:
+            members.add(member)
+        s.value = float(len(members))
         s.seen = now
         return 1
 
