@@ -7,7 +7,8 @@ classes and a stdlib http.server in its own process, on free loopback ports), th
 each: our daemon with only that probe configured, and the peer
 (prometheus-redis-exporter, prometheus-postgres-exporter, prometheus-pgbouncer-exporter,
 prometheus-blackbox-exporter's http module, Debian's packages) with its default
-configuration.
+configuration; the SQL probe beside postgres_exporter running the same user queries
+(--extend.query-path, its default collectors off).
 Scrapes alternate between the two so the machine's noise falls on both alike. Reports
 the scrape latency median and p99, CPU seconds per scrape (/proc/<pid>/stat), resident
 memory and series count, and the coverage table: for each signal of the peer's default
@@ -108,6 +109,13 @@ COVERAGE: dict[str, list[tuple[str, str | None, str]]] = {
         # pg_replication_lag (the peer's default, on replicas only) is apm_postgres_replay_lag_seconds;
         # both are absent on the primary measured here (tests/collectors/test_postgres.py has the replica).
     ],
+    # postgres_exporter as a query exporter (SQL_QUERIES through --extend.query-path, its default
+    # collectors off) against our SQL probe with the same queries.
+    "sql": [
+        ("items_n", "shop_items", "a user query's column (rows per kind)"),
+        ("items_total", "shop_items_value", "a numeric column"),
+        ("sessions_n", "shop_sessions", "a second query (sessions by state)"),
+    ],
     # Debian's prometheus-pgbouncer-exporter 1.7, run through PGBOUNCER_SHIM (see there).
     "pgbouncer": [
         ("pgbouncer_active_clients", "apm_pool_clients", "clients active (and waiting)"),
@@ -172,6 +180,32 @@ if len(sys.argv) > 2:
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
 server.serve_forever()
 """
+
+# The SQL row's user queries: a table's rows by a label with a count and a numeric sum, and a view's.
+SQL_QUERIES = {
+    "items": ("SELECT kind, count(*) AS n, sum(price) AS total FROM bench_items GROUP BY kind",
+              ["kind"], {"n": "shop_items", "total": "shop_items_value"}),
+    "sessions": ("SELECT COALESCE(state, 'none') AS state, count(*) AS n FROM pg_stat_activity GROUP BY 1",
+                 ["state"], {"n": "shop_sessions"}),
+}
+
+
+def sql_probe(dsn: str) -> dict[str, Any]:
+    """Our SQL probe's target with SQL_QUERIES."""
+    return {"name": "bench", "dsn": dsn, "queries": [
+        {"name": name, "sql": sql, "metrics": [{"name": ours, "value": column, "labels": labels}
+                                               for column, ours in values.items()]}
+        for name, (sql, labels, values) in SQL_QUERIES.items()]}
+
+
+def peer_queries(path: Path) -> Path:
+    """SQL_QUERIES in postgres_exporter's --extend.query-path format (<query>_<column> families)."""
+    path.write_text(yaml.safe_dump({name: {"query": sql, "metrics": [
+        *({label: {"usage": "LABEL", "description": label}} for label in labels),
+        *({column: {"usage": "GAUGE", "description": column}} for column in values)]}
+        for name, (sql, labels, values) in SQL_QUERIES.items()}))
+    return path
+
 
 # Peers' family names differ between versions; alternatives to accept for a row.
 ALIASES: dict[str, tuple[str, ...]] = {}
@@ -342,6 +376,11 @@ def main() -> None:
                 conn.execute("SELECT 1")
             # A session that holds a lock in an open transaction for the whole run, as a busy
             # server always has: the lock and transaction-age families then have something to count.
+            with postgres.connect() as conn:
+                conn.execute("DROP TABLE IF EXISTS bench_items")
+                conn.execute("CREATE TABLE bench_items (id int PRIMARY KEY, kind text, price numeric)")
+                conn.execute("INSERT INTO bench_items SELECT i, (ARRAY['a','b','c','d'])[i % 4 + 1], i / 100.0 "
+                             "FROM generate_series(1, 2000) i")
             holder = postgres.connect()
             holder.execute("BEGIN")
             holder.execute("SELECT count(*) FROM pg_class")
@@ -355,6 +394,13 @@ def main() -> None:
                 Exporter("postgres_exporter", [peer("prometheus-postgres-exporter"),
                                                f"--web.listen-address=127.0.0.1:{(p := free_port())}"], p,
                          env={"DATA_SOURCE_NAME": f"{pg_dsn}?sslmode=disable"}))
+            pairs["sql"] = (
+                ours("sql", sql_probe(pg_dsn), tmp),
+                Exporter("postgres_exporter (queries)", [
+                    peer("prometheus-postgres-exporter"), f"--web.listen-address=127.0.0.1:{(p := free_port())}",
+                    "--disable-default-metrics", "--disable-settings-metrics", "--no-collector.database",
+                    "--no-collector.bgwriter", f"--extend.query-path={peer_queries(tmp / 'queries.yaml')}"], p,
+                    env={"DATA_SOURCE_NAME": f"{pg_dsn}?sslmode=disable"}))
             peer("prometheus-pgbouncer-exporter")
             pairs["pgbouncer"] = (
                 ours("pgbouncer", {"name": "bench", "dsn": pgbouncer.dsn("pgbouncer")}, tmp),
