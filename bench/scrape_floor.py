@@ -1,6 +1,6 @@
 """The fixed cost of one scrape: our daemon with no probe and no StatsD, scraped as bench/probes.py does.
 
-    python bench/scrape_floor.py [--scrapes 2000] [--rounds 3] [--tree DIR ...]
+    python bench/scrape_floor.py [--scrapes 2000] [--rounds 3] [--tree DIR ...] [--prometheus]
 
 What every probe row of bench/probes.py pays before its probe runs: accepting the
 connection, reading the request, collecting the daemon's own families (26 series),
@@ -11,7 +11,9 @@ commits can be compared in one run. The daemons run at once and scrapes alternat
 between them (urllib, a new connection each, as bench/probes.py scrapes), so the
 machine's noise falls on all alike. Reports, per tree, the median of the rounds'
 median latencies and of their CPU seconds per scrape (/proc/<pid>/stat), and the
-ratio of each to the first tree. The last row is the floor under any asyncio server in this
+ratio of each to the first tree. `--prometheus` sends what a Prometheus scrape sends
+(Accept-Encoding: gzip, OpenMetrics preferred, the scrape timeout) instead of urllib's
+plain GET (the floor row then still answers plain text). The last row is the floor under any asyncio server in this
 interpreter: a bare asyncio.Protocol that answers every connection with a fixed body of the
 same size, parsing nothing and collecting nothing (what no change to the daemon can go below).
 """
@@ -60,9 +62,16 @@ asyncio.run(main())
 """
 
 
+# --prometheus: the headers a Prometheus 2.x scrape sends (gzip, text/OpenMetrics negotiation, timeout).
+PROMETHEUS = {"Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+                        "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+              "Accept-Encoding": "gzip", "X-Prometheus-Scrape-Timeout-Seconds": "10"}
+HEADERS: dict[str, str] = {}
+
+
 def scrape(url: str) -> float:
     start = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=30) as r:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=HEADERS), timeout=30) as r:
         r.read()
     return time.perf_counter() - start
 
@@ -91,7 +100,10 @@ def main() -> None:
     parser.add_argument("--scrapes", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3, help="each daemon restarted per round")
     parser.add_argument("--tree", action="append", type=Path, help="a source checkout (repeat to compare)")
+    parser.add_argument("--prometheus", action="store_true", help="send a Prometheus scrape's headers "
+                        "(gzip, OpenMetrics, scrape timeout) instead of urllib's plain GET")
     args = parser.parse_args()
+    HEADERS.update(PROMETHEUS if args.prometheus else {})
     trees: list[Path | None] = [t.resolve() for t in args.tree or [ROOT]]
     trees.append(None)  # the floor
     rounds: dict[Path | None, list[tuple[float, float]]] = {t: [] for t in trees}
@@ -116,7 +128,8 @@ def main() -> None:
                 for _, p, _ in running:
                     p.terminate()
                     p.wait(10)
-    print(f"`python bench/scrape_floor.py --scrapes {args.scrapes} --rounds {args.rounds}`, "
+    print(f"`python bench/scrape_floor.py --scrapes {args.scrapes} --rounds {args.rounds}"
+          f"{' --prometheus' if args.prometheus else ''}`, "
           f"medians of the rounds:\n")
     print("| tree | median ms | CPU ms/scrape | median / first | CPU / first |")
     print("|---|---:|---:|---:|---:|")

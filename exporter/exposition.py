@@ -62,6 +62,7 @@ class Format(str, Enum):
     PROTOBUF = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
 
 
+@lru_cache(maxsize=64)  # a Prometheus sends the same Accept header every scrape
 def negotiate(accept: str | None) -> Format:
     """OpenMetrics or protobuf only when the client asks for them, as Prometheus does.
 

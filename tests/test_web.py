@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import http.client
 import threading
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from exporter import families
 from exporter.model import Family
-from exporter.web import INLINE_RENDER_LINES, Options, Server
+from exporter.web import INLINE_RENDER_LINES, Options, Server, _gzip
 
 GUARD = 30.0  # turns a hang into a failure (a client's timeout); never reached when the server is right
 
@@ -85,3 +86,14 @@ def test_healthy_and_other_requests_are_answered_while_a_scrape_renders() -> Non
         loop.call_soon_threadsafe(loop.stop)
         thread.join(GUARD)
         loop.close()
+
+
+def test_gzip_of_any_size_inflates_to_the_body_and_is_as_small_as_with_zlibs_defaults() -> None:
+    line = b'apm_exporter_statsd_parse_errors_total{reason="malformed_line"} 0.0\n'
+    for size in (1, 1000, 1025, 4300, 9000, 33_000, 300_000):
+        body = (line * (size // len(line) + 1))[:size]
+        parts = [body[: size // 3], body[size // 3 :]]
+        packed = b"".join(_gzip(parts))
+        assert zlib.decompress(packed, 31) == body
+        default = zlib.compressobj(1, zlib.DEFLATED, 31)
+        assert len(packed) <= len(default.compress(body) + default.flush()) * 1.01 + 8
