@@ -13,9 +13,10 @@ exchange and text rows.
 Supported: libpq URLs (`postgresql://user:pass@host:port/db?sslmode=…`) and
 `key=value` DSNs with host (a name, an address or a socket directory), hostaddr,
 port, user, password, dbname, sslmode (disable, allow, prefer, require,
-verify-ca, verify-full), sslrootcert, sslcert, sslkey, connect_timeout and
-application_name; libpq's PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE,
-PGSSLMODE environment defaults and the password file (PGPASSFILE or
+verify-ca, verify-full), sslrootcert, sslcert, sslkey, connect_timeout,
+application_name and options (server settings for the session); libpq's PGHOST,
+PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE, PGOPTIONS environment
+defaults and the password file (PGPASSFILE or
 ~/.pgpass); authentication trust, cleartext password, md5 and SCRAM-SHA-256.
 Anything else in a DSN is refused when the configuration is read, not ignored.
 
@@ -104,10 +105,10 @@ _MAX_MESSAGE = 64 * 1024 * 1024  # a peer that is not PostgreSQL cannot make us 
 _CHUNK = 256 * 1024
 _SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _KEYS = {"host", "hostaddr", "port", "user", "password", "dbname", "sslmode", "sslrootcert", "sslcert",
-         "sslkey", "connect_timeout", "application_name", "passfile"}
+         "sslkey", "connect_timeout", "application_name", "passfile", "options"}
 _ENV = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
         "dbname": "PGDATABASE", "sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT",
-        "passfile": "PGPASSFILE"}
+        "passfile": "PGPASSFILE", "options": "PGOPTIONS"}
 _KV = re.compile(r"\s*(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)")
 
 
@@ -134,6 +135,7 @@ class Endpoint:
     sslcert: str = ""
     sslkey: str = ""
     application_name: str = ""
+    options: str = ""  # server settings for the session, `-c statement_timeout=5s` (not for PgBouncer's console)
     passfile: str = ""
 
     @property
@@ -351,7 +353,8 @@ class Connection:
             raise ProbeError(f"sslmode={end.sslmode}: the server does not offer TLS")
 
     async def _startup(self, end: Endpoint, settings: dict[str, str]) -> None:
-        params = {"user": end.user, "database": end.dbname, "application_name": end.application_name, **settings}
+        params = {"user": end.user, "database": end.dbname, "application_name": end.application_name,
+                  "options": end.options, **settings}
         body = struct.pack("!I", _PROTOCOL) + b"".join(
             k.encode() + b"\0" + v.encode() + b"\0" for k, v in params.items() if v) + b"\0"
         self._writer.write(struct.pack("!I", len(body) + 4) + body)

@@ -192,3 +192,25 @@ def test_statements_are_prepared_once_and_parsed_again_when_they_must_be(postgre
     assert stale == ["0A000"]  # cached plan must not change result type
     assert after == [{"a": 1, "b": 2}]
     assert typos == ['SELEC 1: ERROR: syntax error at or near "SELEC"'] * 2
+
+
+def test_dsn_options_reach_the_session_and_what_the_client_cannot_do_is_refused_at_load(
+        postgres_server: PostgresServer) -> None:
+    from pydantic import ValidationError
+
+    from exporter.collectors.postgres import Config
+    from exporter.collectors.sql import Config as SQLConfig
+
+    async def main() -> list[dict[str, Any]]:
+        session = PgSession(postgres_server.dsn() + "?options=-c%20statement_timeout%3D1234", 5.0)
+        try:
+            return await session.query("SELECT current_setting('statement_timeout') AS t")
+        finally:
+            await session.drop()
+
+    assert run(main) == [{"t": "1234ms"}]
+    with pytest.raises(ValidationError, match="target_session_attrs"):
+        Config(name="p", dsn=postgres_server.dsn() + "?target_session_attrs=read-write")
+    with pytest.raises(ValidationError, match="several hosts"):
+        SQLConfig.model_validate({"name": "s", "dsn": "postgresql://u@a:5432,b:5432/db",
+                                  "queries": [{"name": "q", "sql": "SELECT 1"}]})
