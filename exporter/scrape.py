@@ -56,6 +56,7 @@ class Job:
     _last_at: float = -1e18
     _last_ok: bool = True
     _duration: float = 0.0
+    _ended: float = 0.0  # perf_counter when the last run ended (scrape._timed)
     _reach_at: float = -1e18  # when the last reachability connect was made
     _seen_closed: bool = False  # since the last failure, the target's port refused a connect
 
@@ -163,8 +164,20 @@ class Scraper:
         self._states = StateLog(log, "collector failed", "collector recovered")
 
     async def collect(self) -> list[Family]:
-        results = await asyncio.gather(*(self._run(job) for job in self.jobs))
-        out: list[Family] = [fam for fams in results for fam in fams]
+        """Every job's families, the jobs run at once, each within its own timeout.
+
+        Each job's run is started first (a task, or its last result while its interval
+        holds) and then waited for in turn: they all run meanwhile, so the scrape takes as
+        long as the slowest, and each wait ends at the job's own deadline from the start.
+        This costs less than a gather of one coroutine per job (a task and a loop turn
+        each, ~30 us a job: a third of a no-probe scrape's collect, bench/scrape_floor.py).
+        """
+        started = [self._start(job) for job in self.jobs]
+        if any(not isinstance(run, list) for run in started):
+            await asyncio.sleep(0)  # one loop turn: what needs no I/O (the self job) is done after it
+        out: list[Family] = []
+        for job, run in zip(self.jobs, started):
+            out.extend(run if isinstance(run, list) else await self._finish(job, *run))
         out.append(families.COLLECTOR_DURATION.family(
             ((job.name, job.target), job._duration) for job in self.jobs))
         out.append(families.COLLECTOR_SUCCESS.family(
@@ -173,20 +186,26 @@ class Scraper:
             ((job.name, job.target), 1.0 if job._last_ok else 0.0) for job in self.jobs if job.is_probe))
         return out
 
-    async def _run(self, job: Job) -> list[Family]:
+    def _start(self, job: Job) -> list[Family] | tuple[asyncio.Task[list[Family]], float, float]:
+        """The job's last result while its interval holds, else its run (one still pending from an
+        earlier scrape that timed out, or a new one), when it started and when it was asked for."""
         now = job.clock()
         if job.interval and job._last_ok and now - job._last_at < job.interval:
             return job._last
-        start = time.perf_counter()
         if job._task is None:
-            job._task = asyncio.create_task(job.attempt())
-        task = job._task
-        # A probe's own deadline fires at the timeout; the grace lets its reset finish in this scrape.
-        done, _ = await asyncio.wait({task}, timeout=job.timeout + (RESET_GRACE if job.is_probe else 0.0))
-        job._duration = time.perf_counter() - start
-        if not done:
+            job._task = asyncio.create_task(_timed(job))
+        return job._task, time.perf_counter(), now
+
+    async def _finish(self, job: Job, task: asyncio.Task[list[Family]], start: float, now: float) -> list[Family]:
+        if not task.done():
+            # A probe's own deadline fires at the timeout; the grace lets its reset finish in this scrape.
+            limit = job.timeout + (RESET_GRACE if job.is_probe else 0.0)
+            await asyncio.wait({task}, timeout=max(0.0, start + limit - time.perf_counter()))
+        if not task.done():
+            job._duration = time.perf_counter() - start
             self._report(job, False, f"timed out after {job.timeout:g}s")
             return job.kept()
+        job._duration = max(job._ended, start) - start
         job._task = None
         if task.cancelled():
             if self.closed:
@@ -215,6 +234,15 @@ class Scraper:
             if job._task is not None:
                 job._task.cancel()
         await asyncio.gather(*(_close(job) for job in self.jobs))
+
+
+async def _timed(job: Job) -> list[Family]:
+    """The job's run, noting when it ended: a job waited for after a slower one still reports
+    its own duration, not the time until its turn came."""
+    try:
+        return await job.attempt()
+    finally:
+        job._ended = time.perf_counter()
 
 
 async def _close(job: Job) -> None:

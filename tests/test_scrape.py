@@ -136,6 +136,35 @@ def test_collectors_run_concurrently() -> None:
     assert set(_values(out, families.COLLECTOR_SUCCESS).values()) == {1.0}
 
 
+class Sleeping(Fixed):
+    async def collect(self) -> list[Family]:
+        await asyncio.sleep(self.value)
+        return [THING.one(self.value, str(self.value))]
+
+
+def test_each_timeout_counts_from_the_start_of_the_scrape() -> None:
+    """Jobs are waited for in turn: a later job's wait must end at its own deadline from the
+    scrape's start, not from when its turn came (then at 0.5 s, and the 0.85 s job would pass
+    as on time)."""
+    hanging = Hanging()
+
+    async def main() -> list[Family]:
+        try:
+            return await Scraper([Job(hanging, "first", timeout=0.5), Job(Sleeping(0.85), "second", timeout=0.6)]).collect()
+        finally:
+            hanging.release.set()
+
+    out = asyncio.run(main())
+    assert _values(out, families.COLLECTOR_SUCCESS) == {("first", ""): 0.0, ("second", ""): 0.0}
+
+
+def test_a_fast_job_waited_for_after_a_slow_one_reports_its_own_duration() -> None:
+    out = asyncio.run(Scraper([Job(Sleeping(0.3), "slow"), Job(Fixed(1.0), "fast")]).collect())
+    durations = _values(out, families.COLLECTOR_DURATION)
+    assert _values(out, families.COLLECTOR_SUCCESS) == {("slow", ""): 1.0, ("fast", ""): 1.0}
+    assert durations[("fast", "")] < durations[("slow", "")] / 10  # not the time until its turn came
+
+
 def test_recovery_is_reported_and_interval_reuses_the_result() -> None:
     class Flaky(Fixed):
         calls = 0
