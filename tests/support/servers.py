@@ -308,7 +308,12 @@ class MemcachedServer(Server):
         return {p[1]: p[2] for p in (line.split(" ", 2) for line in lines) if len(p) == 3 and p[0] == "STAT"}
 
     def reset(self) -> None:
+        """Empty and with zeroed stats. flush_all only marks items invalid (curr_items keeps
+        counting them until each is touched), so a server that still holds items is restarted."""
         self.command("flush_all")
+        if int(self.stats()["curr_items"]):
+            self.stop()
+            self.start()
         self.command("stats reset")
 
 
