@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import threading
+import time
 
 import psutil
 
@@ -12,7 +14,19 @@ from exporter import __version__, families
 from exporter.collectors.self_metrics import SelfMetricsCollector
 
 
+def _burn_cpu_in_a_thread() -> None:
+    """CPU time spent by another thread than the collecting one, so that a reading of the calling
+    thread's time alone would be off by more than the tolerance below."""
+    def burn() -> None:
+        while time.thread_time() < 0.2:
+            pass
+    worker = threading.Thread(target=burn)
+    worker.start()
+    worker.join()
+
+
 def test_self_metrics_match_psutil() -> None:
+    _burn_cpu_in_a_thread()
     collected = {f.spec: f.samples for f in asyncio.run(SelfMetricsCollector().collect())}
     me = psutil.Process(os.getpid())
     assert collected[families.BUILD_INFO][0].labels == (__version__, platform.python_version())
