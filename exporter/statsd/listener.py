@@ -164,6 +164,8 @@ class DatagramListener:
                         return
                     log.warning("statsd: %s: receive failed: %s", self.address, err)
                     continue
+                if not batch and self._stopping:
+                    return
                 for data in batch:
                     if not data:
                         if self._stopping:

@@ -4,8 +4,12 @@ A `socket.recv` per datagram costs a system call and a release and retake of the
 GIL. Beside a scrape's render, every release hands the GIL to the render thread and
 the reader waits up to the switch interval (5 ms) to get it back, one datagram at a
 time: the socket queue grows and, past the read buffer, the kernel drops. One call
-here takes every datagram queued (up to `SLOTS`), so the reader gives the GIL up
-once per batch. Python has no recvmmsg of its own (3.11, 3.12).
+here takes every datagram queued (up to `SLOTS`). While datagrams are queued it is
+made holding the GIL (ctypes.PyDLL), because a call that released it for the ~30 us
+a batch takes to copy handed the GIL to a busy render at every batch, and the
+reader lost more than with `recv` (bench/receive.py, back-to-back renders); only
+when the queue is empty does the reader block, with the GIL released (ctypes.CDLL).
+Python has no recvmmsg of its own (3.11, 3.12).
 
 The slots live in one anonymous mapping: a page is resident only once a datagram
 reached it, so 32 slots of 64 KiB cost ~128 KiB for StatsD-sized datagrams.
@@ -20,6 +24,7 @@ import socket
 import sys
 
 SLOTS = 32
+MSG_DONTWAIT = 0x40
 MSG_WAITFORONE = 0x10000  # block for the first datagram, then take only what is queued
 
 
@@ -37,11 +42,12 @@ class _Mmsghdr(ctypes.Structure):
     _fields_ = [("hdr", _Msghdr), ("len", ctypes.c_uint)]
 
 
-def _libc_recvmmsg() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+def _libc_recvmmsg(library: type[ctypes.CDLL]) -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    """libc's recvmmsg, called through `library`: CDLL releases the GIL during the call, PyDLL keeps it."""
     if sys.platform != "linux":
         return None
     try:
-        func = ctypes.CDLL(None, use_errno=True).recvmmsg  # CDLL: the GIL is released during the call
+        func = library(None, use_errno=True).recvmmsg
     except (OSError, AttributeError):
         return None
     func.argtypes = [ctypes.c_int, ctypes.POINTER(_Mmsghdr), ctypes.c_uint, ctypes.c_int, ctypes.c_void_p]
@@ -49,15 +55,16 @@ def _libc_recvmmsg() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     return func
 
 
-_RECVMMSG = _libc_recvmmsg()
+_RECVMMSG = _libc_recvmmsg(ctypes.CDLL)  # blocking, without the GIL
+_RECVMMSG_HELD = _libc_recvmmsg(ctypes.PyDLL)  # what is queued, holding the GIL
 
 
 class BatchReceiver:
     """Reads a blocking datagram socket a batch at a time; `receive()` returns the datagrams."""
 
     def __init__(self, sock: socket.socket, size: int, slots: int = SLOTS) -> None:
-        assert _RECVMMSG is not None
-        self._call = _RECVMMSG
+        assert _RECVMMSG is not None and _RECVMMSG_HELD is not None
+        self._wait, self._take = _RECVMMSG, _RECVMMSG_HELD
         self._sock = sock
         self._size = size
         self._slots = slots
@@ -73,15 +80,14 @@ class BatchReceiver:
     def receive(self) -> list[bytes]:
         """Block until at least one datagram is queued, then take all queued (up to the slots).
 
-        An empty list means the socket was shut down (as `recv` returning b"" does)."""
+        After a shutdown, the batch is one empty datagram (as `recv` returns b"")."""
         fd = self._sock.fileno()
-        while True:
-            got = self._call(fd, self._msgs, self._slots, MSG_WAITFORONE, None)
-            if got >= 0:
-                break
+        got = self._take(fd, self._msgs, self._slots, MSG_DONTWAIT, None)
+        while got < 0:
             code = ctypes.get_errno()
-            if code != errno.EINTR:
+            if code not in (errno.EAGAIN, errno.EINTR):
                 raise OSError(code, errno.errorcode.get(code, str(code)))
+            got = self._wait(fd, self._msgs, self._slots, MSG_WAITFORONE, None)
         view, size, msgs = self._map, self._size, self._msgs
         return [view[i * size:i * size + msgs[i].len] for i in range(got)]
 
@@ -93,4 +99,4 @@ class BatchReceiver:
 
 def batch_receiver(sock: socket.socket, size: int) -> BatchReceiver | None:
     """A BatchReceiver where recvmmsg exists (Linux), else None (the caller keeps `recv`)."""
-    return BatchReceiver(sock, size) if _RECVMMSG is not None else None
+    return BatchReceiver(sock, size) if _RECVMMSG is not None and _RECVMMSG_HELD is not None else None
