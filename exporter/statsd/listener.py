@@ -150,15 +150,19 @@ class DatagramListener:
     def _run(self) -> None:
         assert self._sock is not None
         batches = batch_receiver(self._sock, MAX_DATAGRAM)
-        if batches is None:
-            self._run_single()
-            return
+        if batches is not None:
+            receive = batches.receive
+        else:  # one recv a datagram, where recvmmsg is not available
+            recv = self._sock.recv
+
+            def receive() -> list[bytes]:
+                return [recv(MAX_DATAGRAM)]
         handle = self._sink.handle_packet
         packets, nbytes = self._counters.packets, self._counters.bytes
         try:
             while True:
                 try:
-                    batch = batches.receive()
+                    batch = receive()
                 except OSError as err:
                     if self._stopping:
                         return
@@ -175,29 +179,8 @@ class DatagramListener:
                     nbytes.value += len(data)
                     handle(data)
         finally:
-            batches.close()
-
-    def _run_single(self) -> None:
-        """One `recv` a datagram, where recvmmsg is not available."""
-        assert self._sock is not None
-        recv = self._sock.recv
-        handle = self._sink.handle_packet
-        packets, nbytes = self._counters.packets, self._counters.bytes
-        while True:
-            try:
-                data = recv(MAX_DATAGRAM)
-            except OSError as err:
-                if self._stopping:
-                    return
-                log.warning("statsd: %s: receive failed: %s", self.address, err)
-                continue
-            if not data:
-                if self._stopping:
-                    return
-                continue  # an empty datagram
-            packets.value += 1
-            nbytes.value += len(data)
-            handle(data)
+            if batches is not None:
+                batches.close()
 
     async def stop(self) -> None:
         await asyncio.to_thread(self.close)
