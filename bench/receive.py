@@ -14,6 +14,9 @@ Two measurements, each side by side in the same run, rounds interleaved, medians
    of a scrape storm. The reader's share of the GIL decides whether it keeps up: the
    figures are the kernel's drops, the queue's peak, and the renders the other thread
    finished. Drops are what the soak loses; nothing else in this bench can lose a line.
+
+The interpreter runs with the daemon's switch interval (daemon.SWITCH_INTERVAL, 0.5 ms),
+unless `--switch-interval` says otherwise (Python's default is 5 ms).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import yaml
 from ingest import SENDER, kernel_udp
 from soak import CONFIG, LINES_PER_PACKET, packets
 
+from exporter.daemon import SWITCH_INTERVAL
 from exporter.exposition import Renderer
 from exporter.statsd import StatsdConfig
 from exporter.statsd.ingest import Ingest
@@ -147,11 +151,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--interval", type=float, default=0.0,
                         help="seconds between renders (0: back to back, a scrape storm)")
-    parser.add_argument("--switch-interval", type=float, default=0.0,
-                        help="sys.setswitchinterval for the run (0: Python's default, 5 ms)")
+    parser.add_argument("--switch-interval", type=float, default=SWITCH_INTERVAL,
+                        help="sys.setswitchinterval for the run (default: the daemon's; Python's own is 0.005)")
     args = parser.parse_args()
-    if args.switch_interval:
-        sys.setswitchinterval(args.switch_interval)
+    sys.setswitchinterval(args.switch_interval)
     data = packets(0, 2000, seed=7)
     modes = ("recv", "recvmmsg")
     cost: dict[str, list[float]] = {m: [] for m in modes}
@@ -168,7 +171,7 @@ def main() -> None:
                       f"renders {trials[mode][-1][2]:>5}", flush=True)
     sent = args.rate * args.seconds / LINES_PER_PACKET
     print(f"# python bench/receive.py --rounds {args.rounds} --rate {args.rate:g} --seconds {args.seconds:g} "
-          f"--interval {args.interval:g}")
+          f"--interval {args.interval:g} --switch-interval {args.switch_interval:g}")
     print(f"{'reader':9} {'read ns/datagram':>17} {'drops (median)':>15} {'lost %':>7} {'peak queue':>11} {'renders':>8}")
     for mode in modes:
         drops = statistics.median(t[0] for t in trials[mode])

@@ -5,7 +5,7 @@ full garbage collections, for the daemon and the StatsD worker processes.
 glibc keeps freed memory in its heaps, one per thread that allocated, each at its
 high-water mark: after start-up, after a big expiry and under steady load (renders on
 one thread, collects on another) the RSS would otherwise stay at its peak (issue 15's
-soak, bench/series_memory.py). ctypes is imported on the first call, never at start-up.
+soak, bench/series_memory.py). This module imports ctypes on the first trim, not on import.
 """
 
 from __future__ import annotations

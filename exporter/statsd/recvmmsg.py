@@ -1,14 +1,16 @@
 """Many datagrams a system call: Linux's recvmmsg(2) through ctypes, for the UDP reader.
 
 A `socket.recv` per datagram costs a system call and a release and retake of the
-GIL. Beside a scrape's render, every release hands the GIL to the render thread and
-the reader waits up to the switch interval (5 ms) to get it back, one datagram at a
-time: the socket queue grows and, past the read buffer, the kernel drops. One call
-here takes every datagram queued (up to `SLOTS`). While datagrams are queued it is
-made holding the GIL (ctypes.PyDLL), because a call that released it for the ~30 us
-a batch takes to copy handed the GIL to a busy render at every batch, and the
-reader lost more than with `recv` (bench/receive.py, back-to-back renders); only
-when the queue is empty does the reader block, with the GIL released (ctypes.CDLL).
+GIL; one call here takes every datagram queued (up to `SLOTS`). While datagrams are
+queued it is made holding the GIL (ctypes.PyDLL): a call that released it for the
+~30 us a batch takes to copy handed the GIL to a busy render thread at every batch.
+Only when the queue is empty does the reader block, with the GIL released (ctypes.CDLL).
+
+What it buys depends on the competition for the GIL (bench/receive.py, BENCHMARKS.md).
+It reads for less CPU a datagram, and beside a render a second (a scrape's) it keeps a
+shorter queue. Beside back-to-back renders at the daemon's 0.5 ms switch interval it
+lets the render run ~3x as often, and the reader loses more there than with `recv`.
+The 30-minute soak, scraped every second, ran with it.
 Python has no recvmmsg of its own (3.11, 3.12).
 
 The slots live in one anonymous mapping: a page is resident only once a datagram

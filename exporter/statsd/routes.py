@@ -215,7 +215,7 @@ class Routes:
         if self.members:  # the members and shares of the sets and gauges that went
             self.members = {g: m for g, m in self.members.items() if g not in gone}
         if self.shares:
-            self.shares = {g: p for g, p in self.shares.items() if g not in gone}  # recent values, among them those of the series that went
+            self.shares = {g: p for g, p in self.shares.items() if g not in gone}
 
     def _exemplar(self, entry: Entry, route: Route, labels: Tags, value: float) -> None:
         """Keep the exemplar on its bucket (histograms) or its counter, with the value it added."""
