@@ -18,12 +18,21 @@ p99 and max of Prometheus's own `scrape_duration_seconds` with the scrapes that
 failed (`up` 0: a timeout, as the timeout is the 1 s interval), and the RSS slope
 after the warm-up (least squares, MiB per 10 minutes). With `--udp-workers` the
 workers' RSS is not in the daemon's.
+
+Placement (2-core machine): the daemon runs on CPU 0 and the sender and Prometheus on CPU 1,
+as the maximum was measured (daemon on CPU 0, sender on CPU 1), so that "half the maximum"
+is half of what the daemon had when it was measured; `--no-pin` lets the scheduler place
+all three (a daemon sharing its core with Prometheus's bursts then loses at a rate that
+has nothing to do with its own). With `--udp-workers` above 1 the daemon and its workers
+may use every CPU. The drops are also read every second: the run reports how many seconds
+had any, and the largest one-second bursts with when they happened.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
 import random
 import shutil
@@ -150,7 +159,11 @@ def main() -> None:
     parser.add_argument("--warmup-minutes", type=float, default=5.0)
     parser.add_argument("--udp-workers", type=int, default=1,
                         help="statsd.udp_workers: ingest in this many processes beside the daemon (1: in it)")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="no CPU placement (default: daemon on CPU 0, sender and Prometheus on CPU 1)")
     args = parser.parse_args()
+    pin = not args.no_pin and args.udp_workers == 1 and (os.cpu_count() or 1) >= 2
+    daemon_cpus, others = (["taskset", "-c", "0"], ["taskset", "-c", "1"]) if pin else ([], [])
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         raise SystemExit("install the scraper: apt-get install prometheus")
@@ -158,6 +171,8 @@ def main() -> None:
     ours_cmd = [ours] if ours else [sys.executable, "-m", "exporter"]
     port, web, prom = free_port(), free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)
     samples: list[tuple[float, float, int]] = []  # (t, rss MiB, kernel drops so far)
+    bursts: list[tuple[float, int]] = []  # (t, datagrams the kernel dropped in the second before t)
+    ticks = 0  # one-second reads of the drops
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         maximum = maximum_rate(tmp, args.udp_workers) if not args.rate else 0.0
@@ -166,10 +181,10 @@ def main() -> None:
         (tmp / "prometheus.yml").write_text(
             "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
             f"scrape_configs: [{{job_name: apm, static_configs: [{{targets: ['127.0.0.1:{web}']}}]}}]\n")
-        daemon = subprocess.Popen([*ours_cmd, "--config.file", str(tmp / "config.yaml"),
+        daemon = subprocess.Popen([*daemon_cpus, *ours_cmd, "--config.file", str(tmp / "config.yaml"),
                                    "--web.listen-address", f"127.0.0.1:{web}", "--log.level", "warn"],
                                   stdout=subprocess.DEVNULL, stderr=open(tmp / "daemon.log", "wb"))
-        server = subprocess.Popen([prometheus, f"--config.file={tmp / 'prometheus.yml'}",
+        server = subprocess.Popen([*others, prometheus, f"--config.file={tmp / 'prometheus.yml'}",
                                    f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom}"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -186,20 +201,29 @@ def main() -> None:
             segments = max(1, round(args.minutes * 60 / SEGMENT))
             pps = rate / LINES_PER_PACKET
             next_sample = 10.0
+            next_tick = 1.0
+            last_drops = drops0
             for segment in range(segments):
                 path = tmp / f"packets-{segment}.pickle"
                 path.write_bytes(pickle.dumps(packets(segment, 2000, seed=7)))
-                sender = subprocess.Popen([sys.executable, "-c", SENDER, str(port), str(pps), str(SEGMENT), str(path)],
+                sender = subprocess.Popen([*others, sys.executable, "-c", SENDER, str(port), str(pps), str(SEGMENT), str(path)],
                                           stdout=subprocess.PIPE, text=True)
                 # Sample every 10 s across segments, and start the next segment as soon as this
                 # one ends: a fixed sleep here idled the daemon for up to 10 s a segment.
                 while True:
                     try:
-                        out, _ = sender.communicate(timeout=max(0.0, next_sample - (time.monotonic() - t0)))
+                        out, _ = sender.communicate(timeout=max(0.0, next_tick - (time.monotonic() - t0)))
                         break
                     except subprocess.TimeoutExpired:
-                        samples.append((time.monotonic() - t0, rss_mib(daemon.pid), kernel_udp(port)[1] - drops0))
-                        next_sample += 10.0
+                        now, dropped = time.monotonic() - t0, kernel_udp(port)[1]
+                        if dropped > last_drops:
+                            bursts.append((now, dropped - last_drops))
+                        last_drops = dropped
+                        ticks += 1
+                        next_tick += 1.0
+                        if now >= next_sample:
+                            samples.append((now, rss_mib(daemon.pid), dropped - drops0))
+                            next_sample += 10.0
                 sent_lines += json.loads(out)["lines"]
             time.sleep(3)  # let the last datagrams be read and counted
             total_counted = counted(web)
@@ -227,6 +251,11 @@ def main() -> None:
           f"loss {1 - total_counted / max(1.0, sent_lines):.5%}, kernel drops {drops - drops0:,} datagrams")
     print(f"RSS after warm-up: first {warm[0][1] if warm else float('nan'):.1f} MiB, last "
           f"{warm[-1][1] if warm else float('nan'):.1f} MiB, slope {slope_per_10min(warm):+.2f} MiB per 10 min")
+    print(f"placement: {'daemon on CPU 0, sender and Prometheus on CPU 1' if pin else 'unpinned'}; "
+          f"seconds with kernel drops: {len(bursts)} of {ticks}")
+    if bursts:
+        top = sorted(bursts, key=lambda b: -b[1])[:5]
+        print("largest one-second bursts: " + ", ".join(f"{n:,} datagrams at {t / 60:.1f} min" for t, n in top))
     print(f"scrape duration over the run: p50 {1000 * overall[0]:.0f} ms, p99 {1000 * overall[1]:.0f} ms, "
           f"max {1000 * overall[2]:.0f} ms; failed scrapes {overall[3]:.0f}")
     print(f"{'minute':>6} {'RSS MiB':>8} {'lost %':>7} {'scrape p50 ms':>13} {'p99 ms':>7} {'max ms':>7} {'failed':>6}")
