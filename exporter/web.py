@@ -12,11 +12,14 @@ loop: `/-/healthy`, other scrapes and TCP StatsD keep being served meanwhile
 config's ~140 series) renders and compresses on the loop instead: a hand-off to
 the thread and back costs more CPU than such a render (bench/scrape.py).
 
-h11 reads and frames every request and answer, except the plainest: a GET or HEAD that
-arrives whole in one read, with no body, valid as h11 reads it (`_simple_request`), is
+A connection starts on an asyncio Protocol (`_Connection`), not on streams: a GET or HEAD
+that arrives whole in one read, with no body, valid as h11 reads it (`_simple_request`), is
 answered directly, as h11 would write the answer, in one write with its body when that is
-small. That is what a Prometheus scrape is, and h11's per-header checks and state machine
-cost as much as rendering the daemon's own families (bench/scrape_floor.py).
+small. That is what a Prometheus scrape is, and a stream reader and writer, a task per
+connection and h11's per-header checks and state machine cost more than rendering the
+daemon's own families (bench/scrape_floor.py). Anything else (a body, a pipelined request,
+a head in pieces, something malformed) hands the connection, with what it has read, to
+streams and h11 (`Server._serve`) for the rest of its life; h11 is imported then.
 """
 
 from __future__ import annotations
@@ -29,14 +32,15 @@ import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
-
-import h11
+from typing import TYPE_CHECKING, Protocol
 
 from exporter import __version__
 from exporter.exposition import Renderer, negotiate
 from exporter.model import Family
 from exporter.webconfig import WebConfig
+
+if TYPE_CHECKING:
+    import h11  # imported where it is used: a daemon scraped only by plain GETs never loads it
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +107,14 @@ class Server:
         # One thread: renders share the renderer's caches and run one at a time; the loop stays free.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
         self._on_worker = 0  # renders handed to the worker and not finished (touched on the loop only)
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: set[asyncio.Task[None]] = set()  # handed to streams and h11
+        self._direct: set[_Connection] = set()  # still on the Protocol
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> None:
         context = self.options.web_config.ssl_context
-        self._server = await asyncio.start_server(
-            self._accept, host or None, port, ssl=context,
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: _Connection(self), host or None, port, ssl=context,
             ssl_handshake_timeout=HEADER_TIMEOUT if context else None, reuse_address=True)
 
     @property
@@ -120,17 +125,20 @@ class Server:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        for connection in list(self._direct):
+            connection.abort()
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
         self._worker.shutdown(wait=False, cancel_futures=True)
 
+    def _full(self) -> bool:
+        return len(self._direct) + len(self._connections) >= MAX_CONNECTIONS
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A connection handed over from `_Connection`, served by h11 until it closes."""
         task = asyncio.current_task()
         assert task is not None
-        if len(self._connections) >= MAX_CONNECTIONS:
-            writer.close()
-            return
         self._connections.add(task)
         try:
             await self._serve(reader, writer)
@@ -141,6 +149,8 @@ class Server:
             writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import h11
+
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         while True:
             try:
@@ -155,20 +165,11 @@ class Server:
                 return
             if request is None:
                 return
-            method, target, headers, body, simple = request
+            method, target, headers, body = request
             response = await self._dispatch(method, target, headers, body)
             accept_encoding = headers.get(b"accept-encoding", b"").decode("latin-1")
-            head = method == "HEAD"
             framed = await self._framed(response, "gzip" in accept_encoding)
-            if simple is not None:
-                if await self._send_simple(writer, response.status, framed, head, simple.close):
-                    if simple.close:
-                        return
-                    continue  # h11 saw none of it and is still waiting for a request
-                # An answer the direct writer leaves to h11: h11 is given the request first.
-                conn.receive_data(simple.raw)
-                conn.next_event(), conn.next_event()
-            await self._send(conn, writer, response.status, framed, head=head, close=False)
+            await self._send(conn, writer, response.status, framed, head=method == "HEAD", close=False)
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             try:
@@ -177,9 +178,10 @@ class Server:
                 return
 
     async def _read_request(self, conn: h11.Connection, reader: asyncio.StreamReader
-                            ) -> tuple[str, str, dict[bytes, bytes], bytes, _Simple | None] | None:
-        """The next request: method, target, headers (names lowercased), body, and, for a request
-        read whole in one piece and plain enough (see `_simple_request`), what its direct answer needs."""
+                            ) -> tuple[str, str, dict[bytes, bytes], bytes] | None:
+        """The next request: method, target, headers (names lowercased) and body."""
+        import h11
+
         request: h11.Request | None = None
         body = bytearray()
         started = False
@@ -189,10 +191,6 @@ class Server:
                 if event is h11.NEED_DATA:
                     data = await reader.read(65536)
                     if data and not started:
-                        if conn.their_state is h11.IDLE and not conn.trailing_data[0]:
-                            simple = _simple_request(data)
-                            if simple is not None:
-                                return simple.method, simple.target, simple.headers, b"", simple
                         # Once a request has begun, all of it must arrive promptly (slowloris).
                         started = True
                         deadline.reschedule(asyncio.get_running_loop().time() + HEADER_TIMEOUT)
@@ -214,7 +212,7 @@ class Server:
                     assert request is not None
                     headers = {k.lower(): v for k, v in request.headers}
                     return (request.method.decode("ascii", "replace"), request.target.decode("latin-1"), headers,
-                            bytes(body), None)
+                            bytes(body))
 
     async def _dispatch(self, method: str, target: str, headers: dict[bytes, bytes], body: bytes) -> Response:
         path, _, query = target.partition("?")
@@ -317,8 +315,10 @@ class Server:
         headers.append(("Content-Length", str(sum(map(len, parts)))))
         return headers, parts
 
-    async def _send(self, conn: h11.Connection, writer: asyncio.StreamWriter, status: int,
+    async def _send(self, conn: h11.Connection, writer: _Writer, status: int,
                     framed: tuple[list[tuple[str, str]], list[bytes]], head: bool, close: bool) -> None:
+        import h11
+
         headers, parts = framed
         if close:
             headers.append(("Connection", "close"))
@@ -334,7 +334,7 @@ class Server:
                 writer.write(chunk)
         await writer.drain()
 
-    async def _send_simple(self, writer: asyncio.StreamWriter, status: int,
+    async def _send_simple(self, writer: _Writer, status: int,
                            framed: tuple[list[tuple[str, str]], list[bytes]], head: bool, close: bool) -> bool:
         """The answer to a simple request, written as h11 writes it (tests compare the bytes) but
         without its per-header checks and state machine; False, with nothing written, for an
@@ -359,6 +359,157 @@ class Server:
                     writer.write(part)
         await writer.drain()
         return True
+
+
+class _Writer(Protocol):
+    """Where an answer is written: a StreamWriter, or a `_Connection` that writes to its transport."""
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection, answered from `data_received` while its requests are simple.
+
+    A request is simple when it arrives whole in one read (`_simple_request`); its answer runs
+    as a task (collecting is async) and the connection waits for the next request only after
+    it. Anything else, or data that arrives while an answer is being written, hands the
+    connection to streams and h11 (`Server._accept`) with what it has read, once no answer is
+    in flight: from then on the transport belongs to a StreamReaderProtocol.
+    """
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._answering: asyncio.Task[None] | None = None
+        self._pending = b""  # what arrived while an answer was in flight
+        self._eof = False
+        self._idle: asyncio.TimerHandle | None = None
+        self._paused = False
+        self._drained: asyncio.Future[None] | None = None
+        self._lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        if self._server._full():
+            transport.close()
+            self._lost = True
+            return
+        self._transport = transport
+        self._server._direct.add(self)
+        self._idle = self._loop.call_later(IDLE_TIMEOUT, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is None:
+            return
+        if self._answering is not None:
+            self._pending += data
+            return
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        simple = _simple_request(data)
+        if simple is None:
+            self._hand_over(data)
+        else:
+            self._answering = self._loop.create_task(self._answer(simple))
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        if self._answering is None and self._transport is not None:
+            self._transport.close()
+        # Plain TCP: the client may have only shut its side; the answer in flight still goes out.
+        return self._transport is None or self._transport.get_extra_info("sslcontext") is None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._server._direct.discard(self)
+        if self._idle is not None:
+            self._idle.cancel()
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def write(self, data: bytes) -> None:
+        assert self._transport is not None
+        self._transport.write(data)
+
+    async def drain(self) -> None:
+        if self._paused and not self._lost:
+            self._drained = self._loop.create_future()
+            await self._drained
+        if self._lost:
+            raise ConnectionResetError("connection lost")
+
+    def abort(self) -> None:
+        if self._answering is not None:
+            self._answering.cancel()
+        if self._transport is not None:
+            self._transport.abort()
+
+    async def _answer(self, simple: _Simple) -> None:
+        keep = False
+        try:
+            keep = await self._respond(simple)
+        except (ConnectionError, TimeoutError, ssl.SSLError):
+            pass
+        except Exception:  # as an unhandled error in a streams handler: logged, the connection closed
+            log.exception("error answering %s %s", simple.method, simple.target)
+        finally:
+            self._answering = None
+        transport = self._transport
+        if transport is None or self._lost:
+            return
+        if not keep or (self._eof and not self._pending):
+            transport.close()
+        elif self._pending:
+            pending, self._pending = self._pending, b""
+            self.data_received(pending)
+        else:
+            self._idle = self._loop.call_later(IDLE_TIMEOUT, transport.close)
+
+    async def _respond(self, simple: _Simple) -> bool:
+        """Answer `simple`; whether the connection stays open for another request."""
+        server = self._server
+        response = await server._dispatch(simple.method, simple.target, simple.headers, b"")
+        accept_encoding = simple.headers.get(b"accept-encoding", b"").decode("latin-1")
+        head = simple.method == "HEAD"
+        framed = await server._framed(response, "gzip" in accept_encoding)
+        if await server._send_simple(self, response.status, framed, head, simple.close):
+            return not simple.close
+        # An answer only h11 frames: h11 is given the request, then writes the answer.
+        import h11
+
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        conn.receive_data(simple.raw)
+        conn.next_event(), conn.next_event()
+        await server._send(conn, self, response.status, framed, head=head, close=False)
+        return h11.MUST_CLOSE not in (conn.our_state, conn.their_state)
+
+    def _hand_over(self, data: bytes) -> None:
+        """From now on streams and h11 serve this connection, starting with `data`."""
+        transport = self._transport
+        assert transport is not None
+        self._server._direct.discard(self)
+        self._transport = None
+        reader = asyncio.StreamReader(loop=self._loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=self._loop)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        protocol.data_received(data)
+        if self._eof:
+            protocol.eof_received()
+        writer = asyncio.StreamWriter(transport, protocol, reader, self._loop)
+        self._loop.create_task(self._server._accept(reader, writer))
 
 
 def _gzip(parts: list[bytes]) -> list[bytes]:

@@ -1,18 +1,26 @@
-"""The server answers a plain GET or HEAD without h11: byte for byte what h11 writes, and
-everything else (malformed, pipelined, with a body) still goes through h11.
+"""The server answers a plain GET or HEAD on its Protocol, without streams or h11: byte for
+byte what h11 writes, and everything else (malformed, pipelined, with a body) still goes
+through h11, to which the connection is handed with what it has read.
 
 Each exchange runs twice against a real server in process, once as it is and once with the
-direct path turned off, over raw sockets so that every byte of the answers is compared.
+direct path turned off (every connection handed to h11 at its first read), over raw sockets
+so that every byte of the answers is compared.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from exporter import families, web
 from exporter.model import Family
@@ -20,6 +28,7 @@ from exporter.web import Options, Server
 from exporter.webconfig import WebConfig
 
 GUARD = 30.0  # a client's timeout: turns a hang into a failure
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class _App:
@@ -37,8 +46,9 @@ class _App:
 HOST = b"Host: 127.0.0.1\r\n"
 # Each exchange: the requests sent one after another on one connection, each after the answer
 # to the one before (two in one element are sent at once: pipelined), and whether the server
-# answers them directly (True) or through h11 (False).
-EXCHANGES: list[tuple[list[bytes], bool]] = [
+# answers them directly (True) or through h11 (False); a list: what each read of the
+# connection's Protocol found (once handed to h11, a connection stays with it).
+EXCHANGES: list[tuple[list[bytes], bool | list[bool]]] = [
     ([b"GET /metrics HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n"], True),
     ([b"GET /-/healthy HTTP/1.1\r\n" + HOST + b"\r\n",
       b"GET /metrics HTTP/1.1\r\n" + HOST + b"Accept-Encoding: gzip, deflate\r\n\r\n",
@@ -56,6 +66,10 @@ EXCHANGES: list[tuple[list[bytes], bool]] = [
     ([b"GET /metrics HTTP/1.1\r\n" + HOST + HOST + b"\r\n"], False),
     ([b"GET /metrics HTTP/1.1\r\n" + HOST + b"X-A: b\r\n c\r\n\r\n"], False),
     ([b"GET /m\x01 HTTP/1.1\r\n" + HOST + b"\r\n"], False),
+    # Answered directly, then handed to h11 by a request with a body, which then answers the rest.
+    ([b"GET /metrics HTTP/1.1\r\n" + HOST + b"\r\n",
+      b"POST /-/reload HTTP/1.1\r\n" + HOST + b"Content-Length: 0\r\n\r\n",
+      b"GET /-/healthy HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n"], [True, False]),
 ]
 
 
@@ -120,7 +134,7 @@ def server() -> Iterator[int]:
 
 
 @pytest.mark.parametrize(("requests", "direct"), EXCHANGES, ids=[str(i) for i in range(len(EXCHANGES))])
-def test_the_direct_answer_is_what_h11_writes(server: int, requests: list[bytes], direct: bool,
+def test_the_direct_answer_is_what_h11_writes(server: int, requests: list[bytes], direct: bool | list[bool],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     taken: list[bool] = []
     simple_request = web._simple_request
@@ -135,10 +149,116 @@ def test_the_direct_answer_is_what_h11_writes(server: int, requests: list[bytes]
     monkeypatch.setattr(web, "_simple_request", lambda data: None)
     assert answered == _exchange(server, requests)
     assert len(answered) > len(requests) and all(a.startswith(b"HTTP/1.1 ") for a in answered[:-1])
-    assert taken == [direct] * len(taken) and taken, "answered directly" if not direct else "answered by h11"
+    expected = direct if isinstance(direct, list) else [direct] * len(taken)
+    assert taken == expected and taken, f"reads found simple: {taken}, expected {expected}"
 
 
-def test_an_http_1_0_request_is_answered_and_closed(server: int) -> None:
-    answers = _exchange(server, [b"GET /-/healthy HTTP/1.0\r\n\r\n"])
-    assert answers[0].startswith(b"HTTP/1.1 200 \r\n") and b"Connection: close\r\n" in answers[0]
-    assert answers[0].endswith(b"Healthy.\n") and answers[1] == b""
+class _HeldApp(_App):
+    """Holds each collect until the test lets it go, so the client can act during an answer."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = asyncio.Event()
+
+    async def collect(self) -> Iterable[Family]:
+        self.entered.set()
+        await self.release.wait()
+        return await super().collect()
+
+
+@contextmanager
+def _held_server(monkeypatch: pytest.MonkeyPatch, event: str) -> Iterator[tuple[_HeldApp, int, threading.Semaphore,
+                                                                               asyncio.AbstractEventLoop]]:
+    """A server whose collects are held; the semaphore counts calls of the Protocol's `event`."""
+    seen = threading.Semaphore(0)
+    original = getattr(web._Connection, event)
+
+    def counted(self: web._Connection, *args: Any) -> Any:
+        result = original(self, *args)
+        seen.release()
+        return result
+
+    monkeypatch.setattr(web._Connection, event, counted)
+    app = _HeldApp()
+    loop = asyncio.new_event_loop()
+    server = Server(app, Options())
+    loop.run_until_complete(server.start("127.0.0.1", 0))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield app, server.ports[0], seen, loop
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(GUARD)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(GUARD)
+        loop.close()
+
+
+def test_a_scrape_whose_client_closed_its_side_is_still_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+    with _held_server(monkeypatch, "eof_received") as (app, port, eofs, loop), \
+            socket.create_connection(("127.0.0.1", port), timeout=GUARD) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\n" + HOST + b"\r\n")
+        sock.shutdown(socket.SHUT_WR)  # the client's end of the stream, before any answer
+        assert app.entered.wait(GUARD) and eofs.acquire(timeout=GUARD)  # the server saw the end mid-scrape
+        loop.call_soon_threadsafe(app.release.set)
+        answer = _answer(sock, bytearray(), False)  # whole: as long as its Content-Length says
+        assert answer is not None and answer.startswith(b"HTTP/1.1 200 ") and b'{queue="queue59"}' in answer
+
+
+def test_a_request_read_while_an_answer_is_in_flight_is_answered_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    with _held_server(monkeypatch, "data_received") as (app, port, reads, loop), \
+            socket.create_connection(("127.0.0.1", port), timeout=GUARD) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\n" + HOST + b"\r\n")
+        assert app.entered.wait(GUARD) and reads.acquire(timeout=GUARD)
+        sock.sendall(b"GET /-/healthy HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n")
+        assert reads.acquire(timeout=GUARD)  # read by the Protocol while the scrape is held
+        loop.call_soon_threadsafe(app.release.set)
+        buffer = bytearray()
+        first, second = _answer(sock, buffer, False), _answer(sock, buffer, False)
+        assert first is not None and second is not None
+        assert first.startswith(b"HTTP/1.1 200 ") and b"apm_queue_depth" in first
+        assert second.startswith(b"HTTP/1.1 200 ") and second.endswith(b"Healthy.\n")
+        assert sock.recv(65536) == b""  # closed, as the second request asked
+
+
+# Run as `apm-exporter` runs, with the repository's config.yaml (StatsD on a free port), scraped
+# by plain GETs from a thread of the daemon's process, which then says what it has loaded.
+_PLAIN_SCRAPES = """
+import os, signal, sys, threading, time, urllib.request
+from exporter import cli
+
+def scrape():
+    base = "http://" + sys.argv[1]
+    deadline = time.monotonic() + 60
+    while True:  # until the daemon listens
+        try:
+            urllib.request.urlopen(base + "/-/healthy", timeout=5).read()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    for path in ("/metrics", "/-/ready", "/", "/nothing-here"):
+        try:
+            urllib.request.urlopen(base + path, timeout=30).read()
+        except OSError:
+            pass  # the 404
+    print(sorted(m for m in sys.modules if m == "h11" or m.startswith("h11.")), flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+threading.Thread(target=scrape, daemon=True).start()
+sys.exit(cli.main(["--config.file", sys.argv[2], "--web.listen-address", sys.argv[1]]))
+"""
+
+
+def test_a_daemon_scraped_by_plain_gets_never_loads_h11(tmp_path: Path) -> None:
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
+        udp.bind(("127.0.0.1", 0))
+        tcp.bind(("127.0.0.1", 0))
+        config["statsd"]["listeners"] = [f"udp://127.0.0.1:{udp.getsockname()[1]}"]
+        address = f"127.0.0.1:{tcp.getsockname()[1]}"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    done = subprocess.run([sys.executable, "-c", _PLAIN_SCRAPES, address, str(tmp_path / "config.yaml")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.stdout.splitlines()[-1:] == ["[]"], done.stdout + done.stderr
