@@ -11,6 +11,10 @@ the secrets the probe declares in the error it reports.
 A run still pending when its timeout passes is not started again: the next
 scrape waits on the same run (so a collector stuck in a thread never piles up
 threads or connections).
+
+A collector that declares `inline = True` (the daemon's self collector: a system call and
+two reads of its own /proc entry, never a wait) is run in the scrape's own task instead of
+one of its own: it cannot overrun a timeout, and a task and a loop turn cost more than its run.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class Job:
 
     def __post_init__(self) -> None:
         self.backoff = Backoff(clock=self.clock)
+        self.inline = not self.is_probe and getattr(self.collector, "inline", False) is True
 
     @property
     def label(self) -> str:
@@ -172,12 +177,15 @@ class Scraper:
         This costs less than a gather of one coroutine per job (a task and a loop turn
         each, ~30 us a job: a third of a no-probe scrape's collect, bench/scrape_floor.py).
         """
-        started = [self._start(job) for job in self.jobs]
-        if any(not isinstance(run, list) for run in started):
-            await asyncio.sleep(0)  # one loop turn: what needs no I/O (the self job) is done after it
+        started = [None if job.inline else self._start(job) for job in self.jobs]
+        if any(run is not None and not isinstance(run, list) for run in started):
+            await asyncio.sleep(0)  # one loop turn: what needs no I/O is done after it
         out: list[Family] = []
         for job, run in zip(self.jobs, started):
-            out.extend(run if isinstance(run, list) else await self._finish(job, *run))
+            if run is None:
+                out.extend(await self._inline(job))
+            else:
+                out.extend(run if isinstance(run, list) else await self._finish(job, *run))
         out.append(families.COLLECTOR_DURATION.family(
             ((job.name, job.target), job._duration) for job in self.jobs))
         out.append(families.COLLECTOR_SUCCESS.family(
@@ -195,6 +203,20 @@ class Scraper:
         if job._task is None:
             job._task = asyncio.create_task(_timed(job))
         return job._task, time.perf_counter(), now
+
+    async def _inline(self, job: Job) -> list[Family]:
+        """An inline job's run, in this task, reported as `_finish` reports a task's."""
+        start = time.perf_counter()
+        try:
+            result = await job.attempt()
+        except Exception as err:  # any failure is the job's, as a task's exception is
+            job._duration = time.perf_counter() - start
+            self._report(job, False, f"{type(err).__name__}: {err}")
+            return job.kept()
+        job._duration = time.perf_counter() - start
+        job._last, job._last_at = result, job.clock()
+        self._report(job, True, "")
+        return result
 
     async def _finish(self, job: Job, task: asyncio.Task[list[Family]], start: float, now: float) -> list[Family]:
         if not task.done():

@@ -317,3 +317,40 @@ def test_a_hung_target_whose_port_still_accepts_waits_out_its_backoff() -> None:
     finally:
         server.close()
     assert target.calls == 2
+
+
+class InlineFixed(Fixed):
+    """A collector that declares it never waits, and notes which task ran it."""
+
+    inline = True
+
+    def __init__(self, value: float, fail: bool = False) -> None:
+        super().__init__(value)
+        self.fail = fail
+        self.ran_in: list[asyncio.Task[object] | None] = []
+
+    async def collect(self) -> list[Family]:
+        self.ran_in.append(asyncio.current_task())
+        if self.fail:
+            raise RuntimeError("procfs on fire")
+        return await super().collect()
+
+
+def test_an_inline_collector_runs_in_the_scrapes_task_and_is_reported_like_the_others(
+        caplog: pytest.LogCaptureFixture) -> None:
+    good, bad, tasked = InlineFixed(1.0), InlineFixed(2.0, fail=True), InlineFixed(3.0)
+
+    async def main() -> tuple[list[Family], asyncio.Task[object] | None]:
+        # A probe declaring inline still gets its own task: only its frame bounds its time.
+        scraper = Scraper([Job(good, "self"), Job(Fixed(4.0), "fixed"), Job(bad, "bad"),
+                           Job(Sleeping(0.05), "slow"), Job(tasked, "probe", "t", is_probe=True)])
+        return await scraper.collect(), asyncio.current_task()
+
+    with caplog.at_level(logging.WARNING, logger="exporter.scrape"):
+        out, scrape_task = asyncio.run(main())
+    assert good.ran_in == [scrape_task] and bad.ran_in == [scrape_task]
+    assert tasked.ran_in[0] is not scrape_task
+    assert sorted(s.value for f in out if f.spec is THING for s in f.samples) == [0.05, 1.0, 3.0, 4.0]
+    assert _values(out, families.COLLECTOR_SUCCESS) == {
+        ("self", ""): 1.0, ("fixed", ""): 1.0, ("bad", ""): 0.0, ("slow", ""): 1.0, ("probe", "t"): 1.0}
+    assert any("procfs on fire" in str(r.__dict__) for r in caplog.records)

@@ -22,6 +22,8 @@ _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 class SelfMetricsCollector:
+    inline = True  # never waits: the scraper runs it in the scrape's task (scrape.py)
+
     def __init__(self, proc: str = "/proc") -> None:
         self._self = f"{proc}/{os.getpid()}"
         stat = parse_pid_stat(read_text(f"{self._self}/stat"))
