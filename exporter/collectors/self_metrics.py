@@ -5,6 +5,10 @@ the daemon's idle RSS budget is tight and this is four small files. CPU time
 comes from times(2) (os.times: the whole process, every thread, as /proc's
 stat counts it), a system call instead of reading and parsing a file: the self
 collector runs at every scrape (its collect: 42 -> 31 us, best of 5 x 5,000 in-process).
+statm and the fd directory are held open from the start: a pread of one and a listing of
+the other through their descriptors skip the path walk, open and close at every scrape
+(statm 6.9 -> 1.2 us, the fd count 10.4 -> 6.6 us, in-process medians). The open-fd count
+includes those two, as any process's count includes what it holds.
 """
 
 from __future__ import annotations
@@ -29,12 +33,16 @@ class SelfMetricsCollector:
         stat = parse_pid_stat(read_text(f"{self._self}/stat"))
         self._start = boot_time(proc) + stat.start_ticks / _CLK_TCK
         self._build = families.BUILD_INFO.one(1.0, __version__, platform.python_version())
+        self._statm: int | None = os.open(f"{self._self}/statm", os.O_RDONLY | os.O_CLOEXEC)
+        self._fd_dir: int | None = os.open(f"{self._self}/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     async def collect(self) -> list[Family]:
         # Two small reads from procfs: cheaper inline than a thread hand-off.
         cpu = os.times()
-        vms_pages, rss_pages = parse_statm(read_text(f"{self._self}/statm"))
-        fds = len(os.listdir(f"{self._self}/fd"))
+        if self._statm is None or self._fd_dir is None:
+            raise RuntimeError("self collector used after close()")
+        vms_pages, rss_pages = parse_statm(os.pread(self._statm, 512, 0).decode("ascii"))
+        fds = len(os.listdir(self._fd_dir))
         return [
             self._build,
             families.PROCESS_CPU.family([(("user",), cpu.user), (("system",), cpu.system)]),
@@ -45,4 +53,7 @@ class SelfMetricsCollector:
         ]
 
     async def close(self) -> None:
-        return None
+        for fd in (self._statm, self._fd_dir):
+            if fd is not None:
+                os.close(fd)
+        self._statm = self._fd_dir = None
