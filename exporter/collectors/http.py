@@ -39,6 +39,7 @@ from pydantic import Field, field_validator
 
 from exporter import __version__, families
 from exporter.collectors import BaseProbe, ProbeError
+from exporter.collectors.httphead import parse_head
 from exporter.cumulative import Operations
 from exporter.model import Family
 from exporter.redact import dsn_secrets
@@ -116,6 +117,12 @@ class _Answer:
     ip_version: int = 0
     phases: dict[str, float] = field(default_factory=dict)
 
+    def take(self, data: bytes, keep: bool) -> None:
+        """Count body bytes, keeping the first _BODY_LIMIT when a body check reads them."""
+        self.size += len(data)
+        if keep and len(self.body) < _BODY_LIMIT:
+            self.body += data[:_BODY_LIMIT - len(self.body)]
+
 
 class HTTPCollector(BaseProbe):
     """A fresh connection per hop, so reset() has nothing to drop."""
@@ -131,6 +138,8 @@ class HTTPCollector(BaseProbe):
         self._matches = [re.compile(r) for r in config.body_matches]
         self._not_matches = [re.compile(r) for r in config.body_not_matches]
         self._family = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6}.get(config.ip_protocol or "")
+        self._requests: dict[tuple[SplitResult, str, str | None], bytes] = {}
+        self.fast_heads = True  # parse_head for a plain answer; False: h11 reads every answer
         self._latency = Operations(families.OPERATION_DURATION)
         self._latency.declare(config.name, "ok")
         self._latency.declare(config.name, "error")
@@ -251,8 +260,6 @@ class HTTPCollector(BaseProbe):
     async def _hop(self, url: SplitResult, method: str, body: str | None, final: bool) -> _Answer:
         """One request on a fresh connection; the body is read (and kept for its checks) unless
         the answer is a redirect that will be followed."""
-        import h11
-
         answer = _Answer()
         tls = url.scheme == "https"
         host = url.hostname or ""
@@ -278,40 +285,80 @@ class HTTPCollector(BaseProbe):
                 lap("tls")
                 answer.tls_version = session.version() or ""
                 answer.chain = served_chain(session)
-            conn = h11.Connection(h11.CLIENT)
-            await wire.send(self._request_bytes(conn, url, method, body))
-            first = True
-            keep = self._checks_body
-            while True:
-                event: Any = conn.next_event()
-                if event is h11.NEED_DATA:
-                    data = await wire.recv()
-                    if first:
-                        lap("processing")
-                        first = False
-                    conn.receive_data(data)
-                elif isinstance(event, h11.Response):
-                    answer.status = event.status_code
-                    answer.http_version = event.http_version.decode()
-                    for key, value in event.headers:
-                        if key == b"location":
-                            answer.location = value.decode("latin-1")
-                    if not final and answer.status in _REDIRECTS and answer.location:
-                        keep = False
-                        break  # the next hop is what counts; Connection: close, so nothing to reuse
-                elif isinstance(event, h11.Data):
-                    answer.size += len(event.data)
-                    if keep and len(answer.body) < _BODY_LIMIT:
-                        answer.body += event.data[:_BODY_LIMIT - len(answer.body)]
-                elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
-                    break
-                # InformationalResponse (1xx): read on.
+            await wire.send(self._request(url, method, body))
+            data = await wire.recv()
+            lap("processing")
+            head = parse_head(data, method) if self.fast_heads else None
+            if head is None:
+                await self._read_h11(wire, answer, url, method, body, final, data)
+            else:
+                answer.status, answer.http_version, answer.location = head.status, head.http_version, head.location
+                if final or answer.status not in _REDIRECTS or not answer.location:
+                    await self._read_body(wire, answer, data[head.end:], head.length)
             lap("transfer")
             if not answer.status:
                 raise ProbeError("connection closed before a response")
             return answer
         finally:
             wire.close()
+
+    def _request(self, url: SplitResult, method: str, body: str | None) -> bytes:
+        """The request's bytes, as h11 writes them, built once per URL, method and body."""
+        key = (url, method, body)
+        data = self._requests.get(key)
+        if data is None:
+            import h11
+
+            if len(self._requests) >= 32:  # redirects to ever new URLs (a token in the query)
+                self._requests.clear()
+            data = self._requests[key] = self._request_bytes(h11.Connection(h11.CLIENT), url, method, body)
+        return data
+
+    async def _read_body(self, wire: _Wire, answer: _Answer, data: bytes, length: int | None) -> None:
+        """The body after a head read without h11: `length` bytes, or to the close when None."""
+        keep = self._checks_body
+        while True:
+            if length is not None and answer.size + len(data) > length:
+                data = data[:length - answer.size]  # what follows is not this answer's (h11 stops there too)
+            answer.take(data, keep)
+            if length is not None and answer.size >= length:
+                return
+            data = await wire.recv()
+            if not data:
+                if length is None:
+                    return
+                import h11
+
+                raise h11.RemoteProtocolError(  # h11's words for it, so both paths fail alike
+                    "peer closed connection without sending complete message body "
+                    f"(received {answer.size} bytes, expected {length})")
+
+    async def _read_h11(self, wire: _Wire, answer: _Answer, url: SplitResult, method: str,
+                        body: str | None, final: bool, data: bytes) -> None:
+        """The answer read by h11, from its first bytes `data` on: what parse_head leaves to it."""
+        import h11
+
+        conn = h11.Connection(h11.CLIENT)
+        self._request_bytes(conn, url, method, body)  # h11 reads an answer only to a request it sent
+        conn.receive_data(data)
+        keep = self._checks_body
+        while True:
+            event: Any = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await wire.recv())
+            elif isinstance(event, h11.Response):
+                answer.status = event.status_code
+                answer.http_version = event.http_version.decode()
+                for key, value in event.headers:
+                    if key == b"location":
+                        answer.location = value.decode("latin-1")
+                if not final and answer.status in _REDIRECTS and answer.location:
+                    return  # the next hop is what counts; Connection: close, so nothing to reuse
+            elif isinstance(event, h11.Data):
+                answer.take(event.data, keep)
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                return
+            # InformationalResponse (1xx): read on.
 
     def _request_bytes(self, conn: Any, url: SplitResult, method: str, body: str | None) -> bytes:
         import h11
