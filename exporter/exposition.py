@@ -470,6 +470,11 @@ class Renderer:
     def __init__(self) -> None:
         self._memo: dict[_MemoKey, dict[Any, str]] = {}
         self._shapes: dict[tuple[FamilySpec, str, Format], _Shape] = {}
+        # Per full name, the spec and format it last rendered with, that spec's shape and the
+        # names its block reserves: found by the name (a str, its hash cached) and checked by
+        # identity, where a `_shapes` lookup hashes the whole spec (its type's Enum hash is a
+        # Python call) and `_reserved` hashes the type again: a tenth of a small render.
+        self._blocks: dict[str, tuple[FamilySpec, Format, _Shape, frozenset[str]]] = {}
         self._warned: set[tuple[str, str]] = set()
         self._protobuf: Any = None
 
@@ -492,13 +497,20 @@ class Renderer:
         out: list[str] = []
         taken: set[str] = set()
         touched: set[_MemoKey] = set()
+        blocks = self._blocks
         for name, same in grouped.items():
-            reserved = _reserved(name, same[0].spec.type)
+            spec = same[0].spec
+            block = blocks.get(name)
+            if block is None or block[0] is not spec or block[1] is not fmt:
+                if len(blocks) >= _SHAPES_MAX:
+                    blocks.clear()
+                block = blocks[name] = (spec, fmt, self._shape(spec, name, fmt), _reserved(name, spec.type))
+            reserved = block[3]
             if not reserved.isdisjoint(taken):
                 self._drop(name, "a name that clashes with an earlier family's")
                 continue
             before = len(out)
-            self._render_group(name, same, fmt, touched, out)
+            self._render_group(name, same, fmt, touched, out, block[2])
             if len(out) > before:
                 taken |= reserved
         for key in [k for k in self._memo if k not in touched]:
@@ -511,11 +523,12 @@ class Renderer:
         return _encode(out)
 
     def _render_group(self, name: str, families: list[Family], fmt: Format, touched: set[_MemoKey],
-                      out: list[str]) -> None:
-        """One family block, header and samples; nothing at all when none of its samples can be rendered."""
+                      out: list[str], first: _Shape | None = None) -> None:
+        """One family block, header and samples; nothing at all when none of its samples can be
+        rendered. `first`: the shape of the first family's spec, if the caller has it."""
         if len(families) == 1 and len(families[0].samples) <= _SMALL:
             # Most families of a small scrape: one source, a few series; no lists of shapes for them.
-            shape = self._shape(families[0].spec, name, fmt)
+            shape = first or self._shape(families[0].spec, name, fmt)
             if not shape.problem and shape.kind == _SCALAR:
                 mark = len(out)
                 out.append(shape.header)

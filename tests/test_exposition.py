@@ -516,3 +516,17 @@ def test_info_families() -> None:
     # An info value other than 1 cannot be OpenMetrics; text keeps it as the gauge it is there.
     assert render([spec.one(2, "x")], Format.OPENMETRICS) == b"# EOF\n"
     assert b'apm_exporter_info{version="x"} 2\n' in render([spec.one(2, "x")])
+
+
+def test_a_renderer_follows_a_name_whose_spec_changes_between_renders() -> None:
+    """The renderer keeps each name's spec, shape and reserved names between renders: a new
+    spec under the same name (a reload's mapping rule) must render as a fresh renderer does."""
+    renderer = Renderer()
+    specs = [FamilySpec("jobs", MetricType.GAUGE, "Jobs queued.", ("queue",)),
+             FamilySpec("jobs", MetricType.COUNTER, "Jobs done.", ("queue",)),
+             FamilySpec("jobs", MetricType.GAUGE, "Jobs queued.", ("queue",))]  # equal to the first, not it
+    clash = FamilySpec("jobs_total", MetricType.GAUGE, "Clashes with the counter only.")
+    for spec in specs:
+        for fmt in (Format.TEXT, Format.OPENMETRICS, Format.TEXT):
+            rendered = [spec.family([(("q",), 2.0)]), clash.one(1.0)]
+            assert renderer.render(rendered, fmt) == Renderer().render(rendered, fmt)
