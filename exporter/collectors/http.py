@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import calendar
+import functools
 import ipaddress
 import json
 import re
@@ -139,6 +140,10 @@ class HTTPCollector(BaseProbe):
         self._not_matches = [re.compile(r) for r in config.body_not_matches]
         self._family = {"ip4": socket.AF_INET, "ip6": socket.AF_INET6}.get(config.ip_protocol or "")
         self._requests: dict[tuple[SplitResult, str, str | None], bytes] = {}
+        self._literals: dict[tuple[str, int], list[tuple[int, Any]]] = {}
+        self._expiries: dict[bytes, float | None] = {}  # notAfter by certificate (None: unreadable)
+        self._failed_labels = [(config.name, r) for r in REASONS]
+        self._phase_labels = [(config.name, p) for p in PHASES]
         self.fast_heads = True  # parse_head for a plain answer; False: h11 reads every answer
         self._latency = Operations(families.OPERATION_DURATION)
         self._latency.declare(config.name, "ok")
@@ -191,22 +196,28 @@ class HTTPCollector(BaseProbe):
             self._latency.family(),
             families.HTTP_STATUS.one(float(answer.status), name),
             families.HTTP_SUCCESS.one(1.0 if ok else 0.0, name),
-            families.HTTP_FAILED.family(((name, r), 1.0 if f else 0.0) for r, f in failed.items()),
-            families.HTTP_PHASE.family(((name, p), t) for p, t in phases.items()),
+            families.HTTP_FAILED.family(zip(self._failed_labels, [1.0 if f else 0.0 for f in failed.values()])),
+            families.HTTP_PHASE.family(zip(self._phase_labels, phases.values())),
             families.HTTP_REDIRECTS.one(float(redirects), name),
             families.HTTP_INFO.one(1.0, name, _shown(url), answer.http_version, answer.tls_version),
             families.HTTP_IP_PROTOCOL.one(float(answer.ip_version), name),
             families.HTTP_BODY_BYTES.one(float(answer.size), name),
         ]
-        expiries = []
-        for der in answer.chain:
-            try:
-                expiries.append(cert_not_after(der))
-            except ProbeError:
-                pass  # an unreadable certificate leaves its expiry out, not the answer
+        expiries = [e for e in map(self._expiry, answer.chain) if e is not None]
         if expiries:
             out.append(families.HTTP_CERT_EXPIRY.one(min(expiries), name))
         return out
+
+    def _expiry(self, der: bytes) -> float | None:
+        """A certificate's notAfter, decoded once per certificate (a site serves the same chain)."""
+        if der not in self._expiries:
+            if len(self._expiries) >= 64:  # rotations over months, or a pool of servers
+                self._expiries.clear()
+            try:
+                self._expiries[der] = cert_not_after(der)
+            except ProbeError:
+                self._expiries[der] = None  # an unreadable certificate leaves its expiry out, not the answer
+        return self._expiries[der]
 
     def _check_body(self, raw: bytearray, failed: dict[str, bool]) -> None:
         text = raw.decode("utf-8", errors="replace")
@@ -222,7 +233,10 @@ class HTTPCollector(BaseProbe):
                                               for path, want in self.config.body_json.items())
 
     async def _resolve(self, host: str, port: int) -> list[tuple[int, Any]]:
-        """(family, sockaddr) to try in order; an IP literal is not looked up."""
+        """(family, sockaddr) to try in order; an IP literal is not looked up (and parsed once)."""
+        literal = self._literals.get((host, port))
+        if literal is not None:
+            return literal
         try:
             ip = ipaddress.ip_address(host)
         except ValueError:
@@ -237,9 +251,11 @@ class HTTPCollector(BaseProbe):
                 found = preferred
         if not found:
             raise ProbeError(f"{host} has no {self.config.ip_protocol} address (ip_protocol_fallback is off)")
+        if literal is None and found[0][1][0] == host and len(self._literals) < 32:
+            self._literals[(host, port)] = found  # an IP literal: the same addresses at every read
         return found
 
-    async def _connect(self, addresses: list[tuple[int, Any]]) -> socket.socket:
+    async def _connect(self, addresses: list[tuple[int, Any]]) -> tuple[int, socket.socket]:
         loop = asyncio.get_running_loop()
         error: OSError | None = None
         for family, sockaddr in addresses:
@@ -247,7 +263,7 @@ class HTTPCollector(BaseProbe):
             sock.setblocking(False)
             try:
                 await loop.sock_connect(sock, sockaddr)
-                return sock
+                return family, sock
             except OSError as err:
                 sock.close()
                 error = err
@@ -274,10 +290,11 @@ class HTTPCollector(BaseProbe):
 
         addresses = await self._resolve(host, port)
         lap("resolve")
-        wire = _Wire(await self._connect(addresses))
+        family, sock = await self._connect(addresses)
+        wire = _Wire(sock)
         try:
             lap("connect")
-            answer.ip_version = 6 if wire.sock.family == socket.AF_INET6 else 4
+            answer.ip_version = 6 if family == socket.AF_INET6 else 4
             if tls:
                 if self._ssl is None:
                     self._ssl = tls_context(self.config.ca_file, self.config.insecure_skip_verify)
@@ -469,6 +486,7 @@ def _redirect_target(current: SplitResult, location: str) -> SplitResult:
     return url
 
 
+@functools.lru_cache(maxsize=64)
 def _shown(url: SplitResult) -> str:
     """A URL as a label value: no credentials, no query (tokens; unbounded values), no fragment."""
     host = url.hostname or ""
