@@ -3,6 +3,11 @@
     python3 bench/ingest.py                # about 4 minutes
     python3 bench/ingest.py --quick        # fewer, shorter trials
     python3 bench/ingest.py --write        # also update `## StatsD ingest` in BENCHMARKS.md
+    python3 bench/ingest.py --passes N     # only the in-process mix, N passes (for callgrind)
+
+Instructions a line (stable on a noisy machine, unlike times): run `--passes 1` and
+`--passes 3` under `PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null`
+and divide the difference of the two totals by the lines it printed times two.
 
 Receivers, each pinned to CPU 0 (one core) unless said otherwise; the sender is pinned to CPU 1:
 - apm-exporter: the real daemon (`python -m exporter`), built-in conventions on and a
@@ -422,6 +427,26 @@ def cpu_cost(lines_per_packet: int) -> tuple[float, float]:
     return best_ours / n * 1e9, best_minimal / n * 1e9
 
 
+def passes(n: int) -> int:
+    """The in-process mix (2,000 30-line packets), every key cached by one pass first, then n
+    more passes; returns the lines a pass holds."""
+    import yaml
+
+    from exporter.statsd import StatsdConfig
+    from exporter.statsd.ingest import Ingest
+    from exporter.statsd.mapper import Mapper
+    from exporter.statsd.stats import StatsdStats
+    from exporter.store import Store
+
+    config = StatsdConfig.model_validate(yaml.safe_load(MAPPING.format(port=1, workers=1))["statsd"])
+    packets = traffic(30, 2000, seed=2)
+    sink = Ingest(Mapper.from_config(config), Store(), StatsdStats(Store())).sink("cpu")
+    for _ in range(n + 1):
+        for p in packets:
+            sink.handle_packet(p)
+    return sum(p.count(b"\n") + 1 for p in packets)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one trial")
@@ -433,7 +458,12 @@ def main() -> None:
     parser.add_argument("--rmem", type=int, default=8 << 20,
                         help="socket receive buffer for every receiver, set through net.core.rmem_default "
                              "for the run and restored after (0: leave the kernel's)")
+    parser.add_argument("--passes", type=int, default=None,
+                        help="only run the in-process mix this many passes (for callgrind) and print its lines")
     args = parser.parse_args()
+    if args.passes is not None:
+        print(passes(args.passes))
+        return
     if args.quick:
         args.seconds, args.steps = 1.0, 2
     only = set(filter(None, args.only.split(",")))

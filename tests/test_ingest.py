@@ -271,6 +271,26 @@ def test_a_hot_key_outlives_the_expiry_of_churning_series() -> None:
     assert v[("short_users", ())] == 1
 
 
+def test_the_cache_keeps_names_and_rests_apart_and_an_expiry_leaves_no_empty_level() -> None:
+    """Issue 15: the cache holds a tagged line's entry by name then rest and an untagged one's by
+    rest then name (no key tuple); a name that is another line's rest must not find its entry,
+    a tagged and an untagged line of one name must keep their own, and the routes of expired
+    series must not leave their (emptied) inner dicts held."""
+    h = Harness()
+    for _ in range(2):  # the second time from the cache
+        h.send("c:1|c|#t:x", "x:2|c", "c:3|c", "short.s:1|c|#id:1", "short.s:1|c|#id:2")
+    v = h.values()
+    assert v[("c_total", ("x",))] == 2 and v[("c_total", ("",))] == 6 and v[("x_total", ())] == 4
+    assert v[("short_s_total", ("1",))] == 2 and v[("short_s_total", ("2",))] == 2
+    cache = h.ingest.routes.cache
+    assert len(cache) == 5 and set(cache.by_name) == {b"c", b"short.s"} and set(cache.by_rest) == {b"c"}
+    h.clock.now += 11
+    h.send("c:1|c|#t:x", "x:2|c", "c:3|c")
+    assert h.ingest.expire() == 2
+    assert len(cache) == 3 and b"short.s" not in cache.by_name
+    assert h.stat("exporter_statsd_mapping_cache_entries") == 3
+
+
 def test_an_expired_set_or_instance_gauge_leaves_nothing_held_for_it() -> None:
     """Issue 15: a set's members and a gauge's per-instance shares are kept beside the gauges
     (routes.py, 16 bytes a gauge less); they must go when their series expire, or neither the

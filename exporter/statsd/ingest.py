@@ -1,11 +1,12 @@
 """StatsD packets -> series updates: the hot loop, over a routing cache (statsd/routes.py).
 
 A line `name:value|type|@rate|#tags` is split at the first `|` and then at the
-first `:`; the bytes around the value, (name, rest), key a cache entry that
-leads straight to the series. A repeated line therefore costs two partitions,
-one dict lookup, a float() (or, for counters and gauges, whose values repeat,
-a second lookup: float() is the dearest step on this path) and an in-place
-update. The loop is the only place that applies a counter, a gauge or an
+first `:`; the bytes around the value, name and rest, find a cache entry that
+leads straight to the series (a tagged line's by name, then rest; an untagged
+one's by rest, then name: routes.Generation). A repeated line therefore costs
+two partitions, two dict lookups (no key tuple to build, hash and compare), a
+float() (or, for counters and gauges, whose values repeat, a third lookup:
+float() is the dearest step on this path) and an in-place update. The loop is the only place that applies a counter, a gauge or an
 observation; a line seen for the first time gets its entry from
 `Routes.route` and then goes through the same code. Everything else (sets,
 summaries, drops, refusals, several values on one line, bad values) is
@@ -31,6 +32,7 @@ from exporter.statsd.routes import (
     COUNT,
     OBSERVE,
     OTHER,
+    TAGGED,
     UNMAPPED,
     Routes,
 )
@@ -68,7 +70,8 @@ class Ingest:
         """Look up once what the loop calls, again whenever Routes replaces its cache (a new
         generation, an expiry, a reload): an attribute less to read per packet."""
         routes = self.routes
-        self._slow = (routes.cache, routes.values, routes.route, routes.plain, routes.apply)
+        cache = routes.cache
+        self._slow = (cache.by_name, cache.by_rest, routes.values, routes.route, routes.plain, routes.apply)
 
     def sink(self, listener: str) -> ListenerSink:
         """A Sink for one listener, so lines and samples are counted per listener."""
@@ -133,8 +136,9 @@ class Ingest:
     def _feed(self, lines: list[bytes], now: float) -> tuple[int, int]:
         """Samples stored and lines the default rule took. The hot path: kept in one function,
         since a Python call costs as much as a line's dict lookups."""
-        cache, values, route, plain, apply = self._slow
+        by_name, by_rest, values, route, plain, apply = self._slow
         bisect = bisect_left
+        tagged = TAGGED
         # Locals, not globals: the loop compares opcodes several times a line.
         observe_op, count_op, other_op, unmapped_op = OBSERVE, COUNT, OTHER, UNMAPPED
         nslow = 0  # lines that stored nothing, or whose samples are in `got`
@@ -144,8 +148,8 @@ class Ingest:
         for line in lines:
             head, _, rest = line.partition(b"|")
             name, _, value = head.partition(b":")
-            try:  # a subscript, not .get(): no call on a hit, and a miss is parsed anyway
-                entry = cache[(name, rest)]
+            try:  # subscripts, not .get(): no call on a hit, and a miss is parsed anyway
+                entry = by_name[name][rest] if tagged in rest else by_rest[rest][name]
             except KeyError:
                 found = route(line, name, rest)
                 if found is None:  # blank, bad or an event: counted by route()

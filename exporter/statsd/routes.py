@@ -67,6 +67,87 @@ MAX_SET_MEMBERS = 10_000
 Entry = tuple[Any, ...]
 Key = tuple[bytes, bytes]
 _SERIES = itemgetter(1)  # a plain entry's series (an OTHER entry has its unmapped flag there)
+TAGGED = 35  # b"#": `35 in rest` is a memchr; `b"#" in rest` first fails to read b"#" as an int
+
+
+class Generation:
+    """One generation of the routing cache, read as a mapping of (name, rest) keys but held as
+    two levels with no key tuple: a tagged line's entry by its name, then its rest (a family's
+    series share the name and differ in tags); an untagged line's by its rest, then its name
+    (`c`, `ms|@0.1` are shared by many names). The part shared is held once, as the outer key;
+    a series costs its inner slot and the bytes that tell it apart (bench/series_memory.py:
+    64 bytes a series less than a dict of (name, rest) tuples). The loop reads `by_name` and
+    `by_rest` itself (statsd/ingest.py); they are changed in place, never replaced."""
+
+    __slots__ = ("by_name", "by_rest", "size")
+
+    def __init__(self) -> None:
+        self.by_name: dict[bytes, dict[bytes, Entry]] = {}
+        self.by_rest: dict[bytes, dict[bytes, Entry]] = {}
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _inner(self, key: Key) -> tuple[dict[bytes, dict[bytes, Entry]], bytes, bytes]:
+        name, rest = key
+        return (self.by_name, name, rest) if TAGGED in rest else (self.by_rest, rest, name)
+
+    def get(self, key: Key) -> Entry | None:
+        outer, first, second = self._inner(key)
+        inner = outer.get(first)
+        return inner.get(second) if inner is not None else None
+
+    def __setitem__(self, key: Key, entry: Entry) -> None:
+        outer, first, second = self._inner(key)
+        inner = outer.get(first)
+        if inner is None:
+            inner = outer[first] = {}
+        if second not in inner:
+            self.size += 1
+        inner[second] = entry
+
+    def pop(self, key: Key, default: Entry | None = None) -> Entry | None:
+        outer, first, second = self._inner(key)
+        inner = outer.get(first)
+        if inner is None or second not in inner:
+            return default
+        self.size -= 1
+        entry = inner.pop(second)
+        if not inner:
+            del outer[first]
+        return entry
+
+    def clear(self) -> None:
+        self.by_name.clear()
+        self.by_rest.clear()
+        self.size = 0
+
+    def items(self) -> list[tuple[Key, Entry]]:
+        """Every (name, rest) key with its entry (tests and tools; the loop never calls it)."""
+        return [((n, r), e) for n, inner in self.by_name.items() for r, e in inner.items()] + \
+               [((n, r), e) for r, inner in self.by_rest.items() for n, e in inner.items()]
+
+    def without(self, gone: set[Any], dead: set[Key]) -> None:
+        """Drop the entries of series that went and the `dead` keys. An inner dict most of whose
+        entries went is built anew, as a dict never gives back the table of its largest size;
+        one pass in C over each inner dict's entries (a million in about 0.1 s), none in Python."""
+        for outer in (self.by_name, self.by_rest):
+            for first, inner in list(outer.items()):
+                stale = list(compress(inner, map(gone.__contains__, map(_SERIES, inner.values()))))
+                if not stale:
+                    continue
+                self.size -= len(stale)
+                if len(stale) == len(inner):
+                    del outer[first]
+                elif len(stale) * 2 > len(inner):
+                    went = set(stale)
+                    outer[first] = {k: e for k, e in inner.items() if k not in went}
+                else:
+                    for k in stale:
+                        del inner[k]
+        for key in dead:
+            self.pop(key)
 
 
 class Routes:
@@ -79,14 +160,11 @@ class Routes:
         self.stats = stats
         self.max_cache = max_cache_entries  # None: sized from the store's limits (cache_limit)
         # Two generations: the loop reads `cache`; a full one becomes `old` (statsd/ingest.py).
-        self.cache: dict[tuple[bytes, bytes], Entry] = {}
-        self.old: dict[tuple[bytes, bytes], Entry] = {}
+        self.cache = Generation()
+        self.old = Generation()
         # Cached keys of OTHER entries (sets, summaries, instance gauges, drops, refusals), which
         # hold their series at entry[3]: an expiry looks at them one by one (forget).
         self.others: set[Key] = set()
-        # One copy of each untagged `rest` (`c`, `ms|@0.1`) and of each tagged line's name, which
-        # many keys share: a cache entry then holds only the bytes that tell it apart.
-        self.parts: dict[bytes, bytes] = {}
         self.values: dict[bytes, float] = {}
         self.blank = 0  # blank lines seen since the loop last took them (they are not lines)
         # Kept here, not in a slot of every Gauge: a set's members, and the shares (value and
@@ -159,16 +237,9 @@ class Routes:
         whose keys a miss promotes back (route), so hot keys outlive any number of new ones."""
         if len(self.cache) >= self.cache_limit():
             self.old = self.cache
-            self.cache = {}
+            self.cache = Generation()
             self.renewed()
-            if len(self.parts) >= len(self.old):  # parts no key shares any more (bounded)
-                self.parts = {}
-            self.others = {key for key in self.others if key in self.old}
-        parts = self.parts
-        if b"#" in rest:
-            name = parts.setdefault(name, name)
-        else:
-            rest = parts.setdefault(rest, rest)
+            self.others = {key for key in self.others if self.old.get(key) is not None}
         key = (name, rest)
         self.cache[key] = entry
         if entry[0] == OTHER:
@@ -187,9 +258,8 @@ class Routes:
 
     def clear(self) -> None:
         """Forget every route (new rules); series stay."""
-        self.cache = {}
-        self.old = {}
-        self.parts = {}
+        self.cache = Generation()
+        self.old = Generation()
         self.others = set()
         self.renewed()
 
@@ -207,10 +277,8 @@ class Routes:
             elif entry[2] is REFUSED or entry[3] in gone:
                 dead.add(key)
                 self.others.discard(key)
-        self.cache, self.old = _without(cache, gone, dead), _without(old, gone, dead)
-        self.renewed()
-        if len(self.parts) > len(self.cache) + len(self.old):
-            self.parts = {}
+        cache.without(gone, dead)
+        old.without(gone, dead)
         self.values.clear()
         if self.members:  # the members and shares of the sets and gauges that went
             self.members = {g: m for g, m in self.members.items() if g not in gone}
@@ -388,18 +456,6 @@ class Routes:
 def _per(scale: float, rate: float) -> float:
     """scale / rate, the same float object when the rate is 1 (no 24 bytes per cache entry)."""
     return scale if rate == 1.0 else scale / rate
-
-
-def _without(cache: dict[Key, Entry], gone: set[Any], dead: set[Key]) -> dict[Key, Entry]:
-    """The cache without the entries of series that went and the `dead` keys: a new dict when
-    most went, as a dict never gives back the table of its largest size. One pass in C over the
-    entries (a million in about 0.1 s), none in Python."""
-    stale = dead.union(compress(cache, map(gone.__contains__, map(_SERIES, cache.values()))))
-    if len(stale) * 2 > len(cache):
-        return {key: entry for key, entry in cache.items() if key not in stale}
-    for key in stale:
-        cache.pop(key, None)
-    return cache
 
 
 def _instance(event: Event) -> tuple[Event, str | None]:
