@@ -406,6 +406,10 @@ class _Connection(asyncio.Protocol):
             return
         if self._answering is not None:
             self._pending += data
+            if len(self._pending) > MAX_HEADER_BYTES and self._transport.is_reading():
+                # Held, not read on: what comes after an answer is a request head, and a head
+                # this long is refused anyway; a client cannot fill our memory while we answer.
+                self._transport.pause_reading()
             return
         if self._idle is not None:
             self._idle.cancel()
@@ -473,6 +477,8 @@ class _Connection(asyncio.Protocol):
             transport.close()
         elif self._pending:
             pending, self._pending = self._pending, b""
+            if not transport.is_reading():
+                transport.resume_reading()
             self.data_received(pending)
         else:
             self._idle = self._loop.call_later(IDLE_TIMEOUT, transport.close)

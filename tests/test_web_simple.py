@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -262,3 +263,36 @@ def test_a_daemon_scraped_by_plain_gets_never_loads_h11(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", _PLAIN_SCRAPES, address, str(tmp_path / "config.yaml")],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.stdout.splitlines()[-1:] == ["[]"], done.stdout + done.stderr
+
+
+def test_what_a_client_sends_during_an_answer_is_held_within_a_head_s_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    connections: list[web._Connection] = []
+    made = web._Connection.connection_made
+
+    def recorded(self: web._Connection, transport: asyncio.BaseTransport) -> None:
+        connections.append(self)
+        made(self, transport)
+
+    monkeypatch.setattr(web._Connection, "connection_made", recorded)
+    with _held_server(monkeypatch, "data_received") as (app, port, reads, loop), \
+            socket.create_connection(("127.0.0.1", port), timeout=GUARD) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\n" + HOST + b"\r\n")
+        assert app.entered.wait(GUARD) and reads.acquire(timeout=GUARD)
+        (connection,) = connections
+        sock.sendall(b"X" * (4 * web.MAX_HEADER_BYTES))  # no request: what a misbehaving client sends
+        transport = connection._transport
+        assert transport is not None
+        deadline = time.monotonic() + GUARD
+        while transport.is_reading() and len(connection._pending) < 4 * web.MAX_HEADER_BYTES:
+            assert time.monotonic() < deadline, "the server neither read the bytes nor stopped reading"
+            time.sleep(0.01)
+        assert not transport.is_reading()  # it stopped reading instead of holding all of it
+        assert len(connection._pending) <= web.MAX_HEADER_BYTES + 256 * 1024  # past the limit by a read at most
+        loop.call_soon_threadsafe(app.release.set)
+        buffer = bytearray()
+        first = _answer(sock, buffer, False)
+        assert first is not None and first.startswith(b"HTTP/1.1 200 ") and b"apm_queue_depth" in first
+        rest = bytes(buffer)
+        while chunk := sock.recv(65536):  # then h11 refuses what followed, and the server closes
+            rest += chunk
+        assert rest.startswith(b"HTTP/1.1 4")
