@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -27,6 +25,8 @@ from exporter import families, web
 from exporter.model import Family
 from exporter.web import Options, Server
 from exporter.webconfig import WebConfig
+from tests.support.daemon import loaded_after_gets
+from tests.support.net import free_port
 
 GUARD = 30.0  # a client's timeout: turns a hang into a failure
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,47 +222,12 @@ def test_a_request_read_while_an_answer_is_in_flight_is_answered_after_it(monkey
         assert sock.recv(65536) == b""  # closed, as the second request asked
 
 
-# Run as `apm-exporter` runs, with the repository's config.yaml (StatsD on a free port), scraped
-# by plain GETs from a thread of the daemon's process, which then says what it has loaded.
-_PLAIN_SCRAPES = """
-import os, signal, sys, threading, time, urllib.request
-from exporter import cli
-
-def scrape():
-    base = "http://" + sys.argv[1]
-    deadline = time.monotonic() + 60
-    while True:  # until the daemon listens
-        try:
-            urllib.request.urlopen(base + "/-/healthy", timeout=5).read()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    for path in ("/metrics", "/-/ready", "/", "/nothing-here"):
-        try:
-            urllib.request.urlopen(base + path, timeout=30).read()
-        except OSError:
-            pass  # the 404
-    print(sorted(m for m in sys.modules if m == "h11" or m.startswith("h11.")), flush=True)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-threading.Thread(target=scrape, daemon=True).start()
-sys.exit(cli.main(["--config.file", sys.argv[2], "--web.listen-address", sys.argv[1]]))
-"""
-
-
 def test_a_daemon_scraped_by_plain_gets_never_loads_h11(tmp_path: Path) -> None:
+    # Run as `apm-exporter` runs, on the repository's config.yaml (StatsD on a free port).
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
-        udp.bind(("127.0.0.1", 0))
-        tcp.bind(("127.0.0.1", 0))
-        config["statsd"]["listeners"] = [f"udp://127.0.0.1:{udp.getsockname()[1]}"]
-        address = f"127.0.0.1:{tcp.getsockname()[1]}"
+    config["statsd"]["listeners"] = [f"udp://127.0.0.1:{free_port(socket.SOCK_DGRAM)}"]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    done = subprocess.run([sys.executable, "-c", _PLAIN_SCRAPES, address, str(tmp_path / "config.yaml")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert done.stdout.splitlines()[-1:] == ["[]"], done.stdout + done.stderr
+    assert loaded_after_gets(tmp_path / "config.yaml", "h11", ["/metrics", "/-/ready", "/", "/nothing-here"]) == []
 
 
 def test_what_a_client_sends_during_an_answer_is_held_within_a_head_s_size(monkeypatch: pytest.MonkeyPatch) -> None:

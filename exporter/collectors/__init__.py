@@ -5,11 +5,18 @@ time; the scraper (scrape.py) runs them concurrently under timeouts and reports
 their duration and success, so a collector only raises when it fails. A probe
 reads one remote target and leaves the frame around that read (deadline,
 backoff, masking its secrets in errors, dropping its connection after a failure)
-to its scrape job. Adding one is one file plus one line in REGISTRY.
+to its scrape job.
+
+A probe's implementation is imported only when a collector of it is built, so a
+daemon loads only the probes it has targets for (each probe's wire code and what
+it alone needs, ssl, h11, json...); its config section, which the config model
+needs whether or not it has targets, lives apart in collectors/configs/. Adding
+a probe is its module, its config module and one line in REGISTRY.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -95,32 +102,41 @@ class Entry:
     targets: bool = False
 
 
+@dataclass(frozen=True)
+class Lazy:
+    """A collector class named by its module, imported when the first collector of it is built."""
+
+    module: str
+    name: str
+
+    def __call__(self, section: Any) -> Collector:
+        factory: Callable[[Any], Collector] = getattr(importlib.import_module(self.module), self.name)
+        return factory(section)
+
+
+def _probe(module: str, name: str) -> Entry:
+    """A probe's entry: its config section from collectors/configs/, its code from collectors/<module>.py."""
+    config = importlib.import_module(f"exporter.collectors.configs.{module}").Config
+    return Entry(Lazy(f"exporter.collectors.{module}", name), config, targets=True)
+
+
 def _registry() -> dict[str, Entry]:
-    # Imported here so each collector module stays free to import its own dependencies.
-    from exporter.collectors import (
-        container,
-        host,
-        http,
-        memcached,
-        pgbouncer,
-        postgres,
-        process,
-        rabbitmq,
-        redis,
-        sql,
-    )
+    # Imported here so each collector module stays free to import its own dependencies. The
+    # host, process and container collectors keep their sections in their modules: the
+    # default daemon runs all three.
+    from exporter.collectors import container, host, process
 
     return {
         "host": Entry(host.HostCollector, host.Config),
         "process": Entry(process.ProcessCollector, process.Config),
         "container": Entry(container.ContainerCollector, container.Config),
-        "redis": Entry(redis.RedisCollector, redis.Config, targets=True),
-        "memcached": Entry(memcached.MemcachedCollector, memcached.Config, targets=True),
-        "pgbouncer": Entry(pgbouncer.PgBouncerCollector, pgbouncer.Config, targets=True),
-        "postgres": Entry(postgres.PostgresCollector, postgres.Config, targets=True),
-        "sql": Entry(sql.SQLCollector, sql.Config, targets=True),
-        "http": Entry(http.HTTPCollector, http.Config, targets=True),
-        "rabbitmq": Entry(rabbitmq.RabbitMQCollector, rabbitmq.Config, targets=True),
+        "redis": _probe("redis", "RedisCollector"),
+        "memcached": _probe("memcached", "MemcachedCollector"),
+        "pgbouncer": _probe("pgbouncer", "PgBouncerCollector"),
+        "postgres": _probe("postgres", "PostgresCollector"),
+        "sql": _probe("sql", "SQLCollector"),
+        "http": _probe("http", "HTTPCollector"),
+        "rabbitmq": _probe("rabbitmq", "RabbitMQCollector"),
     }
 
 

@@ -33,18 +33,16 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
-
-from pydantic import Field, field_validator
 
 from exporter import __version__, families
 from exporter.collectors import BaseProbe, ProbeError
+from exporter.collectors.configs.http import Config
 from exporter.collectors.httphead import parse_head
 from exporter.cumulative import Operations
 from exporter.model import Family
 from exporter.redact import dsn_secrets
-from exporter.schema import Regex, Target
 
 # What the probe reads of a socket at once; a body check buffers at most _BODY_LIMIT.
 _CHUNK = 65536
@@ -52,47 +50,6 @@ _BODY_LIMIT = 1 << 20
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 REASONS = ("status", "redirects", "body_matches", "body_not_matches", "body_json")
-_JSON_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
-
-
-class Config(Target):
-    """An HTTP(S) endpoint; `expected_status` empty means any 2xx."""
-
-    url: str = Field(pattern=r"^https?://[^/?#]+")
-    method: str = Field(default="GET", pattern=r"^[A-Z]+$")
-    headers: dict[str, str] = {}
-    body: str | None = None
-    expected_status: list[int] = []
-    follow_redirects: bool = True
-    max_redirects: int = Field(default=10, ge=0, le=100)
-    # None: the addresses in the resolver's order; ip4/ip6: that family first, the other
-    # only when the name has no address of it and ip_protocol_fallback allows.
-    ip_protocol: Literal["ip4", "ip6"] | None = None
-    ip_protocol_fallback: bool = True
-    # Body checks, on the final answer's first _BODY_LIMIT bytes (decoded as UTF-8).
-    body_matches: list[Regex] = []
-    body_not_matches: list[Regex] = []
-    # A dotted path into the JSON body (list items by index: items.0.id) and the value it must equal.
-    body_json: dict[str, Any] = {}
-    # A PEM bundle to verify the server with instead of the system's CAs.
-    ca_file: str | None = None
-    insecure_skip_verify: bool = False
-
-    @field_validator("expected_status")
-    @classmethod
-    def _codes(cls, codes: list[int]) -> list[int]:
-        bad = [c for c in codes if not 100 <= c <= 599]
-        if bad:
-            raise ValueError(f"not HTTP status codes: {bad}")
-        return codes
-
-    @field_validator("body_json")
-    @classmethod
-    def _paths(cls, checks: dict[str, Any]) -> dict[str, Any]:
-        bad = [path for path in checks if not _JSON_PATH.match(path)]
-        if bad:
-            raise ValueError(f"not dotted paths (a.b.0.c): {bad}")
-        return checks
 
 
 def tls_context(ca_file: str | None, insecure_skip_verify: bool) -> ssl.SSLContext:

@@ -13,17 +13,12 @@ import asyncio
 
 from exporter import families
 from exporter.collectors import BaseProbe, ProbeError
+from exporter.collectors.configs.memcached import Config
 from exporter.model import Family
-from exporter.schema import Address, Target, split_address
+from exporter.schema import split_address
 
 # A `stats` reply is about 90 lines; anything much longer is not memcached.
 _MAX_REPLY = 64 * 1024
-
-
-class Config(Target):
-    """A memcached server at host:port."""
-
-    address: Address = "127.0.0.1:11211"
 
 
 class MemcachedCollector(BaseProbe):

@@ -32,14 +32,12 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import Field, field_validator
-
 from exporter import families
 from exporter.collectors import BaseProbe
+from exporter.collectors.configs.pgbouncer import Config
 from exporter.collectors.pgwire import Connection, Endpoint, Row, parse_dsn
 from exporter.model import Family
 from exporter.redact import dsn_secrets
-from exporter.schema import Target
 
 _ADMIN_DB = "pgbouncer"
 _SHOWS = ("SHOW POOLS", "SHOW DATABASES", "SHOW STATS", "SHOW LISTS", "SHOW MEM", "SHOW CLIENTS", "SHOW SERVERS")
@@ -51,18 +49,6 @@ _POOL_COLUMNS = ("database", "sv_active", "sv_idle", "sv_used", "sv_login", "sv_
                  "maxwait", "maxwait_us")
 _DATABASE_COLUMNS = ("name", "pool_size", "max_connections")
 _STATS_COLUMNS = ("database", "total_wait_time", "total_query_count", "total_query_time")
-
-
-class Config(Target):
-    """A PgBouncer admin console: the DSN's user must be in admin_users or stats_users."""
-
-    dsn: str = Field(default="postgresql://pgbouncer@127.0.0.1:6432/pgbouncer", min_length=1)
-
-    @field_validator("dsn")
-    @classmethod
-    def _readable(cls, dsn: str) -> str:
-        parse_dsn(dsn)  # a ValueError names what the probe cannot read, at load rather than at every scrape
-        return dsn
 
 
 class PgBouncerCollector(BaseProbe):

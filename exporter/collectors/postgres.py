@@ -34,14 +34,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import Field, field_validator
-
 from exporter import families
+from exporter.collectors.configs.postgres import Config
 from exporter.collectors.pgsession import SessionProbe
-from exporter.collectors.pgwire import parse_dsn
 from exporter.model import Family, Sample
 from exporter.redact import MASK, redact
-from exporter.schema import Target
 
 _QUERY_LABEL_MAX = 160
 _SPACES = re.compile(r"\s+")
@@ -153,24 +150,6 @@ FROM pg_stat_user_tables t JOIN pg_class c ON c.oid = t.relid
 ORDER BY size DESC, t.schemaname, t.relname
 LIMIT {limit}
 """
-
-
-class Config(Target):
-    """A PostgreSQL server; `statements` is how many top statements to export (0: none)."""
-
-    dsn: str = Field(default="postgresql://postgres@127.0.0.1:5432/postgres", min_length=1)
-
-    @field_validator("dsn")
-    @classmethod
-    def _readable(cls, dsn: str) -> str:
-        parse_dsn(dsn)  # a ValueError names what the probe cannot read, at load rather than at every scrape
-        return dsn
-
-    statements: int = Field(default=10, ge=0, le=1000)
-    # The biggest N tables (total size) of the DSN's database, with vacuum and analyze history.
-    tables: int = Field(default=10, ge=0, le=1000)
-    # Every database, replication, transactions, locks, checkpoints (the apm_postgres_* families).
-    server: bool = True
 
 
 class PostgresCollector(SessionProbe):

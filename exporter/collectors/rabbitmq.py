@@ -27,34 +27,18 @@ import ssl
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from pydantic import Field
-
 from exporter import __version__, families
 from exporter.collectors import BaseProbe, ProbeError
+from exporter.collectors.configs.rabbitmq import Config
 from exporter.collectors.http import tls_context
 from exporter.model import Family
 from exporter.redact import dsn_secrets
-from exporter.schema import Regex, Target
 
 _CHUNK = 65536
 # A reply bigger than this is not a queue list the probe should parse (about 30,000 queues).
 _MAX_BODY = 32 * 1024 * 1024
 _COLUMNS = ("name,vhost,messages_ready,messages_unacknowledged,consumers,message_stats.publish,"
             "message_stats.deliver_get,message_stats.ack,message_stats.redeliver")
-
-
-class Config(Target):
-    """A RabbitMQ management API: `url` is http(s)://[user:password@]host:15672 (default user guest)."""
-
-    url: str = Field(default="http://guest:guest@127.0.0.1:15672", pattern=r"^https?://[^/?#]+")
-    # Only queues of this vhost (default: every vhost the user may see).
-    vhost: str | None = None
-    # Only queues whose name matches (anchored at both ends).
-    include: Regex = ".*"
-    # The most queues exported; the rest are dropped (the series count stays bounded).
-    max_queues: int = Field(default=500, ge=1, le=100_000)
-    ca_file: str | None = None
-    insecure_skip_verify: bool = False
 
 
 class RabbitMQCollector(BaseProbe):

@@ -32,86 +32,21 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import Field, field_validator, model_validator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported where used: the daemon loads it only when a SQLite probe runs
     import sqlite3
 
 from exporter import families
 from exporter.collectors import BaseProbe, ProbeError
+from exporter.collectors.configs.sql import Config, Query, sqlite_path
 from exporter.collectors.pgsession import PgSession, StatementTimeout
-from exporter.collectors.pgwire import PgError, parse_dsn
+from exporter.collectors.pgwire import PgError
 from exporter.cumulative import Counters, Operations
 from exporter.model import Family, FamilySpec, MetricType
-from exporter.schema import (
-    Duration,
-    LabelName,
-    MetricName,
-    Section,
-    Target,
-    unique_names,
-)
 from exporter.statelog import StateLog
 
 log = logging.getLogger(__name__)
-
-_DSN = r"^(sqlite|postgresql|postgres)://"
-
-
-class Metric(Section):
-    """A column of the query's rows exported as a metric; `labels` are columns too."""
-
-    name: MetricName
-    value: str = Field(min_length=1)
-    labels: list[LabelName] = []
-    help: str = ""
-    type: Literal["gauge", "counter"] = "gauge"
-
-
-class Query(Section):
-    name: str = Field(min_length=1, max_length=128)
-    sql: str = Field(min_length=1)
-    # Run at most once per interval (default: every collect); scrapes in between reuse the result.
-    interval: Duration | None = None
-    # Default: the target's timeout.
-    timeout: Duration | None = None
-    # Default: the target's slow_threshold.
-    slow_threshold: Duration | None = None
-    explain: bool = False
-    metrics: list[Metric] = []
-
-
-class Config(Target):
-    """A database: `sqlite:///path/to/file.db` (opened read-only) or `postgresql://…`."""
-
-    dsn: str = Field(pattern=_DSN)
-    slow_threshold: Duration = 1.0
-    queries: list[Query] = Field(min_length=1)
-
-    @field_validator("queries")
-    @classmethod
-    def _unique(cls, queries: list[Query]) -> list[Query]:
-        unique_names(queries, "query")
-        metrics: dict[str, str] = {}
-        for query in queries:
-            for metric in query.metrics:
-                if metric.name in metrics:
-                    raise ValueError(f"metric {metric.name!r} is defined by queries {metrics[metric.name]!r} "
-                                     f"and {query.name!r}")
-                metrics[metric.name] = query.name
-        return queries
-
-    @model_validator(mode="after")
-    def _readable(self) -> Config:
-        if self.dsn.startswith("sqlite://"):
-            if not _sqlite_path(self.dsn):
-                raise ValueError("sqlite DSN needs a path: sqlite:///path/to/file.db")
-        else:
-            parse_dsn(self.dsn)  # what the PostgreSQL client cannot read is refused at load
-        return self
-
 
 class QueryError(Exception):
     """The query failed but the database is fine: counted, not a failed collect."""
@@ -231,12 +166,6 @@ class _Postgres:
         await self.session.drop()
 
 
-def _sqlite_path(dsn: str) -> str:
-    path = dsn[len("sqlite://"):]
-    # sqlite:///abs/path and SQLAlchemy's sqlite:////abs/path both mean /abs/path.
-    return "/" + path.lstrip("/") if path.startswith("/") else path
-
-
 # --- plans -------------------------------------------------------------------------------
 
 # SQLite ≥ 3.36 says "SCAN t", older ones "SCAN TABLE t"; either may add "AS alias" and "USING … INDEX".
@@ -286,7 +215,7 @@ class SQLCollector(BaseProbe):
     def __init__(self, config: Config) -> None:
         self.config = config
         self._driver: _SQLite | _Postgres = (
-            _SQLite(_sqlite_path(config.dsn), config.timeout) if config.dsn.startswith("sqlite://")
+            _SQLite(sqlite_path(config.dsn), config.timeout) if config.dsn.startswith("sqlite://")
             else _Postgres(config.dsn, config.timeout))
         self.secrets = self._driver.session.secrets if isinstance(self._driver, _Postgres) else []
         self._queries = [_QueryState(q) for q in config.queries]

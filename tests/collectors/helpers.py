@@ -75,8 +75,8 @@ class Clock:
 
 def framed(probe: Probe, clock: Clock | None = None) -> Job:
     """The probe in the job the daemon would build for it: `await job.attempt()` is one framed read."""
-    name = next(name for name, entry in REGISTRY.items() if entry.factory is type(probe))
     config: Any = getattr(probe, "config")
+    name = next(name for name, entry in REGISTRY.items() if entry.config is type(config))
     return Job(probe, name, config.name, config.timeout, config.interval, is_probe=True, clock=clock or Clock())
 
 

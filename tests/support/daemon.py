@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import signal
@@ -110,3 +111,46 @@ class Daemon:
         self._log.close()
         return time.monotonic() - start
 
+
+
+# A fresh interpreter runs the daemon as the CLI does (config file argv[2], listening on
+# argv[1]) and, from a thread, waits for it, GETs each path in argv[4:] (a 404 is fine),
+# prints the loaded modules that are package argv[3] or inside it, and stops the daemon.
+_LOADED_AFTER_GETS = """
+import os, signal, sys, threading, time, urllib.request
+from exporter import cli
+
+def scrape():
+    base = "http://" + sys.argv[1]
+    deadline = time.monotonic() + 60
+    while True:  # until the daemon listens
+        try:
+            urllib.request.urlopen(base + "/-/healthy", timeout=5).read()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    for path in sys.argv[4:]:
+        try:
+            urllib.request.urlopen(base + path, timeout=30).read()
+        except OSError:
+            pass  # the 404
+    package = sys.argv[3]
+    print(sorted(m for m in sys.modules if m == package or m.startswith(package + ".")), flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+threading.Thread(target=scrape, daemon=True).start()
+sys.exit(cli.main(["--config.file", sys.argv[2], "--web.listen-address", sys.argv[1]]))
+"""
+
+
+def loaded_after_gets(config_path: Path, package: str, paths: list[str]) -> list[str]:
+    """The modules of `package` a daemon on this config file has loaded once it has answered `paths`."""
+    root = Path(__file__).resolve().parent.parent.parent
+    done = subprocess.run([sys.executable, "-c", _LOADED_AFTER_GETS, f"127.0.0.1:{free_port()}", str(config_path),
+                           package, *paths], capture_output=True, text=True, cwd=root, timeout=120)
+    lines = done.stdout.splitlines()
+    assert lines, done.stdout + done.stderr
+    loaded: list[str] = ast.literal_eval(lines[-1])
+    return loaded
