@@ -1,6 +1,7 @@
 """The HTTP probe's own cost in process: HTTPCollector.collect() against bench/probes.py's site.
 
     python bench/probe_collect.py --collects 300 --rounds 5 [--module NAME=PATH ...]
+    python bench/probe_collect.py --waits 20000 --rounds 7 [--module NAME=PATH ...]
 
 Each --module is a copy of exporter/collectors/http.py (for example one written by
 `git show <commit>:exporter/collectors/http.py > /tmp/before.py`), loaded beside the
@@ -8,6 +9,11 @@ checkout's; the variants alternate round by round against the same HTTP and HTTP
 site (the stdlib's threading http.server in a process of its own, a 2 KB page), so a
 busy machine slows them alike. Prints, per variant, the median wall time of a collect
 and this process's CPU per collect (the site's CPU is not in it), medians of the rounds.
+
+--waits N times, instead, one read that waits (nothing yet to read when it starts) on a
+socket pair, N a round: each variant's _Wire.recv(), which is all that differs between
+reading the socket through the loop's sock_recv and keeping it registered, without the
+site's noise in it (an HTTPS collect waits on about four reads).
 """
 
 from __future__ import annotations
@@ -64,15 +70,39 @@ async def collects(collector: Any, n: int) -> tuple[float, float]:
     return statistics.median(walls) * 1e6, (time.process_time() - cpu) / n * 1e6
 
 
+async def waits(module: ModuleType, n: int) -> float:
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    wire = module._Wire(ours)
+    loop = asyncio.get_running_loop()
+    cpu = time.process_time()
+    for _ in range(n):
+        loop.call_soon(peer.send, b"x")  # runs once recv() waits
+        await wire.recv()
+    took = (time.process_time() - cpu) / n * 1e6
+    wire.close()
+    peer.close()
+    return took
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--collects", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--module", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--only", default="http,https")
+    parser.add_argument("--waits", type=int, default=0, metavar="N")
     args = parser.parse_args()
     modules = {name: load(name, path) for name, path in (m.split("=", 1) for m in args.module)}
     modules["checkout"] = http
+    if args.waits:
+        cpus: dict[str, list[float]] = {name: [] for name in modules}
+        for _ in range(args.rounds):
+            for name, module in modules.items():
+                cpus[name].append(asyncio.run(waits(module, args.waits)))
+        for name, rounds in cpus.items():
+            print(f"{name:10} CPU {statistics.median(rounds):6.2f} us a read that waits", flush=True)
+        return
     sites: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as tmp:
         pki = make_pki(Path(tmp) / "pki")
