@@ -368,7 +368,7 @@ class _Wire:
     The socket is watched by the loop for the connection's life (one add_reader at the
     first wait, one remove_reader at close) rather than through the loop's sock_recv,
     which registers and unregisters it at every read that waits (two epoll_ctl calls,
-    a recv that fails first, a handle and a done callback each). Not asyncio's
+    a handle and a done callback each: 36 -> 17 us CPU a read). Not asyncio's
     transports and streams: a probe reads one short answer per connection, and setting
     up a transport, its protocol and a stream for it cost a quarter of a plain-HTTP
     read's CPU (0.32 -> 0.23 ms in a loop of 500 reads; HTTPS about 1.6 -> 1.3 ms).
