@@ -166,10 +166,8 @@ class Server:
             if request is None:
                 return
             method, target, headers, body = request
-            response = await self._dispatch(method, target, headers, body)
-            accept_encoding = headers.get(b"accept-encoding", b"").decode("latin-1")
-            framed = await self._framed(response, "gzip" in accept_encoding)
-            await self._send(conn, writer, response.status, framed, head=method == "HEAD", close=False)
+            status, framed = await self._answer(method, target, headers, body)
+            await self._send(conn, writer, status, framed, head=method == "HEAD", close=False)
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             try:
@@ -213,6 +211,13 @@ class Server:
                     headers = {k.lower(): v for k, v in request.headers}
                     return (request.method.decode("ascii", "replace"), request.target.decode("latin-1"), headers,
                             bytes(body))
+
+    async def _answer(self, method: str, target: str, headers: dict[bytes, bytes], body: bytes
+                      ) -> tuple[int, tuple[list[tuple[str, str]], list[bytes]]]:
+        """A request's status and framed answer (gzipped if the client takes it), however it was read."""
+        response = await self._dispatch(method, target, headers, body)
+        accept_encoding = headers.get(b"accept-encoding", b"").decode("latin-1")
+        return response.status, await self._framed(response, "gzip" in accept_encoding)
 
     async def _dispatch(self, method: str, target: str, headers: dict[bytes, bytes], body: bytes) -> Response:
         path, _, query = target.partition("?")
@@ -486,11 +491,9 @@ class _Connection(asyncio.Protocol):
     async def _respond(self, simple: _Simple) -> bool:
         """Answer `simple`; whether the connection stays open for another request."""
         server = self._server
-        response = await server._dispatch(simple.method, simple.target, simple.headers, b"")
-        accept_encoding = simple.headers.get(b"accept-encoding", b"").decode("latin-1")
+        status, framed = await server._answer(simple.method, simple.target, simple.headers, b"")
         head = simple.method == "HEAD"
-        framed = await server._framed(response, "gzip" in accept_encoding)
-        if await server._send_simple(self, response.status, framed, head, simple.close):
+        if await server._send_simple(self, status, framed, head, simple.close):
             return not simple.close
         # An answer only h11 frames: h11 is given the request, then writes the answer.
         import h11
@@ -498,7 +501,7 @@ class _Connection(asyncio.Protocol):
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         conn.receive_data(simple.raw)
         conn.next_event(), conn.next_event()
-        await server._send(conn, self, response.status, framed, head=head, close=False)
+        await server._send(conn, self, status, framed, head=head, close=False)
         return h11.MUST_CLOSE not in (conn.our_state, conn.their_state)
 
     def _hand_over(self, data: bytes) -> None:

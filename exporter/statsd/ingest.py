@@ -6,9 +6,10 @@ leads straight to the series (a tagged line's by name, then rest; an untagged
 one's by rest, then name: routes.Generation). A repeated line therefore costs
 two partitions, two dict lookups (no key tuple to build, hash and compare), a
 float() (or, for counters and gauges, whose values repeat, a third lookup:
-float() is the dearest step on this path) and an in-place update. The loop is the only place that applies a counter, a gauge or an
-observation; a line seen for the first time gets its entry from
-`Routes.route` and then goes through the same code. Everything else (sets,
+float() is the dearest step on this path) and an in-place update. The loop is
+the only place that applies a counter, a gauge or an observation; a line seen
+for the first time gets its entry from `Routes.route` and then goes through the
+same code. Everything else (sets,
 summaries, drops, refusals, several values on one line, bad values) is
 `Routes.apply`. Counting the default rule's lines costs the other lines nothing:
 their entries' opcodes are raised above OTHER, and one comparison finds them.
