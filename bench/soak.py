@@ -26,7 +26,11 @@ is half of what the daemon had when it was measured; `--no-pin` lets the schedul
 all three (a daemon sharing its core with Prometheus's bursts then loses at a rate that
 has nothing to do with its own). With `--udp-workers` above 1 the daemon and its workers
 may use every CPU. The drops are also read every second: the run reports how many seconds
-had any, and the largest one-second bursts with when they happened.
+had any, and the largest one-second bursts with when they happened and what the machine did
+in that second: the share of the daemon's CPU the hypervisor took (steal, /proc/stat), the
+daemon's own CPU use, and the longest scrape Prometheus recorded around it; then the same
+medians over seconds with drops and seconds without, which tells a machine's stall from
+the daemon's.
 """
 
 from __future__ import annotations
@@ -45,11 +49,12 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import SENDER, Exporter, free_port, kernel_udp, mix, search  # noqa: E402  (the sibling benchmarks' helpers)
-from scrape import rss_mib  # noqa: E402
+from scrape import cpu_seconds, rss_mib  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LINES_PER_PACKET = 30
@@ -68,6 +73,26 @@ statsd:
 collectors:
   host: {{enabled: true}}
 """
+
+
+def cpu_ticks(cpu: str) -> tuple[int, int]:
+    """(all ticks, stolen ticks) of one /proc/stat line: "cpu0", or "cpu" for the whole machine."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name == cpu:
+            ticks = [int(v) for v in values[:8]]  # user nice system idle iowait irq softirq steal
+            return sum(ticks), ticks[7]
+    return 0, 0
+
+
+@dataclass
+class Second:
+    """One second of the soak as /proc saw it."""
+
+    t: float  # seconds since the start, at the second's end
+    drops: int  # datagrams the kernel dropped in it
+    steal: float  # share of the daemon's CPU(s) the hypervisor took
+    busy: float  # the daemon's CPU use, in cores
 
 
 def packets(segment: int, count: int, seed: int) -> list[bytes]:
@@ -172,8 +197,8 @@ def main() -> None:
     ours_cmd = [ours] if ours else [sys.executable, "-m", "exporter"]
     port, web, prom = free_port(), free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)
     samples: list[tuple[float, float, int]] = []  # (t, rss MiB, kernel drops so far)
-    bursts: list[tuple[float, int]] = []  # (t, datagrams the kernel dropped in the second before t)
-    ticks = 0  # one-second reads of the drops
+    seconds: list[Second] = []
+    watched = "cpu0" if pin else "cpu"  # the daemon's CPU
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         maximum = maximum_rate(tmp, args.udp_workers) if not args.rate else 0.0
@@ -204,6 +229,7 @@ def main() -> None:
             next_sample = 10.0
             next_tick = 1.0
             last_drops = drops0
+            last_cpu, last_daemon, last_at = cpu_ticks(watched), cpu_seconds(daemon.pid), 0.0
             for segment in range(segments):
                 path = tmp / f"packets-{segment}.pickle"
                 path.write_bytes(pickle.dumps(packets(segment, 2000, seed=7)))
@@ -217,10 +243,11 @@ def main() -> None:
                         break
                     except subprocess.TimeoutExpired:
                         now, dropped = time.monotonic() - t0, kernel_udp(port)[1]
-                        if dropped > last_drops:
-                            bursts.append((now, dropped - last_drops))
-                        last_drops = dropped
-                        ticks += 1
+                        (total, stolen), used = cpu_ticks(watched), cpu_seconds(daemon.pid)
+                        seconds.append(Second(now, dropped - last_drops,
+                                              (stolen - last_cpu[1]) / max(1, total - last_cpu[0]),
+                                              (used - last_daemon) / max(1e-3, now - last_at)))
+                        last_drops, last_cpu, last_daemon, last_at = dropped, (total, stolen), used, now
                         next_tick += 1.0
                         if now >= next_sample:
                             samples.append((now, rss_mib(daemon.pid), dropped - drops0))
@@ -236,6 +263,9 @@ def main() -> None:
             while at <= ended + 1:
                 windows.append((at - started, *(scalar(prom, expr.format(w=f"{window:.0f}s"), at) for expr in WINDOW_EXPRS)))
                 at += window
+            bursts = sorted((b for b in seconds if b.drops), key=lambda b: -b.drops)
+            longest = {id(b): scalar(prom, "max_over_time(scrape_duration_seconds[3s])", started + b.t)
+                       for b in bursts[:5]}
             whole = f"{ended - started:.0f}s"
             overall = [scalar(prom, expr.format(w=whole), ended) for expr in WINDOW_EXPRS]
         finally:
@@ -257,10 +287,14 @@ def main() -> None:
     print(f"RSS after warm-up: first {warm[0][1] if warm else float('nan'):.1f} MiB, last "
           f"{warm[-1][1] if warm else float('nan'):.1f} MiB, slope {slope_per_10min(warm):+.2f} MiB per 10 min")
     print(f"placement: {'daemon on CPU 0, sender and Prometheus on CPU 1' if pin else 'unpinned'}; "
-          f"seconds with kernel drops: {len(bursts)} of {ticks}")
-    if bursts:
-        top = sorted(bursts, key=lambda b: -b[1])[:5]
-        print("largest one-second bursts: " + ", ".join(f"{n:,} datagrams at {t / 60:.1f} min" for t, n in top))
+          f"seconds with kernel drops: {len(bursts)} of {len(seconds)}")
+    for b in bursts[:5]:
+        print(f"  {b.drops:,} datagrams at {b.t / 60:.1f} min: steal {b.steal:.0%}, daemon {b.busy:.2f} cores, "
+              f"longest scrape {1000 * longest[id(b)]:.0f} ms")
+    for label, group in (("with drops", bursts), ("without", [b for b in seconds if not b.drops])):
+        if group:
+            print(f"  seconds {label}: median steal {statistics.median(b.steal for b in group):.1%}, "
+                  f"max {max(b.steal for b in group):.0%}; median daemon {statistics.median(b.busy for b in group):.2f} cores")
     print(f"scrape duration over the run: p50 {1000 * overall[0]:.0f} ms, p99 {1000 * overall[1]:.0f} ms, "
           f"max {1000 * overall[2]:.0f} ms; failed scrapes {overall[3]:.0f}")
     print(f"{'minute':>6} {'RSS MiB':>8} {'lost %':>7} {'scrape p50 ms':>13} {'p99 ms':>7} {'max ms':>7} {'failed':>6}")
