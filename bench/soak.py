@@ -264,8 +264,7 @@ def main() -> None:
                 windows.append((at - started, *(scalar(prom, expr.format(w=f"{window:.0f}s"), at) for expr in WINDOW_EXPRS)))
                 at += window
             bursts = sorted((b for b in seconds if b.drops), key=lambda b: -b.drops)
-            longest = {id(b): scalar(prom, "max_over_time(scrape_duration_seconds[3s])", started + b.t)
-                       for b in bursts[:5]}
+            worst = [(b, scalar(prom, "max_over_time(scrape_duration_seconds[3s])", started + b.t)) for b in bursts[:5]]
             whole = f"{ended - started:.0f}s"
             overall = [scalar(prom, expr.format(w=whole), ended) for expr in WINDOW_EXPRS]
         finally:
@@ -288,9 +287,9 @@ def main() -> None:
           f"{warm[-1][1] if warm else float('nan'):.1f} MiB, slope {slope_per_10min(warm):+.2f} MiB per 10 min")
     print(f"placement: {'daemon on CPU 0, sender and Prometheus on CPU 1' if pin else 'unpinned'}; "
           f"seconds with kernel drops: {len(bursts)} of {len(seconds)}")
-    for b in bursts[:5]:
+    for b, longest in worst:
         print(f"  {b.drops:,} datagrams at {b.t / 60:.1f} min: steal {b.steal:.0%}, daemon {b.busy:.2f} cores, "
-              f"longest scrape {1000 * longest[id(b)]:.0f} ms")
+              f"longest scrape {1000 * longest:.0f} ms")
     for label, group in (("with drops", bursts), ("without", [b for b in seconds if not b.drops])):
         if group:
             print(f"  seconds {label}: median steal {statistics.median(b.steal for b in group):.1%}, "
