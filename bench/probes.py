@@ -244,6 +244,8 @@ class Exporter:
     failed: str = ""
     path: str = "/metrics"
     rounds: list[tuple[float, float]] = field(default_factory=list)  # (median s, CPU s/scrape) per round
+    phase_family: str = ""  # an HTTP prober's time-by-phase gauge, read from every scrape
+    phases: dict[str, list[float]] = field(default_factory=dict)  # seconds by phase, one per scrape
 
     def median(self) -> float:
         """The median of the rounds' medians."""
@@ -276,6 +278,14 @@ class Exporter:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(10)
+
+    def note_phases(self) -> None:
+        """The last scrape's time by phase as the prober measured it (both name the phases alike)."""
+        for line in self.body.decode(errors="replace").splitlines():
+            if line.startswith(self.phase_family + "{"):
+                phase = re.search(r'phase="([a-z]+)"', line)
+                if phase:
+                    self.phases.setdefault(phase.group(1), []).append(float(line.rsplit(" ", 1)[1]))
 
     def series(self) -> int:
         return sum(1 for line in self.body.splitlines() if line and not line.startswith(b"#"))
@@ -324,6 +334,8 @@ def run_pair(pair: tuple[Exporter, ...], scrapes: int) -> tuple[Exporter, ...]:
         for _ in range(scrapes):
             for e in pair:
                 took, e.body = scrape(e.url)
+                if e.phase_family:
+                    e.note_phases()
                 e.latencies.append(took)
                 this_round[e.name].append(took)
         for e in pair:
@@ -423,7 +435,9 @@ def main() -> None:
                     Exporter("blackbox_exporter", [peer("prometheus-blackbox-exporter"),
                                                    f"--config.file={blackbox}",
                                                    f"--web.listen-address=127.0.0.1:{(p := free_port())}"], p,
-                             path=f"/probe?module=http_2xx&target={url}"))
+                             path=f"/probe?module=http_2xx&target={url}",
+                             phase_family="probe_http_duration_seconds"))
+                pairs[kind][0].phase_family = "apm_http_probe_phase_seconds"
             if only:
                 pairs = {kind: pair for kind, pair in pairs.items() if kind in only}
             for kind in pairs:
@@ -460,6 +474,17 @@ def main() -> None:
                          f"{statistics.median(a[1] / b[1] for a, b in zip(e.rounds, them.rounds)):.2f}x")
             lines.append(f"| {kind} | {e.name} | {e.series()} | {1000 * e.median():.2f} | "
                          f"{1000 * p99(e.latencies):.2f} | {1000 * e.cpu():.2f} | {e.rss:.1f} | {ratio} |")
+    phased = {kind: pair for kind, pair in pairs.items() if pair[0].phases and pair[1].phases}
+    if phased:
+        # Where an HTTP row's time goes, as each prober times its own request: a gap in one phase
+        # (the TLS handshake's, say) is that phase's code, not the scrape around it.
+        lines += ["", "Time by phase, as each prober reports it (median over every scrape of the run, ms):", "",
+                  "| probe | phase | ours | peer | ours - peer |", "|---|---|---:|---:|---:|"]
+        for kind, (us, them) in phased.items():
+            for phase in us.phases:
+                if phase in them.phases:
+                    a, b = (1000 * statistics.median(e.phases[phase]) for e in (us, them))
+                    lines.append(f"| {kind} | {phase} | {a:.3f} | {b:.3f} | {a - b:+.3f} |")
     lines += ["", "Coverage: each signal of the peer's default output an SRE alerts on, and our name for it "
               "(both checked present in this run's scrapes):", "",
               "| probe | peer family | ours | signal |", "|---|---|---|---|"]

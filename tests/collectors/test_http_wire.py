@@ -1,4 +1,5 @@
-"""The HTTP probe's connection (_Wire): bytes that arrive while no read waits are kept.
+"""The HTTP probe's connection (_Wire): bytes that arrive while no read waits are kept,
+and TLS's last handshake flight leaves with the request.
 
 The socket stays registered with the loop from the first read that waits to close, so
 the loop can read bytes when no read is waiting (a cancelled read, the time between
@@ -9,8 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+import threading
+from pathlib import Path
+
+import pytest
 
 from exporter.collectors.http import _Wire
+from tests.support.tls import make_pki
 
 
 async def _bytes_after_a_cancelled_read() -> list[bytes]:
@@ -46,3 +53,73 @@ async def _bytes_after_a_cancelled_read() -> list[bytes]:
 
 def test_bytes_read_while_no_read_waits_come_first() -> None:
     assert b"".join(asyncio.run(_bytes_after_a_cancelled_read())) == b"firstsecond"
+
+
+def _tls_answer(server: socket.socket, context: ssl.SSLContext) -> None:
+    """Accept one TLS connection, read a request head, answer it and close (a thread's work)."""
+    conn, _ = server.accept()
+    with context.wrap_socket(conn, server_side=True) as tls:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += tls.recv(4096)
+        tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+
+class _CountingLoop:
+    """The running loop, counting the sends the wire makes through it (one sendall: one write)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.sends: list[int] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._loop, name)
+
+    async def sock_sendall(self, sock: socket.socket, data: bytes) -> None:
+        self.sends.append(len(data))
+        await self._loop.sock_sendall(sock, data)
+
+
+async def _tls_exchange(port: int, ca: str) -> tuple[str, list[int], bytes]:
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    wire = _Wire(sock)
+    counting = wire._loop = _CountingLoop(loop)  # type: ignore[assignment]
+    try:
+        version = (await wire.start_tls(ssl.create_default_context(cafile=ca), "127.0.0.1")).version() or ""
+        await wire.send(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := await wire.recv():
+            answer += chunk
+        return version, counting.sends, answer
+    finally:
+        wire.close()
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2])
+def test_the_request_leaves_with_the_handshakes_last_flight(tmp_path: Path, version: ssl.TLSVersion) -> None:
+    """TLS 1.3's client Finished is written with the request, not on its own before it.
+
+    One write and one segment fewer per HTTPS probe; the server still completes its
+    handshake and answers (on TLS 1.2 the client's last flight precedes the server's
+    Finished, so the request follows it as before).
+    """
+    pki = make_pki(tmp_path / "pki")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.server.cert, pki.server.key)
+    context.minimum_version = context.maximum_version = version
+    server = socket.create_server(("127.0.0.1", 0))
+    thread = threading.Thread(target=_tls_answer, args=(server, context))
+    thread.start()
+    try:
+        got, sends, answer = asyncio.run(_tls_exchange(server.getsockname()[1], str(pki.ca.cert)))
+    finally:
+        thread.join(10)
+        server.close()
+    assert answer.endswith(b"\r\n\r\nok")
+    if version is ssl.TLSVersion.TLSv1_3:
+        assert (got, len(sends)) == ("TLSv1.3", 2)  # ClientHello; Finished and the request
+    else:
+        assert (got, len(sends)) == ("TLSv1.2", 3)  # ClientHello; key exchange and Finished; the request
