@@ -335,7 +335,7 @@ class Connection:
         buffer, pos = b"", 0
         while result is not None:
             left = len(buffer) - pos
-            end = pos + 1 + struct.unpack_from("!I", buffer, pos + 1)[0] if left >= 5 else 0
+            end = pos + 1 + _LENGTH(buffer, pos + 1)[0] if left >= 5 else 0
             if left < 5 or end > len(buffer):
                 if left >= 5 and end - pos > _MAX_MESSAGE:
                     raise ProbeError(f"a message of {end - pos} bytes is beyond what the probe reads")
@@ -416,24 +416,30 @@ def _columns(data: bytes) -> tuple[list[str], list[int]]:
     return names, types
 
 
+# Compiled once: struct's module functions look their format up in a cache at every call, and a
+# DataRow's decode is a call per column (the PgBouncer probe's rows are most of its Python time).
+_COUNT = struct.Struct("!H").unpack_from
+_SIZE = struct.Struct("!i").unpack_from
+_LENGTH = struct.Struct("!I").unpack_from
+
+
 def _values(data: bytes, wanted: Sequence[int] | None = None) -> list[str | None]:
     """A DataRow's text values: all, or those at the `wanted` positions (ascending)."""
-    count = struct.unpack_from("!H", data)[0]
     values: list[str | None] = []
+    append = values.append
     pos = 2
-    keep = range(count) if wanted is None else wanted
     column = 0
-    for index in keep:
+    for index in range(_COUNT(data)[0]) if wanted is None else wanted:
         while column < index:  # skip a column nobody reads
-            size = struct.unpack_from("!i", data, pos)[0]
-            pos += 4 + max(size, 0)
+            size = _SIZE(data, pos)[0]
+            pos += 4 + size if size > 0 else 4
             column += 1
-        size = struct.unpack_from("!i", data, pos)[0]
+        size = _SIZE(data, pos)[0]
         pos += 4
         if size < 0:
-            values.append(None)
+            append(None)
         else:
-            values.append(data[pos:pos + size].decode("utf-8", "replace"))
+            append(data[pos:pos + size].decode("utf-8", "replace"))
             pos += size
         column += 1
     return values
