@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from tests.collectors.helpers import Clock
 from tests.support.net import free_port
 
 THING = FamilySpec("thing", MetricType.GAUGE, "A test gauge.", ("source",))
+GUARD = 5.0  # seconds: what a wait that should end at once may take before the test fails
 
 
 class Fixed:
@@ -354,3 +356,83 @@ def test_an_inline_collector_runs_in_the_scrapes_task_and_is_reported_like_the_o
     assert _values(out, families.COLLECTOR_SUCCESS) == {
         ("self", ""): 1.0, ("fixed", ""): 1.0, ("bad", ""): 0.0, ("slow", ""): 1.0, ("probe", "t"): 1.0}
     assert any("procfs on fire" in str(r.__dict__) for r in caplog.records)
+
+
+class Waiting(BaseProbe):
+    """A probe whose target answers only once `answer` is set: a round trip the scrape waits on."""
+
+    def __init__(self) -> None:
+        self.answer = asyncio.Event()
+        self.running = False
+        self.started = threading.Event()  # for a thread to wait on
+
+    def describe(self) -> str:
+        return "waiting"
+
+    async def collect(self) -> list[Family]:
+        self.running = True
+        self.started.set()
+        await self.answer.wait()
+        self.running = False
+        return [THING.one(1.0, "probe")]
+
+
+def test_the_callers_own_families_are_made_while_the_probes_wait() -> None:
+    """`meanwhile` runs inside the probes' round trips, not after them (the daemon's pushed
+    series then cost a scrape nothing when a probe is slower). Here the probe's target answers
+    only when `meanwhile` runs: called after the wait, the probe would time out instead."""
+    probe = Waiting()
+    scraper = Scraper([Job(probe, "slow", "a", timeout=0.5, is_probe=True)])
+    seen: list[bool] = []
+
+    def meanwhile() -> list[Family]:
+        seen.append(probe.running)
+        probe.answer.set()
+        return [THING.one(2.0, "pushed")]
+
+    out = asyncio.run(scraper.collect(meanwhile))
+    assert seen == [True]
+    assert _values(out, families.UP) == {("slow", "a"): 1.0}
+    assert [s.labels for f in out if f.spec is THING for s in f.samples] == [("probe",), ("pushed",)]  # in that order
+
+
+class _BigStore:
+    """A store past the daemon's inline size whose copy (on its thread) lets the probe's target answer."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, probe: Waiting) -> None:
+        self.loop, self.probe = loop, probe
+        self.copied_while_waiting: list[bool] = []
+
+    def __len__(self) -> int:
+        from exporter.daemon import INLINE_COLLECT_SERIES
+
+        return INLINE_COLLECT_SERIES + 1
+
+    def collect(self) -> list[Family]:
+        # Started at once on its thread: it waits (bounded) for the probe's round trip to begin.
+        self.copied_while_waiting.append(self.probe.started.wait(GUARD) and not self.probe.answer.is_set())
+        self.loop.call_soon_threadsafe(self.probe.answer.set)
+        return [THING.one(3.0, "pushed")]
+
+
+def test_the_daemon_copies_a_big_store_while_the_probes_wait(tmp_path: Path) -> None:
+    """The thread that copies a big store starts before the scrape waits on its probes, and its
+    families keep their place after the scraper's (a copy after the wait: the probe times out)."""
+    from exporter import config, daemon
+
+    path = tmp_path / "config.yaml"
+    path.write_text("statsd: {listeners: []}\ncollectors: {host: {enabled: false}, process: {enabled: false}, "
+                    "container: {enabled: false}}\n")
+
+    async def main() -> tuple[list[Family], list[bool]]:
+        d = daemon.Daemon(str(path), config.load(path))
+        probe = Waiting()
+        d.scraper = Scraper([Job(probe, "slow", "a", timeout=GUARD, is_probe=True)])
+        d.store = store = _BigStore(asyncio.get_running_loop(), probe)  # type: ignore[assignment]
+        return await d.families(), store.copied_while_waiting
+
+    out, copied_while_waiting = asyncio.run(main())
+    assert _values(out, families.UP) == {("slow", "a"): 1.0}
+    assert copied_while_waiting == [True]
+    names = [f.spec.name for f in out]
+    assert names.index("thing") < names.index("up") < len(names) - 1 - names[::-1].index("thing")
