@@ -25,10 +25,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import calendar
+import errno
 import functools
 import ipaddress
 import json
+import os
 import re
+import select
 import socket
 import ssl
 import time
@@ -48,6 +51,7 @@ from exporter.redact import dsn_secrets
 _CHUNK = 65536
 _BODY_LIMIT = 1 << 20
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
+_IN_PROGRESS = frozenset((errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY))  # a non-blocking connect goes on
 PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 REASONS = ("status", "redirects", "body_matches", "body_not_matches", "body_json")
 
@@ -219,7 +223,7 @@ class HTTPCollector(BaseProbe):
             sock = socket.socket(family, socket.SOCK_STREAM)
             sock.setblocking(False)
             try:
-                await loop.sock_connect(sock, sockaddr)
+                await _connected(loop, sock, sockaddr)
                 return family, sock
             except OSError as err:
                 sock.close()
@@ -485,6 +489,43 @@ class _Wire:
             self._in.write(data)
         else:
             self._in.write_eof()  # the next read or handshake step raises SSLEOFError
+
+
+async def _connected(loop: asyncio.AbstractEventLoop, sock: socket.socket, sockaddr: Any) -> None:
+    """Connect a non-blocking socket to a resolved address, without a loop turn when it is done at once.
+
+    A connect to this host (or over a fast link) is complete when connect(2) returns, although it
+    says EINPROGRESS: one poll with no timeout sees it, and the probe goes on to its request or
+    handshake before the scrape's own work runs, which then overlaps the server's answer. The
+    loop's sock_connect waited for the next turn whatever the case (0.25-0.44 ms measured as the
+    connect phase in a daemon, against 0.14-0.25 for blackbox's); a slower connect still waits on
+    the loop, registered for writing until it is done.
+    """
+    err = sock.connect_ex(sockaddr)
+    fd = sock.fileno()
+    if err in _IN_PROGRESS and not _ready_now(fd):
+        done = loop.create_future()
+        loop.add_writer(fd, _settle, done)
+        try:
+            await done
+        finally:
+            loop.remove_writer(fd)
+    if err in _IN_PROGRESS:
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        raise OSError(err, f"connect to {sockaddr[0]} port {sockaddr[1]} failed: {os.strerror(err)}")
+
+
+def _ready_now(fd: int) -> bool:
+    """Whether a connecting socket is done (connected or failed), asked without waiting."""
+    poller = select.poll()  # poll, not select: a descriptor past FD_SETSIZE is fine
+    poller.register(fd, select.POLLOUT)
+    return bool(poller.poll(0))
+
+
+def _settle(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
 
 
 def _redirect_target(current: SplitResult, location: str) -> SplitResult:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.collectors.http import _Wire
+from exporter.collectors import http
+from exporter.collectors.http import Config, HTTPCollector, _Wire
 from tests.support.tls import make_pki
 
 
@@ -123,3 +124,41 @@ def test_the_request_leaves_with_the_handshakes_last_flight(tmp_path: Path, vers
         assert (got, len(sends)) == ("TLSv1.3", 2)  # ClientHello; Finished and the request
     else:
         assert (got, len(sends)) == ("TLSv1.2", 3)  # ClientHello; key exchange and Finished; the request
+
+
+async def _connect_steps(port: int) -> tuple[int, BaseException | None]:
+    """How often the probe's connect gave the loop a turn, and what it raised."""
+    collector = HTTPCollector(Config(name="api", url=f"http://127.0.0.1:{port}/"))
+    coro = collector._connect([(socket.AF_INET, ("127.0.0.1", port))])
+    steps = 0
+    try:
+        while True:
+            waited = coro.send(None)
+            steps += 1
+            waited._asyncio_future_blocking = False  # handed to this task, as a task takes what a step yields
+            await waited  # the future it waits on, resolved by the loop
+    except StopIteration as done:
+        done.value[1].close()
+        return steps, None
+    except OSError as err:
+        return steps, err
+
+
+def test_a_connect_done_at_once_takes_no_loop_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loopback connect is complete when connect(2) returns: the probe goes straight on to its
+    request (the loop's sock_connect waited a turn, during which the scrape's own work ran and
+    counted as connect time). A refusal is raised at once too; one not done at once still waits
+    on the loop and connects."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    closed = socket.create_server(("127.0.0.1", 0))
+    refused_port = closed.getsockname()[1]
+    closed.close()
+    try:
+        assert asyncio.run(_connect_steps(port)) == (0, None)
+        steps, err = asyncio.run(_connect_steps(refused_port))
+        assert steps == 0 and isinstance(err, ConnectionRefusedError), err
+        monkeypatch.setattr(http, "_ready_now", lambda fd: False)  # as a connect over a real network
+        assert asyncio.run(_connect_steps(port)) == (1, None)
+    finally:
+        listener.close()
