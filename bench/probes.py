@@ -11,7 +11,9 @@ configuration; the SQL probe beside postgres_exporter running the same user quer
 (--extend.query-path, its default collectors off).
 Scrapes alternate between the two so the machine's noise falls on both alike. Reports
 the scrape latency median and p99, CPU seconds per scrape (/proc/<pid>/stat), resident
-memory and series count, and the coverage table: for each signal of the peer's default
+memory and series count; for the HTTP rows, each prober's own time by phase (ours
+apm_http_probe_phase_seconds, blackbox's probe_http_duration_seconds: the same phase names),
+which says where a gap between the two is; and the coverage table: for each signal of the peer's default
 output that an SRE alerts on, the name we export it under, checked against both
 scrapes (a row whose families are missing on either side fails the run).
 `--write-docs` puts the tables into docs/probes.md between its bench markers.
