@@ -1,6 +1,6 @@
 """Soak: the daemon under steady StatsD load for a long time, scraped every second by Prometheus.
 
-    python bench/soak.py [--minutes 30] [--rate LINES_PER_S] [--warmup-minutes 5] [--udp-workers 1]
+    python bench/soak.py [--minutes 30] [--rate LINES_PER_S] [--warmup-minutes 5] [--udp-workers 1] [--read-buffer BYTES]
 
 Without --rate the run first measures this mix's maximum rate (the highest with
 under 0.1% loss, bench/ingest.py's search: daemon on CPU 0, sender on CPU 1, no
@@ -63,7 +63,7 @@ SEGMENT = 60.0  # seconds of traffic per sender run; each has fresh churn ids
 CONFIG = """
 statsd:
   listeners: ["udp://127.0.0.1:{port}"]
-  read_buffer: 8388608
+  read_buffer: {read_buffer}
   udp_workers: {workers}
   mappings:
     - match: "soak.session.*"
@@ -120,7 +120,7 @@ def packets(segment: int, count: int, seed: int) -> list[bytes]:
 
 
 class SoakExporter(Exporter):
-    template = CONFIG
+    template = CONFIG.replace("{read_buffer}", str(8 << 20))  # main() sets --read-buffer's
 
 
 def maximum_rate(tmp: Path, workers: int) -> float:
@@ -185,9 +185,12 @@ def main() -> None:
     parser.add_argument("--warmup-minutes", type=float, default=5.0)
     parser.add_argument("--udp-workers", type=int, default=1,
                         help="statsd.udp_workers: ingest in this many processes beside the daemon (1: in it)")
+    parser.add_argument("--read-buffer", type=int, default=8 << 20,
+                        help="statsd.read_buffer in bytes, for the maximum's search and the soak (default 8 MiB)")
     parser.add_argument("--no-pin", action="store_true",
                         help="no CPU placement (default: daemon on CPU 0, sender and Prometheus on CPU 1)")
     args = parser.parse_args()
+    SoakExporter.template = CONFIG.replace("{read_buffer}", str(args.read_buffer))
     pin = not args.no_pin and args.udp_workers == 1 and (os.cpu_count() or 1) >= 2
     daemon_cpus, others = (["taskset", "-c", "0"], ["taskset", "-c", "1"]) if pin else ([], [])
     prometheus = shutil.which("prometheus")
@@ -203,7 +206,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         maximum = maximum_rate(tmp, args.udp_workers) if not args.rate else 0.0
         rate = args.rate or maximum / 2
-        (tmp / "config.yaml").write_text(CONFIG.format(port=port, workers=args.udp_workers))
+        (tmp / "config.yaml").write_text(SoakExporter.template.format(port=port, workers=args.udp_workers))
         (tmp / "prometheus.yml").write_text(
             "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
             f"scrape_configs: [{{job_name: apm, static_configs: [{{targets: ['127.0.0.1:{web}']}}]}}]\n")
@@ -277,6 +280,7 @@ def main() -> None:
         after = maximum_rate(tmp, args.udp_workers) if maximum else 0.0
     warm = [(t, rss) for t, rss, _ in samples if t >= args.warmup_minutes * 60]
     print(f"# python bench/soak.py --minutes {args.minutes:g}" + (f" --rate {args.rate:g}" if args.rate else "")
+          + (f" --read-buffer {args.read_buffer}" if args.read_buffer != 8 << 20 else "")
           + (f" --udp-workers {args.udp_workers}" if args.udp_workers > 1 else ""))
     if maximum:
         print(f"this mix's maximum {maximum:,.0f} lines/s; soaked at half: {rate:,.0f} lines/s; "
