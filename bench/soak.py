@@ -58,6 +58,7 @@ from scrape import cpu_seconds, rss_mib  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LINES_PER_PACKET = 30
+READ_BUFFER = 8 << 20  # statsd.read_buffer unless --read-buffer says otherwise
 SEGMENT = 60.0  # seconds of traffic per sender run; each has fresh churn ids
 
 CONFIG = """
@@ -120,7 +121,7 @@ def packets(segment: int, count: int, seed: int) -> list[bytes]:
 
 
 class SoakExporter(Exporter):
-    template = CONFIG.replace("{read_buffer}", str(8 << 20))  # main() sets --read-buffer's
+    template = CONFIG.replace("{read_buffer}", str(READ_BUFFER))  # main() sets --read-buffer's
 
 
 def maximum_rate(tmp: Path, workers: int) -> float:
@@ -185,7 +186,7 @@ def main() -> None:
     parser.add_argument("--warmup-minutes", type=float, default=5.0)
     parser.add_argument("--udp-workers", type=int, default=1,
                         help="statsd.udp_workers: ingest in this many processes beside the daemon (1: in it)")
-    parser.add_argument("--read-buffer", type=int, default=8 << 20,
+    parser.add_argument("--read-buffer", type=int, default=READ_BUFFER,
                         help="statsd.read_buffer in bytes, for the maximum's search and the soak (default 8 MiB)")
     parser.add_argument("--no-pin", action="store_true",
                         help="no CPU placement (default: daemon on CPU 0, sender and Prometheus on CPU 1)")
@@ -280,7 +281,7 @@ def main() -> None:
         after = maximum_rate(tmp, args.udp_workers) if maximum else 0.0
     warm = [(t, rss) for t, rss, _ in samples if t >= args.warmup_minutes * 60]
     print(f"# python bench/soak.py --minutes {args.minutes:g}" + (f" --rate {args.rate:g}" if args.rate else "")
-          + (f" --read-buffer {args.read_buffer}" if args.read_buffer != 8 << 20 else "")
+          + (f" --read-buffer {args.read_buffer}" if args.read_buffer != READ_BUFFER else "")
           + (f" --udp-workers {args.udp_workers}" if args.udp_workers > 1 else ""))
     if maximum:
         print(f"this mix's maximum {maximum:,.0f} lines/s; soaked at half: {rate:,.0f} lines/s; "

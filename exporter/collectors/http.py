@@ -502,15 +502,15 @@ async def _connected(loop: asyncio.AbstractEventLoop, sock: socket.socket, socka
     the loop, registered for writing until it is done.
     """
     err = sock.connect_ex(sockaddr)
-    fd = sock.fileno()
-    if err in _IN_PROGRESS and not _ready_now(fd):
-        done = loop.create_future()
-        loop.add_writer(fd, _settle, done)
-        try:
-            await done
-        finally:
-            loop.remove_writer(fd)
     if err in _IN_PROGRESS:
+        fd = sock.fileno()
+        if not _ready_now(fd):
+            done = loop.create_future()
+            loop.add_writer(fd, _settle, done)
+            try:
+                await done
+            finally:
+                loop.remove_writer(fd)
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if err:
         raise OSError(err, f"connect to {sockaddr[0]} port {sockaddr[1]} failed: {os.strerror(err)}")
