@@ -180,6 +180,7 @@ class Receiver:
 class Exporter(Receiver):
     own_count = True
     template = MAPPING  # the config, formatted with port and workers (bench/soak.py brings its own)
+    tree = ROOT  # the source checkout the daemon runs from (bench/reader_cpu.py compares several)
 
     def __init__(self, port: int, tmp: Path, workers: int = 1, cpus: str = "0") -> None:
         super().__init__(port, tmp)
@@ -195,7 +196,7 @@ class Exporter(Receiver):
             self.proc = subprocess.Popen(
                 ["taskset", "-c", self.cpus, sys.executable, "-m", "exporter", "--config.file", str(config),
                  "--web.listen-address", f"127.0.0.1:{self.web}", "--log.level", "warn"],
-                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.tree, env={**os.environ, "PYTHONPATH": str(self.tree)})
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -6,6 +6,14 @@ queued it is made holding the GIL (ctypes.PyDLL): a call that released it for th
 ~30 us a batch takes to copy handed the GIL to a busy render thread at every batch.
 Only when the queue is empty does the reader block, with the GIL released (ctypes.CDLL).
 
+After a batch that emptied the queue (fewer than `SLOTS`), the reader naps for `NAP`
+seconds before the next call, so that datagrams gather and the next call takes many.
+Without the nap, a reader that keeps up wakes once per datagram: at half its maximum rate
+that is ~24,000 wake-ups and GIL hand-offs a second, and each cost more than the datagram
+(bench/reader_cpu.py). A nap delays nothing that arrives into an idle socket (the blocking
+call returns at once), and at the highest rates the batches are full and nobody naps; the
+socket holds a nap's worth of datagrams (0.5 ms of 57,000 datagrams/s: ~66 KB of the buffer).
+
 What it buys depends on the competition for the GIL (bench/receive.py, BENCHMARKS.md).
 It reads for less CPU a datagram, and beside a render a second (a scrape's) it keeps a
 shorter queue. Beside back-to-back renders at the daemon's 0.5 ms switch interval it
@@ -24,8 +32,10 @@ import errno
 import mmap
 import socket
 import sys
+import time
 
 SLOTS = 32
+NAP = 0.0005  # seconds to let the queue refill after a batch that emptied it
 MSG_DONTWAIT = 0x40
 MSG_WAITFORONE = 0x10000  # block for the first datagram, then take only what is queued
 
@@ -75,6 +85,7 @@ class BatchReceiver:
         base = ctypes.addressof(self._anchor)
         self._iovecs = (_Iovec * slots)(*[_Iovec(base + i * size, size) for i in range(slots)])
         self._msgs = (_Mmsghdr * slots)()
+        self._nap = False  # the last batch emptied the queue
         for i, msg in enumerate(self._msgs):
             msg.hdr.iov = ctypes.pointer(self._iovecs[i])
             msg.hdr.iovlen = 1
@@ -84,12 +95,15 @@ class BatchReceiver:
 
         After a shutdown, the batch is one empty datagram (as `recv` returns b"")."""
         fd = self._sock.fileno()
+        if self._nap:
+            time.sleep(NAP)  # the GIL released, datagrams gather
         got = self._take(fd, self._msgs, self._slots, MSG_DONTWAIT, None)
         while got < 0:
             code = ctypes.get_errno()
             if code not in (errno.EAGAIN, errno.EINTR):
                 raise OSError(code, errno.errorcode.get(code, str(code)))
             got = self._wait(fd, self._msgs, self._slots, MSG_WAITFORONE, None)
+        self._nap = got < self._slots
         view, size, msgs = self._map, self._size, self._msgs
         return [view[i * size:i * size + msgs[i].len] for i in range(got)]
 
