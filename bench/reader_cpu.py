@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import ROOT, Exporter, free_port, traffic, trial  # noqa: E402  (the sibling benchmark's helpers)
+from ingest import ROOT, Exporter, free_port, traffic, trial
 
 LINES_PER_PACKET = 30
 
