@@ -8,9 +8,9 @@ Only when the queue is empty does the reader block, with the GIL released (ctype
 
 After a batch that emptied the queue (fewer than `SLOTS`), the reader naps for `NAP`
 seconds before the next call, so that datagrams gather and the next call takes many.
-Without the nap, a reader that keeps up wakes once per datagram: at half its maximum rate
-that is ~24,000 wake-ups and GIL hand-offs a second, and each cost more than the datagram
-(bench/reader_cpu.py). A nap delays nothing that arrives into an idle socket (the blocking
+Without the nap, a reader that keeps up wakes about once per datagram (at 720k lines/s in
+30-line packets, ~24,000 wake-ups and GIL hand-offs a second); with it, a line cost 4-17%
+less CPU at 200k-700k lines/s (bench/reader_cpu.py, BENCHMARKS.md). A nap delays nothing that arrives into an idle socket (the blocking
 call returns at once), and at the highest rates the batches are full and nobody naps; the
 socket holds a nap's worth of datagrams (0.5 ms of 57,000 datagrams/s: ~66 KB of the buffer).
 
