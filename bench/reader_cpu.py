@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import pickle
-import socket
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import ROOT, Exporter, free_port, traffic, trial
+from ingest import ROOT, Exporter, Trial, free_port, traffic, trial
 
 LINES_PER_PACKET = 30
 
@@ -38,44 +37,41 @@ def main() -> None:
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     trees = [t.resolve() for t in args.tree or [ROOT]]
-    cpu: dict[tuple[Path, float], list[float]] = {(t, r): [] for t in trees for r in rates}
-    loss: dict[tuple[Path, float], list[float]] = {(t, r): [] for t in trees for r in rates}
+    trials: dict[tuple[Path, float], list[Trial]] = {(t, r): [] for t in trees for r in rates}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         packets = tmp / "packets.pickle"
         packets.write_bytes(pickle.dumps(traffic(LINES_PER_PACKET, 20_000)))
-        daemons = []
-        for tree in trees:
-            daemon = Exporter(free_port(), tmp)
-            daemon.tree = tree
-            daemon.start()
-            trial(daemon, packets, LINES_PER_PACKET, rates[0] / 4, 0.5)  # warm the routing caches
-            daemons.append(daemon)
+        daemons: list[Exporter] = []
         try:
+            for tree in trees:
+                daemon = Exporter(free_port(), tmp)
+                daemon.tree = tree
+                daemons.append(daemon)
+                daemon.start()
+                trial(daemon, packets, LINES_PER_PACKET, rates[0] / 4, 0.5)  # warm the routing caches
             for n in range(args.rounds):
                 for rate in rates:
                     for daemon in daemons:
                         t = trial(daemon, packets, LINES_PER_PACKET, rate, args.seconds)
-                        cpu[daemon.tree, rate].append(t.cpu_per_line * 1e9)
-                        loss[daemon.tree, rate].append(t.loss)
+                        trials[daemon.tree, rate].append(t)
                         print(f"round {n + 1} {daemon.tree.name:>20} {rate:>10,.0f} lines/s: "
                               f"{t.cpu_per_line * 1e9:6,.0f} ns/line, loss {t.loss:.4%}", flush=True)
         finally:
             for daemon in daemons:
                 daemon.stop()
+
+    def ns(tree: Path, rate: float) -> float:
+        return statistics.median(t.cpu_per_line for t in trials[tree, rate]) * 1e9
+
     print(f"\n# python bench/reader_cpu.py --rates {args.rates} --rounds {args.rounds} --seconds {args.seconds}")
     print("| tree | " + " | ".join(f"{r:,.0f} lines/s: ns/line, loss" for r in rates) + " |")
     print("|---|" + "---:|" * len(rates))
     for tree in trees:
-        cells = [f"{statistics.median(cpu[tree, r]):,.0f}, {statistics.median(loss[tree, r]):.3%}" for r in rates]
+        cells = [f"{ns(tree, r):,.0f}, {statistics.median(t.loss for t in trials[tree, r]):.3%}" for r in rates]
         print(f"| {tree.name} | " + " | ".join(cells) + " |")
-    if len(trees) > 1:
-        base = trees[0]
-        for tree in trees[1:]:
-            ratios = [statistics.median(cpu[tree, r]) / statistics.median(cpu[base, r]) for r in rates]
-            print(f"{tree.name} / {base.name}: " + ", ".join(f"{x:.2f}x" for x in ratios))
-
+    for tree in trees[1:]:
+        print(f"{tree.name} / {trees[0].name}: " + ", ".join(f"{ns(tree, r) / ns(trees[0], r):.2f}x" for r in rates))
 
 if __name__ == "__main__":
-    socket.setdefaulttimeout(30)
     main()
