@@ -1,6 +1,6 @@
 """The StatsD reader's CPU per line at fixed rates below its maximum, one daemon per source tree.
 
-    python bench/reader_cpu.py [--rates 200000,400000,700000] [--rounds 3] [--seconds 4] [--tree DIR ...]
+    python bench/reader_cpu.py [--rates 200000,400000,700000] [--rounds 3] [--seconds 4] [--read-buffer BYTES] [--tree DIR ...]
 
 bench/ingest.py finds the highest rate a daemon takes; this measures what a rate costs
 below it, where a reader that keeps up goes idle between datagrams and every datagram
@@ -9,7 +9,8 @@ line costs there decides how much of the core is left for scrapes and for the hy
 steal. Each `--tree` is a source checkout (`git archive <commit> | tar -x -C DIR`; default:
 this one), run as `python -m exporter` with that tree first on the path, on CPU 0 with the
 sender on CPU 1, the same traffic as bench/ingest.py (30-line packets). Trees alternate
-within each round, so the machine's drift falls on all alike. Reports, per tree and rate,
+within each round, so the machine's drift falls on all alike. `--read-buffer` sets
+`statsd.read_buffer` (default: the kernel's), which bounds the reader's nap. Reports, per tree and rate,
 the median over rounds of the daemon's CPU ns per line received and the loss.
 """
 
@@ -23,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import ROOT, Exporter, Trial, free_port, traffic, trial
+from ingest import MAPPING, ROOT, Exporter, Trial, free_port, traffic, trial
 
 LINES_PER_PACKET = 30
 
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--rates", default="200000,400000,700000", help="lines per second, comma separated")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4.0, help="length of one trial")
+    parser.add_argument("--read-buffer", type=int, help="statsd.read_buffer in bytes (default: the kernel's)")
     parser.add_argument("--tree", action="append", type=Path, help="a source checkout (repeat to compare)")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
@@ -47,6 +49,8 @@ def main() -> None:
             for tree in trees:
                 daemon = Exporter(free_port(), tmp)
                 daemon.tree = tree
+                if args.read_buffer:
+                    daemon.template = MAPPING.replace("statsd:\n", f"statsd:\n  read_buffer: {args.read_buffer}\n", 1)
                 daemons.append(daemon)
                 daemon.start()
                 trial(daemon, packets, LINES_PER_PACKET, rates[0] / 4, 0.5)  # warm the routing caches
@@ -64,7 +68,8 @@ def main() -> None:
     def ns(tree: Path, rate: float) -> float:
         return statistics.median(t.cpu_per_line for t in trials[tree, rate]) * 1e9
 
-    print(f"\n# python bench/reader_cpu.py --rates {args.rates} --rounds {args.rounds} --seconds {args.seconds}")
+    print(f"\n# python bench/reader_cpu.py --rates {args.rates} --rounds {args.rounds} --seconds {args.seconds}"
+          + (f" --read-buffer {args.read_buffer}" if args.read_buffer else ""))
     print("| tree | " + " | ".join(f"{r:,.0f} lines/s: ns/line, loss" for r in rates) + " |")
     print("|---|" + "---:|" * len(rates))
     for tree in trees:

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
 from exporter.statsd.listener import MAX_DATAGRAM, DatagramListener
-from exporter.statsd.recvmmsg import SLOTS, batch_receiver
+from exporter.statsd.recvmmsg import (
+    BUFFER_SHARE,
+    CHARGE,
+    NAP_MAX,
+    NAP_MIN,
+    PEAK,
+    SLOTS,
+    batch_receiver,
+    nap_for,
+)
 from exporter.statsd.stats import StatsdStats
 from exporter.store import Store
 
@@ -66,3 +76,31 @@ def test_listener_counts_every_datagram_and_stops_when_closed_while_blocked() ->
     assert thread is not None and thread.is_alive()  # now blocked in recvmmsg: nothing is queued
     listener.close()
     assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("read_buffer", [None, 4096, 65536, 1 << 20, 16 << 20])
+def test_a_nap_fills_at_most_a_third_of_the_buffer_and_big_buffers_nap_longest(read_buffer: int | None) -> None:
+    # The nap is bounded by what the socket can hold: a fixed long nap would overflow the
+    # kernel's default buffer at the rates one reader takes, a fixed short one wakes a reader
+    # with a big buffer for every few datagrams.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        if read_buffer:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, read_buffer)
+        limit = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)  # what the kernel charges against
+        nap = nap_for(sock)
+    assert nap == 0.0 or NAP_MIN <= nap <= NAP_MAX  # none where it would be too short to pay
+    assert nap * PEAK * CHARGE <= limit / 3 + 1e-6
+    if limit * BUFFER_SHARE / CHARGE / PEAK >= NAP_MAX:
+        assert nap == NAP_MAX
+
+
+def test_a_unix_datagram_socket_naps_only_within_its_queue_length(tmp_path: Path) -> None:
+    # A unixgram socket queues at most net.unix.max_dgram_qlen datagrams whatever its buffer;
+    # a nap sized by the buffer alone would fill that queue and make non-blocking clients drop.
+    qlen = int(Path("/proc/sys/net/unix/max_dgram_qlen").read_text())
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.bind(str(tmp_path / "statsd.sock"))
+        nap = nap_for(sock)
+    assert nap * PEAK <= qlen * BUFFER_SHARE + 1e-6
+    assert nap == 0.0 or nap >= NAP_MIN

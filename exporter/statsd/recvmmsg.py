@@ -6,13 +6,17 @@ queued it is made holding the GIL (ctypes.PyDLL): a call that released it for th
 ~30 us a batch takes to copy handed the GIL to a busy render thread at every batch.
 Only when the queue is empty does the reader block, with the GIL released (ctypes.CDLL).
 
-After a batch that emptied the queue (fewer than `SLOTS`), the reader naps for `NAP`
-seconds before the next call, so that datagrams gather and the next call takes many.
-Without the nap, a reader that keeps up wakes about once per datagram (at 720k lines/s in
-30-line packets, ~24,000 wake-ups and GIL hand-offs a second); with it, a line cost 4-17%
-less CPU at 200k-700k lines/s (bench/reader_cpu.py, BENCHMARKS.md). A nap delays nothing that arrives into an idle socket (the blocking
-call returns at once), and at the highest rates the batches are full and nobody naps; the
-socket holds a nap's worth of datagrams (0.5 ms of 57,000 datagrams/s: ~66 KB of the buffer).
+After a batch that emptied the queue (fewer than the slots), the reader naps before the
+next call, so that datagrams gather and the next call takes many. Without the nap, a reader
+that keeps up wakes about once per datagram (at 720k lines/s in 30-line packets, ~24,000
+wake-ups and GIL hand-offs a second), and on a virtual machine a wake-up costs more than the
+system call: a vCPU that idled between datagrams ran the next ones ~30% dearer a line
+(measured with and without a SCHED_IDLE spinner on the reader's CPU, BENCHMARKS.md). So the
+nap is as long as the socket's buffer allows: the time in which a third of the buffer fills
+at `PEAK` datagrams a second (about the most one reader takes), at most `NAP_MAX`. The
+kernel's default 208 KiB buffer gives ~0.5 ms; the 8 MiB and more a busy daemon is given
+(docs/statsd.md) give `NAP_MAX`. A nap delays nothing that arrives into an idle socket (the
+blocking call returns at once), and at the highest rates the batches are full and nobody naps.
 
 What it buys depends on the competition for the GIL (bench/receive.py, BENCHMARKS.md).
 It reads for less CPU a datagram, and beside a render a second (a scrape's) it keeps a
@@ -22,7 +26,7 @@ The 30-minute soak, scraped every second, ran with it.
 Python has no recvmmsg of its own (3.11, 3.12).
 
 The slots live in one anonymous mapping: a page is resident only once a datagram
-reached it, so 32 slots of 64 KiB cost ~128 KiB for StatsD-sized datagrams.
+reached it, so 64 slots of 64 KiB cost ~256 KiB for StatsD-sized datagrams.
 """
 
 from __future__ import annotations
@@ -33,9 +37,14 @@ import mmap
 import socket
 import sys
 import time
+from pathlib import Path
 
-SLOTS = 32
-NAP = 0.0005  # seconds to let the queue refill after a batch that emptied it
+SLOTS = 64  # a full NAP_MAX's worth at ~12,000 datagrams/s; more in one call only at higher rates
+NAP_MAX = 0.005  # seconds: a scrape's worth of delay is never the point, fewer wake-ups are
+PEAK = 60_000  # datagrams/s: about the most one reader takes (bench/ingest.py), to bound the nap
+CHARGE = 2304  # bytes the kernel charges the buffer for a StatsD datagram of 1,000-1,400 bytes
+BUFFER_SHARE = 1 / 3  # of the receive buffer, the most a nap lets fill at PEAK
+NAP_MIN = 0.0001  # a shorter nap saves less than its own wake-up costs: none instead
 MSG_DONTWAIT = 0x40
 MSG_WAITFORONE = 0x10000  # block for the first datagram, then take only what is queued
 
@@ -85,6 +94,7 @@ class BatchReceiver:
         base = ctypes.addressof(self._anchor)
         self._iovecs = (_Iovec * slots)(*[_Iovec(base + i * size, size) for i in range(slots)])
         self._msgs = (_Mmsghdr * slots)()
+        self.nap = nap_for(sock)
         self._nap = False  # the last batch emptied the queue
         for i, msg in enumerate(self._msgs):
             msg.hdr.iov = ctypes.pointer(self._iovecs[i])
@@ -95,8 +105,8 @@ class BatchReceiver:
 
         After a shutdown, the batch is one empty datagram (as `recv` returns b"")."""
         fd = self._sock.fileno()
-        if self._nap:
-            time.sleep(NAP)  # the GIL released, datagrams gather
+        if self._nap and self.nap:
+            time.sleep(self.nap)  # the GIL released, datagrams gather
         got = self._take(fd, self._msgs, self._slots, MSG_DONTWAIT, None)
         while got < 0:
             code = ctypes.get_errno()
@@ -111,6 +121,27 @@ class BatchReceiver:
         """Unmap the slots (after the reader has stopped)."""
         del self._msgs, self._iovecs, self._anchor
         self._map.close()
+
+
+def nap_for(sock: socket.socket) -> float:
+    """Seconds to nap after a batch that emptied `sock`'s queue: what its buffer allows (above).
+
+    A unix datagram socket also queues at most net.unix.max_dgram_qlen datagrams (10 by
+    default), whatever its buffer; a sender then blocks or, non-blocking (DogStatsD's
+    clients), drops, so such a socket naps only if that queue is long."""
+    # Linux reports the doubled value, which is the limit the kernel charges datagrams against.
+    capacity = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) / CHARGE  # datagrams
+    if sock.family == socket.AF_UNIX:
+        capacity = min(capacity, _unix_queue_length())
+    nap = min(NAP_MAX, BUFFER_SHARE * capacity / PEAK)
+    return nap if nap >= NAP_MIN else 0.0
+
+
+def _unix_queue_length() -> int:
+    try:
+        return int(Path("/proc/sys/net/unix/max_dgram_qlen").read_text())
+    except (OSError, ValueError):
+        return 10  # the kernel's default
 
 
 def batch_receiver(sock: socket.socket, size: int) -> BatchReceiver | None:
