@@ -14,8 +14,8 @@ system call: a vCPU that idled between datagrams ran the next ones ~30% dearer a
 (measured with and without a SCHED_IDLE spinner on the reader's CPU, BENCHMARKS.md). So the
 nap is as long as the socket's buffer allows: the time in which a third of the buffer fills
 at `PEAK` datagrams a second (about the most one reader takes), at most `NAP_MAX`. The
-kernel's default 208 KiB buffer gives ~0.5 ms; the 8 MiB and more a busy daemon is given
-(docs/statsd.md) give `NAP_MAX`. A nap delays nothing that arrives into an idle socket (the
+kernel's default 208 KiB buffer gives ~0.5 ms; a `read_buffer` of 1 MiB or more (a busy
+daemon's, docs/statsd.md) gives `NAP_MAX`. A nap delays nothing that arrives into an idle socket (the
 blocking call returns at once), and at the highest rates the batches are full and nobody naps.
 
 What it buys depends on the competition for the GIL (bench/receive.py, BENCHMARKS.md).
@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 SLOTS = 64  # a full NAP_MAX's worth at ~12,000 datagrams/s; more in one call only at higher rates
-NAP_MAX = 0.005  # seconds: a scrape's worth of delay is never the point, fewer wake-ups are
+NAP_MAX = 0.005  # seconds: the longest a datagram then waits, nothing beside a scrape interval
 PEAK = 60_000  # datagrams/s: about the most one reader takes (bench/ingest.py), to bound the nap
 CHARGE = 2304  # bytes the kernel charges the buffer for a StatsD datagram of 1,000-1,400 bytes
 BUFFER_SHARE = 1 / 3  # of the receive buffer, the most a nap lets fill at PEAK
