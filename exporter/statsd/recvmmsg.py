@@ -95,7 +95,7 @@ class BatchReceiver:
         self._iovecs = (_Iovec * slots)(*[_Iovec(base + i * size, size) for i in range(slots)])
         self._msgs = (_Mmsghdr * slots)()
         self.nap = nap_for(sock)
-        self._nap = False  # the last batch emptied the queue
+        self._emptied = False  # the last batch emptied the queue: nap before the next
         for i, msg in enumerate(self._msgs):
             msg.hdr.iov = ctypes.pointer(self._iovecs[i])
             msg.hdr.iovlen = 1
@@ -105,7 +105,7 @@ class BatchReceiver:
 
         After a shutdown, the batch is one empty datagram (as `recv` returns b"")."""
         fd = self._sock.fileno()
-        if self._nap and self.nap:
+        if self._emptied and self.nap:
             time.sleep(self.nap)  # the GIL released, datagrams gather
         got = self._take(fd, self._msgs, self._slots, MSG_DONTWAIT, None)
         while got < 0:
@@ -113,7 +113,7 @@ class BatchReceiver:
             if code not in (errno.EAGAIN, errno.EINTR):
                 raise OSError(code, errno.errorcode.get(code, str(code)))
             got = self._wait(fd, self._msgs, self._slots, MSG_WAITFORONE, None)
-        self._nap = got < self._slots
+        self._emptied = got < self._slots
         view, size, msgs = self._map, self._size, self._msgs
         return [view[i * size:i * size + msgs[i].len] for i in range(got)]
 
