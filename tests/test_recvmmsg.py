@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.statsd.listener import MAX_DATAGRAM, DatagramListener
+from exporter.statsd.listener import MAX_DATAGRAM, DatagramListener, _set_read_buffer
 from exporter.statsd.recvmmsg import (
     BUFFER_SHARE,
     CHARGE,
@@ -84,8 +84,7 @@ def test_a_nap_fills_at_most_a_third_of_the_buffer_and_big_buffers_nap_longest(r
     # kernel's default buffer at the rates one reader takes, a fixed short one wakes a reader
     # with a big buffer for every few datagrams.
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        if read_buffer:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, read_buffer)
+        _set_read_buffer(sock, read_buffer, "test")  # as the daemon does: past rmem_max where it may
         limit = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)  # what the kernel charges against
         nap = nap_for(sock)
     assert nap == 0.0 or NAP_MIN <= nap <= NAP_MAX  # none where it would be too short to pay
